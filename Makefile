@@ -1,0 +1,53 @@
+# Two commands do everything on a fresh Debian bookworm / Raspberry Pi OS machine:
+#   make demo   broker + station receiver + the box on simulated hardware
+#   make test   lint, types, architecture contracts and the whole test suite
+# Both install what they need first (system packages, a virtual environment),
+# idempotently: a second run only checks.
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+SYS_PACKAGES := python3 python3-venv mosquitto mosquitto-clients ffmpeg systemd
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench setup sysdeps clean
+
+demo: setup
+	$(VENV)/bin/edge demo --config config/demo.toml
+
+test: setup lint
+	$(VENV)/bin/pytest
+
+test-fast: setup lint
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check edge tests
+	$(VENV)/bin/ruff format --check edge tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(VENV)/bin/python tests/bench/run.py
+
+setup: sysdeps $(STAMP)
+
+sysdeps:
+	@missing=$$(for p in $(SYS_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -1,0 +1,240 @@
+"""Command line: ``edge run | check-config | config-schema | station | simulate | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from edge import __version__, logs
+from edge.config import EdgeConfig, load
+from edge.errors import ConfigError, EdgeError
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        for line in exc.messages:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    except EdgeError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the box")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--state-dir", type=Path, help="default: device.state_dir or $STATE_DIRECTORY")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=_run)
+
+    check = sub.add_parser("check-config", help="validate a config file; exit 2 on errors")
+    check.add_argument("path", type=Path)
+    check.set_defaults(func=_check_config)
+
+    schema = sub.add_parser("config-schema", help="print the config's JSON Schema")
+    schema.set_defaults(func=_config_schema)
+
+    _station_parser(sub)
+    _simulate_parser(sub)
+
+    demo = sub.add_parser("demo", help="broker + station + box on simulated hardware")
+    demo.add_argument("--config", type=Path, default=Path("config/demo.toml"))
+    demo.add_argument("--work-dir", type=Path, default=Path(".demo"))
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def _station_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    station = sub.add_parser("station", help="reference central-station receiver")
+    ssub = station.add_subparsers(required=True, metavar="ACTION")
+    run = ssub.add_parser("run", help="receive, store and acknowledge events")
+    run.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    run.add_argument("--db", type=Path, required=True)
+    run.add_argument("--prefix", default="edge")
+    run.add_argument("--client-id", default="station-receiver")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=_station_run)
+    events = ssub.add_parser("events", help="list stored events, newest first")
+    events.add_argument("--db", type=Path, required=True)
+    events.add_argument("--device")
+    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.set_defaults(func=_station_events)
+
+
+def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = sub.add_parser("simulate", help="drive the simulated inputs of a running box")
+    sim.add_argument("--config", type=Path, default=Path("config/demo.toml"))
+    ssub = sim.add_subparsers(required=True, metavar="ACTION")
+    trip = ssub.add_parser("trip", help="activate a zone's input, then release it")
+    trip.add_argument("zone")
+    trip.add_argument("--hold-s", type=float, default=2.0)
+    trip.set_defaults(func=_simulate_trip)
+    for name, active in (("arm", True), ("disarm", False)):
+        cmd = ssub.add_parser(name, help=f"{name} a partition through its armed_state input")
+        cmd.add_argument("--partition", type=int, default=1)
+        cmd.set_defaults(func=_simulate_arm, active=active)
+    level = ssub.add_parser("set", help="hold one input active or quiet")
+    level.add_argument("input")
+    level.add_argument("state", choices=("active", "quiet"))
+    level.set_defaults(func=_simulate_set)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge import app
+
+    logs.setup(args.log_level)
+    cfg = load(args.config)
+    state_dir = app.state_dir_of(cfg, args.state_dir)
+    asyncio.run(app.run(cfg, state_dir))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    cfg = load(args.path)
+    cameras = ", ".join(c.id for c in cfg.cameras) or "none"
+    print(
+        f"{args.path}: OK — device {cfg.device.id}, account {cfg.station.account}, "
+        f"{len(cfg.zones)} zones, {len(cfg.inputs)} inputs, cameras: {cameras}, "
+        f"broker {cfg.uplink.broker}"
+    )
+    return 0
+
+
+def _config_schema(_args: argparse.Namespace) -> int:
+    print(json.dumps(EdgeConfig.model_json_schema(), indent=2))
+    return 0
+
+
+def _station_run(args: argparse.Namespace) -> int:
+    from edge.station.receiver import Receiver, StationSettings
+
+    logs.setup(args.log_level, identifier="edge-station")
+    url = urlsplit(args.broker)
+    if url.scheme != "mqtt" or not url.hostname:
+        raise ConfigError("--broker", [f"--broker {args.broker!r}: must be mqtt://host:port"])
+    settings = StationSettings(
+        host=url.hostname,
+        port=url.port or 1883,
+        db=args.db,
+        prefix=args.prefix,
+        client_id=args.client_id,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Receiver(settings).run())
+    return 0
+
+
+def _station_events(args: argparse.Namespace) -> int:
+    from edge.station.store import StationStore
+
+    store = StationStore(args.db)
+    store.open()
+    try:
+        rows = store.events(args.device, args.limit)
+    finally:
+        store.close()
+    for row in rows:
+        if args.json:
+            print(json.dumps(vars(row)))
+        else:
+            print(
+                f"{row.received_at}  {row.device}  #{row.seq:<5} {row.kind:<15} "
+                f"CID {row.cid} SIA {row.sia}  zone {row.zone or '-'}"
+                f"{'  (historical)' if row.historical else ''}  id {row.id}"
+            )
+    return 0
+
+
+def _box_url(cfg: EdgeConfig, path: str) -> str:
+    host = "127.0.0.1" if cfg.web.host in ("0.0.0.0", "::") else cfg.web.host  # noqa: S104
+    return f"http://{host}:{cfg.web.port}{path}"
+
+
+def _post_input(cfg: EdgeConfig, name: str, active: bool) -> None:
+    request = urllib.request.Request(  # noqa: S310 (always http:// to the box)
+        _box_url(cfg, f"/api/sim/inputs/{name}"),
+        data=json.dumps({"active": active}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise EdgeError(f"the box refused: {exc.code} {detail}") from exc
+    except urllib.error.URLError as exc:
+        raise EdgeError(f"no box answering at {_box_url(cfg, '/')}: {exc.reason}") from exc
+
+
+def _inputs_of_zone(cfg: EdgeConfig, zone: str) -> list[str]:
+    names = [i.name for i in cfg.inputs if i.zone == zone]
+    if not names:
+        known = ", ".join(z.id for z in cfg.zones)
+        raise EdgeError(f"no input wired to zone {zone!r}; zones: {known}")
+    return names
+
+
+def _simulate_trip(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    names = _inputs_of_zone(cfg, args.zone)
+    for name in names:
+        _post_input(cfg, name, True)
+    print(f"zone {args.zone}: active for {args.hold_s} s")
+    time.sleep(args.hold_s)
+    for name in names:
+        _post_input(cfg, name, False)
+    print(f"zone {args.zone}: quiet again")
+    return 0
+
+
+def _simulate_arm(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    zone = next(
+        (z.id for z in cfg.zones if z.type == "armed_state" and z.partition == args.partition),
+        None,
+    )
+    if zone is None:
+        raise EdgeError(f"partition {args.partition} has no armed_state zone")
+    for name in _inputs_of_zone(cfg, zone):
+        _post_input(cfg, name, args.active)
+    print(f"partition {args.partition}: {'armed' if args.active else 'disarmed'}")
+    return 0
+
+
+def _simulate_set(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    _post_input(cfg, args.input, args.state == "active")
+    print(f"input {args.input}: {args.state}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from edge import demo
+
+    return demo.run(args.config, args.work_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""Composition root: build the stages, wire them, run them in one TaskGroup.
+
+Start order is sinks first (outbox, web, uplink, zones, then the sources:
+inputs and cameras), so nothing a source produces has nowhere to go. Stop
+order is the reverse: sources first, then the zone queue drains into the
+outbox, then the uplink says goodbye, then the outbox closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge import __version__, protocol
+from edge.clock import Clock, SystemClock, ms
+from edge.config import EdgeConfig
+from edge.errors import ConfigError, StorageError
+from edge.health import Health, sd_notify, watchdog_interval_s
+from edge.inputs.gpio import GpioInputs
+from edge.inputs.zones import PanelState, step
+from edge.model import ZoneChanged
+from edge.mqttio import LinkSettings, Message, MqttLink
+from edge.outbox.aio import AsyncOutbox
+from edge.outbox.store import Outbox
+from edge.uplink.forwarder import Forwarder, ForwardSettings, heartbeat
+from edge.video.sources import SyntheticCamera
+from edge.web.server import WebServer
+
+log = logging.getLogger(__name__)
+STORE_RETRY_S = 1.0
+
+
+def state_dir_of(cfg: EdgeConfig, override: Path | None = None) -> Path:
+    """Where durable state lives: CLI override, config, then systemd's $STATE_DIRECTORY."""
+    if override is not None:
+        return override
+    if cfg.device.state_dir is not None:
+        return cfg.device.state_dir
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":", 1)[0])
+    raise ConfigError(
+        "device.state_dir",
+        ["device.state_dir: not set and $STATE_DIRECTORY is empty (set one, or run under systemd)"],
+    )
+
+
+class Box:
+    """Every stage of one box, wired. Construction does no I/O."""
+
+    def __init__(self, cfg: EdgeConfig, state_dir: Path, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.boot_id = str(uuid.uuid4())
+        self.started_s = self.clock.monotonic()
+        self.health = Health()
+        self.topics = protocol.Topics(cfg.uplink.topic_prefix, cfg.device.id)
+        self.outbox = AsyncOutbox(Outbox(state_dir / "outbox.sqlite"))
+        self.link = MqttLink(self._link_settings(), birth=lambda: self._state_message("online"))
+        self.forwarder = Forwarder(
+            self.link,
+            self.outbox,
+            self.topics,
+            ForwardSettings(
+                device=cfg.device.id,
+                account=cfg.station.account,
+                ack_timeout_s=cfg.uplink.ack_timeout_s,
+                publish_timeout_s=cfg.uplink.publish_timeout_s,
+                historical_after_s=cfg.uplink.historical_after_s,
+            ),
+            self.clock,
+        )
+        self.inputs = GpioInputs(cfg.inputs, cfg.gpio.backend, self.clock)
+        self.cameras = [
+            SyntheticCamera(c, self.clock) for c in cfg.cameras if c.source == "synthetic"
+        ]
+        self.changes: asyncio.Queue[ZoneChanged] = asyncio.Queue(maxsize=10_000)
+        self.panel = PanelState()
+        self.store_failing: str | None = None
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.web = (
+            WebServer(
+                cfg.web.host,
+                cfg.web.port,
+                self.health.snapshot,
+                self.inputs.simulate if self.inputs.simulated else None,
+            )
+            if cfg.web.enabled
+            else None
+        )
+        self._register_health()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self, tg: asyncio.TaskGroup) -> None:
+        await self.outbox.open()
+        if self.web is not None:
+            await self.web.start()
+        await self.link.start()
+        self._spawn(tg, "uplink.sender", self.forwarder.run_sender())
+        self._spawn(tg, "uplink.acks", self.forwarder.run_acks())
+        self._spawn(
+            tg,
+            "uplink.heartbeat",
+            heartbeat(
+                self.link,
+                self.topics,
+                self.cfg.uplink.heartbeat_s,
+                self.clock,
+                lambda: self.outbox.depth,
+            ),
+        )
+        self._spawn(tg, "zones", self._run_zones())
+        loop = asyncio.get_running_loop()
+
+        def hop(change: ZoneChanged) -> None:  # runs on gpiozero's thread
+            loop.call_soon_threadsafe(self._on_change, change)
+
+        self.inputs.open(hop)
+        for change in self.inputs.levels():
+            self._on_change(change)
+        for camera in self.cameras:
+            self._spawn(tg, f"camera.{camera.cfg.id}", camera.run(lambda _frame: None))
+        interval = watchdog_interval_s()
+        if interval is not None:
+            self._spawn(tg, "watchdog", self.health.run_watchdog(interval))
+
+    async def shutdown(self) -> None:
+        """Ordered stop: sources, then zones (drained), uplink, outbox, web."""
+        sd_notify("STOPPING=1")
+        self.inputs.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changes.join(), 5.0)
+        await self._cancel("camera.", "zones", "watchdog")
+        await self._cancel("uplink.")
+        await self.link.stop(last_words=self._state_message("offline"))
+        await self.outbox.close()
+        if self.web is not None:
+            await self.web.stop()
+        log.info("stopped cleanly")
+
+    async def close(self) -> None:
+        """Release whatever is still held (after a crash); safe to call twice."""
+        self.inputs.close()
+        await self.link.stop()
+        await self.outbox.close()
+        if self.web is not None:
+            await self.web.stop()
+
+    # -- zones -------------------------------------------------------------
+
+    def _on_change(self, change: ZoneChanged) -> None:
+        try:
+            self.changes.put_nowait(change)
+        except asyncio.QueueFull:
+            log.critical("input queue full: change of %s lost", change.input)
+
+    async def _run_zones(self) -> None:
+        zones = {z.id: z for z in self.cfg.zones}
+        while True:
+            change = await self.changes.get()
+            try:
+                self.panel, events = step(self.panel, change, zones)
+                for event in events:
+                    await self._store(event)
+            finally:
+                self.changes.task_done()
+
+    async def _store(self, event: Any) -> None:
+        """Commit an event to the outbox, retrying until the disk takes it."""
+        while True:
+            try:
+                stored = await self.outbox.put(event, ms(self.clock.time()))
+            except StorageError as exc:
+                self.store_failing = str(exc)
+                log.error("event %s not yet stored, retrying: %s", event.id, exc)
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            self.store_failing = None
+            log.info(
+                "event %s seq %d: %s %s %s",
+                event.id,
+                stored.seq,
+                event.kind.value,
+                event.codes.cid,
+                event.text,
+                extra={"journal": {"EVENT_ID": event.id, "EVENT_SEQ": stored.seq}},
+            )
+            self.forwarder.kick()
+            return
+
+    # -- wiring helpers ----------------------------------------------------
+
+    def _spawn(self, tg: asyncio.TaskGroup, name: str, coro: Any) -> None:
+        self.tasks[name] = tg.create_task(coro, name=name)
+
+    async def _cancel(self, *prefixes: str) -> None:
+        chosen = [t for n, t in self.tasks.items() if n.startswith(prefixes)]
+        for task in chosen:
+            task.cancel()
+        await asyncio.gather(*chosen, return_exceptions=True)
+
+    def _link_settings(self) -> LinkSettings:
+        up = self.cfg.uplink
+        return LinkSettings(
+            host=up.host,
+            port=up.port,
+            client_id=up.client_id or self.cfg.device.id,
+            keepalive_s=up.keepalive_s,
+            username=up.username,
+            password=up.password.get_secret_value() if up.password else None,
+            tls=up.tls,
+            ca_file=up.ca_file,
+            cert_file=up.cert_file,
+            key_file=up.key_file,
+            reconnect_min_s=up.reconnect_min_s,
+            reconnect_max_s=up.reconnect_max_s,
+            subscriptions=((self.topics.ack, 1),),
+            will=self._state_message("offline"),
+        )
+
+    def _state_message(self, state: str) -> Message:
+        payload = protocol.encode_state(
+            state, boot_id=self.boot_id, version=__version__, at_ms=ms(self.clock.time())
+        )
+        return Message(self.topics.state, payload, qos=1, retain=True)
+
+    def _register_health(self) -> None:
+        self.health.check("tasks", self._dead_tasks)
+        self.health.check("outbox", lambda: self.store_failing)
+        self.health.section("device", self._device_status)
+        self.health.section("uplink", self._uplink_status)
+        self.health.section("outbox", self._outbox_status)
+        self.health.section("zones", self._zone_status)
+        self.health.section("cameras", lambda: {c.cfg.id: vars(c.status) for c in self.cameras})
+
+    def _dead_tasks(self) -> str | None:
+        dead = [n for n, t in self.tasks.items() if t.done() and not t.cancelled()]
+        return f"stage task ended: {', '.join(dead)}" if dead else None
+
+    def _device_status(self) -> dict[str, Any]:
+        return {
+            "id": self.cfg.device.id,
+            "site": self.cfg.device.site,
+            "account": self.cfg.station.account,
+            "version": __version__,
+            "boot_id": self.boot_id,
+            "uptime_s": round(self.clock.monotonic() - self.started_s),
+            "simulated_inputs": self.inputs.simulated,
+        }
+
+    def _uplink_status(self) -> dict[str, Any]:
+        s, f = self.link.status, self.forwarder.stats
+        return {
+            "broker": self.cfg.uplink.broker,
+            "connected": s.connected,
+            "connects": s.connects,
+            "last_error": s.last_error,
+            "published": f.published,
+            "acknowledged": f.acked,
+            "refused": f.refused,
+            "last_ack_at": None if f.last_ack_ms is None else protocol.iso_ms(f.last_ack_ms),
+            "heartbeat_s": self.cfg.uplink.heartbeat_s,
+        }
+
+    def _outbox_status(self) -> dict[str, Any]:
+        oldest = self.outbox.oldest_ms
+        age = None if oldest is None else round(ms(self.clock.time()) - oldest) / 1000
+        return {"depth": self.outbox.depth, "oldest_age_s": age}
+
+    def _zone_status(self) -> dict[str, Any]:
+        zones = []
+        for z in self.cfg.zones:
+            st = self.panel.zone(z.id)
+            zones.append(
+                {
+                    "id": z.id,
+                    "name": z.name,
+                    "type": z.type.value,
+                    "number": z.number,
+                    "active": st.active,
+                    "changes": st.changes,
+                }
+            )
+        return {"armed": {str(k): v for k, v in self.panel.armed.items()}, "zones": zones}
+
+
+async def run(
+    cfg: EdgeConfig,
+    state_dir: Path,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[Box], None] | None = None,
+) -> None:
+    """Run the box until SIGTERM/SIGINT (or ``stop`` is set), then stop in order."""
+    box = Box(cfg, state_dir, clock)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            await box.start(tg)
+            sd_notify("READY=1")
+            sd_notify(f"STATUS=running, device {cfg.device.id}")
+            log.info("box %s up (version %s, boot %s)", cfg.device.id, __version__, box.boot_id)
+            if ready is not None:
+                ready(box)
+            await stop.wait()
+            await box.shutdown()
+    finally:
+        await box.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,149 @@
+"""Rules that span several config sections. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from edge.codes import ZoneType
+from edge.config.schema import RESERVED_PINS, EdgeConfig
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a config: where, what value, which rule."""
+
+    loc: Loc
+    value: Any
+    rule: str
+
+
+def check(cfg: EdgeConfig) -> list[Problem]:
+    """Every cross-section problem of a structurally valid config."""
+    return [
+        *_unique(cfg),
+        *_pins(cfg),
+        *_references(cfg),
+        *_armed_state(cfg),
+        *_camera_sources(cfg),
+        *_uplink(cfg),
+    ]
+
+
+def _duplicates(section: str, key: str, values: list[Any]) -> Iterator[Problem]:
+    seen: dict[Any, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            yield Problem(
+                (section, index, key),
+                value,
+                f"duplicate: {section}[{seen[value]}] already has {key} = {value!r}",
+            )
+        else:
+            seen[value] = index
+
+
+def _unique(cfg: EdgeConfig) -> Iterator[Problem]:
+    yield from _duplicates("zones", "id", [z.id for z in cfg.zones])
+    yield from _duplicates("zones", "number", [z.number for z in cfg.zones])
+    yield from _duplicates("inputs", "name", [i.name for i in cfg.inputs])
+    yield from _duplicates("cameras", "id", [c.id for c in cfg.cameras])
+
+
+def _pins(cfg: EdgeConfig) -> Iterator[Problem]:
+    yield from _duplicates("inputs", "pin", [i.pin for i in cfg.inputs])
+    for index, inp in enumerate(cfg.inputs):
+        if inp.pin in RESERVED_PINS:
+            yield Problem(
+                ("inputs", index, "pin"),
+                inp.pin,
+                "reserved: GPIO 0 and 1 belong to the HAT ID EEPROM",
+            )
+
+
+def _references(cfg: EdgeConfig) -> Iterator[Problem]:
+    zone_ids = [z.id for z in cfg.zones]
+    camera_ids = [c.id for c in cfg.cameras]
+    for index, inp in enumerate(cfg.inputs):
+        if inp.zone not in zone_ids:
+            yield Problem(
+                ("inputs", index, "zone"), inp.zone, f"no such zone; zones are: {_list(zone_ids)}"
+            )
+    for index, zone in enumerate(cfg.zones):
+        for cam_index, camera in enumerate(zone.cameras):
+            if camera not in camera_ids:
+                yield Problem(
+                    ("zones", index, "cameras", cam_index),
+                    camera,
+                    f"no such camera; cameras are: {_list(camera_ids)}",
+                )
+    wired = {inp.zone for inp in cfg.inputs}
+    for index, zone in enumerate(cfg.zones):
+        if zone.id not in wired:
+            yield Problem(
+                ("zones", index, "id"), zone.id, "no input is wired to this zone ([[inputs]] zone)"
+            )
+
+
+def _armed_state(cfg: EdgeConfig) -> Iterator[Problem]:
+    first: dict[int, int] = {}
+    for index, zone in enumerate(cfg.zones):
+        if zone.type is not ZoneType.ARMED_STATE:
+            continue
+        if zone.partition in first:
+            yield Problem(
+                ("zones", index, "type"),
+                zone.type.value,
+                f"partition {zone.partition} already has an armed_state zone "
+                f"(zones[{first[zone.partition]}])",
+            )
+        else:
+            first[zone.partition] = index
+
+
+_SOURCE_FIELD = {"v4l2": "device", "rtsp": "url", "file": "path"}
+
+
+def _camera_sources(cfg: EdgeConfig) -> Iterator[Problem]:
+    for index, cam in enumerate(cfg.cameras):
+        needed = _SOURCE_FIELD.get(cam.source)
+        for field in ("device", "url", "path"):
+            value = getattr(cam, field)
+            if field == needed and value is None:
+                yield Problem(
+                    ("cameras", index, field), None, f"required when source = {cam.source!r}"
+                )
+            elif field != needed and value is not None:
+                yield Problem(
+                    ("cameras", index, field),
+                    str(value),
+                    f"not used when source = {cam.source!r}; remove it",
+                )
+        if cam.source == "rtsp" and cam.url and not cam.url.startswith(("rtsp://", "rtsps://")):
+            yield Problem(("cameras", index, "url"), cam.url, "must start with rtsp:// or rtsps://")
+
+
+def _uplink(cfg: EdgeConfig) -> Iterator[Problem]:
+    up = cfg.uplink
+    if (up.cert_file is None) != (up.key_file is None):
+        missing = "key_file" if up.key_file is None else "cert_file"
+        yield Problem(("uplink", missing), None, "cert_file and key_file go together")
+    if not up.tls and (up.ca_file or up.cert_file):
+        yield Problem(
+            ("uplink", "broker"), up.broker, "TLS files are set: the broker URL must be mqtts://"
+        )
+    if up.reconnect_min_s > up.reconnect_max_s:
+        yield Problem(
+            ("uplink", "reconnect_min_s"),
+            up.reconnect_min_s,
+            f"must not exceed reconnect_max_s ({up.reconnect_max_s})",
+        )
+    if up.password is not None and up.username is None:
+        yield Problem(("uplink", "username"), None, "required when a password is set")
+
+
+def _list(values: list[str]) -> str:
+    return ", ".join(repr(v) for v in values) if values else "(none)"

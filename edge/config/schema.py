@@ -1,0 +1,201 @@
+"""The one configuration model of the box: structure, types and ranges.
+
+Cross-references between sections (an input's zone, a zone's cameras,
+duplicate pins) are checked in :mod:`edge.config.rules`; loading and error
+reporting live in :mod:`edge.config.load`. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ByteSize, ConfigDict, Field, SecretStr
+
+from edge.codes import ZoneType
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ACCOUNT = re.compile(r"^[0-9A-F]{3,16}$")
+_TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+RESERVED_PINS = frozenset({0, 1})  # BCM 0/1: HAT ID EEPROM (ID_SD, ID_SC)
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+        )
+    return value
+
+
+def _account(value: str) -> str:
+    if not _ACCOUNT.match(value):
+        raise ValueError("must be 3 to 16 hexadecimal digits in upper case (e.g. '1234' or 'A1B2')")
+    return value
+
+
+def _broker_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError("must start with mqtt:// (plain) or mqtts:// (TLS)")
+    if not parts.hostname:
+        raise ValueError("must name a host, e.g. mqtts://station.example.net:8883")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("port must be a number from 1 to 65535") from exc
+    if port == 0:
+        raise ValueError("port must be a number from 1 to 65535")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must not carry a path, query or fragment")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials; use uplink.username and uplink.password")
+    return value
+
+
+def _topic_prefix(value: str) -> str:
+    if not _TOPIC_PREFIX.match(value):
+        raise ValueError("must be topic levels of A-Z, a-z, 0-9, '-' and '_' joined by '/'")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+Account = Annotated[str, AfterValidator(_account)]
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(Section):
+    id: Slug = Field(description="Unique device id; appears in every topic and event.")
+    site: str = Field(default="", max_length=200, description="Human description of the site.")
+    state_dir: Path | None = Field(
+        default=None,
+        description="Where the outbox and media live; default: $STATE_DIRECTORY from systemd.",
+    )
+
+
+class StationConfig(Section):
+    account: Account = Field(description="Account number at the central station (SIA/Contact ID).")
+
+
+class UplinkConfig(Section):
+    broker: BrokerUrl = Field(description="mqtt://host:port or mqtts://host:port")
+    client_id: Slug | None = Field(default=None, description="Default: the device id.")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    topic_prefix: Annotated[str, AfterValidator(_topic_prefix)] = "edge"
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+    heartbeat_s: int = Field(
+        default=60, ge=5, le=3600, description="Supervision interval (EN 50136 class)."
+    )
+    ack_timeout_s: float = Field(default=20.0, ge=1.0, le=600.0)
+    publish_timeout_s: float = Field(default=10.0, ge=0.5, le=120.0)
+    historical_after_s: float = Field(
+        default=60.0, ge=1.0, le=86400.0, description="Events first sent later are historical."
+    )
+    reconnect_min_s: float = Field(default=1.0, ge=0.1, le=60.0)
+    reconnect_max_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.broker).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.broker).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.broker).port or (8883 if self.tls else 1883)
+
+
+class GpioConfig(Section):
+    backend: Literal["lgpio", "mock"] = Field(
+        default="lgpio", description="'lgpio' on the device; 'mock' simulates the pins."
+    )
+
+
+class InputConfig(Section):
+    name: Slug
+    pin: int = Field(ge=0, le=27, description="BCM GPIO number.")
+    contact: Literal["no", "nc"] = Field(
+        default="nc", description="Panel output contact: normally open or normally closed."
+    )
+    pull: Literal["up", "down"] = "up"
+    zone: Slug
+
+
+class ZoneConfig(Section):
+    id: Slug
+    name: str = Field(min_length=1, max_length=64, description="Shown to the operator.")
+    type: ZoneType
+    number: int = Field(ge=1, le=999, description="Zone number sent in Contact ID / SIA.")
+    partition: int = Field(default=1, ge=1, le=99)
+    cameras: tuple[Slug, ...] = Field(default=(), description="Cameras that cover this zone.")
+    alarm_when_disarmed: bool | None = Field(
+        default=None, description="Default: true for 24-hour types, false for intrusion."
+    )
+
+
+class CameraConfig(Section):
+    id: Slug
+    source: Literal["synthetic", "picamera2", "v4l2", "rtsp", "file"]
+    device: str | None = Field(default=None, description="v4l2 only: e.g. /dev/video0")
+    url: str | None = Field(default=None, description="rtsp only: rtsp://host/stream")
+    path: Path | None = Field(default=None, description="file only: a video file, looped")
+    width: int = Field(default=1280, ge=160, le=3840)
+    height: int = Field(default=720, ge=120, le=2160)
+    fps: float = Field(default=15.0, gt=0, le=60)
+    keyframe_interval_s: float = Field(default=1.0, ge=0.25, le=10.0)
+
+
+class RecordingConfig(Section):
+    enabled: bool = True
+    retention_days: int = Field(
+        default=30, ge=1, le=30, description="Legal cap: 30 days (French CSI L252-5)."
+    )
+    pre_roll_s: float = Field(default=10.0, ge=0.0, le=30.0)
+    post_roll_s: float = Field(default=10.0, ge=0.0, le=120.0)
+    max_bytes: ByteSize | None = Field(default=None, description="e.g. '20GiB'")
+
+
+class WebConfig(Section):
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class OutboxConfig(Section):
+    max_events: int = Field(default=10_000, ge=100, le=1_000_000)
+    media_quota_bytes: ByteSize = Field(default=ByteSize(2 * 1024**3), description="e.g. '2GiB'")
+
+
+class EdgeConfig(Section):
+    """The whole configuration of one box."""
+
+    device: DeviceConfig
+    station: StationConfig
+    uplink: UplinkConfig
+    gpio: GpioConfig = GpioConfig()
+    zones: tuple[ZoneConfig, ...] = ()
+    inputs: tuple[InputConfig, ...] = ()
+    cameras: tuple[CameraConfig, ...] = ()
+    recording: RecordingConfig = RecordingConfig()
+    web: WebConfig = WebConfig()
+    outbox: OutboxConfig = OutboxConfig()
+
+    def zone(self, zone_id: str) -> ZoneConfig:
+        for zone in self.zones:
+            if zone.id == zone_id:
+                return zone
+        raise KeyError(zone_id)

@@ -1,0 +1,212 @@
+"""``edge demo``: a broker, the station receiver and the box on simulated hardware.
+
+Each runs as its own process, as in the field. Their logs are shown with a
+prefix. After start-up the demo trips one 24-hour zone so that an alarm is
+seen arriving at the station; then it waits for Ctrl-C and stops the box,
+the station and the broker, in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from edge.codes import TWENTY_FOUR_HOUR
+from edge.config import EdgeConfig, load
+from edge.errors import EdgeError
+
+MOSQUITTO_CONF = """\
+# Demo broker: loopback only, anonymous, no persistence.
+listener {port} {host}
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+"""
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops them in order
+        )
+        threading.Thread(target=self._pump, name=f"log-{name}", daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            print(f"[{self.name:7}] {line}", end="", flush=True)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_port(host: str, port: int, proc: Process, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise EdgeError(f"{proc.name} exited with {proc.proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+            return
+        time.sleep(0.1)
+    raise EdgeError(f"{proc.name} did not open {host}:{port} in {timeout_s} s")
+
+
+def _wait_box(cfg: EdgeConfig, box: Process, timeout_s: float = 20.0) -> None:
+    url = f"http://{cfg.web.host}:{cfg.web.port}/api/status"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if box.proc.poll() is not None:
+            raise EdgeError(f"the box exited with {box.proc.returncode}")
+        with (
+            contextlib.suppress(OSError, ValueError, KeyError),
+            urllib.request.urlopen(url, timeout=1) as response,
+        ):
+            if json.load(response)["uplink"]["connected"]:
+                return
+        time.sleep(0.2)
+    raise EdgeError(f"the box did not connect to the broker in {timeout_s} s")
+
+
+def run(config: Path, work_dir: Path) -> int:
+    cfg = load(config)
+    if cfg.gpio.backend != "mock":
+        raise EdgeError(f"{config}: the demo needs gpio.backend = 'mock'")
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(mosquitto).exists():
+        raise EdgeError("mosquitto is not installed (make demo installs it)")
+    host, port = cfg.uplink.host, cfg.uplink.port
+    for h, p, what in ((host, port, "broker"), (cfg.web.host, cfg.web.port, "web page")):
+        if not _port_free(h, p):
+            raise EdgeError(
+                f"{h}:{p} ({what}) is already in use; stop what uses it or edit {config}"
+            )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    conf = work_dir / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_CONF.format(host=host, port=port))
+    py = [sys.executable, "-m", "edge"]
+    started: list[Process] = []
+    try:
+        broker = Process("broker", [mosquitto, "-c", str(conf)])
+        started.append(broker)
+        _wait_port(host, port, broker)
+        station_db = work_dir / "station.sqlite"
+        started.append(
+            Process(
+                "station",
+                [
+                    *py,
+                    "station",
+                    "run",
+                    "--broker",
+                    f"mqtt://{host}:{port}",
+                    "--db",
+                    str(station_db),
+                    "--prefix",
+                    cfg.uplink.topic_prefix,
+                ],
+            )
+        )
+        box = Process(
+            "box", [*py, "run", "--config", str(config), "--state-dir", str(work_dir / "box")]
+        )
+        started.append(box)
+        _wait_box(cfg, box)
+        _banner(cfg, config, station_db)
+        _self_test(cfg, config)
+        _wait_for_stop(started)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping: box, station, broker ...", flush=True)
+        for proc in reversed(started):
+            proc.stop()
+    return 0
+
+
+def _wait_for_stop(started: list[Process]) -> None:
+    """Until Ctrl-C or SIGTERM, or until one of the processes dies."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    while True:
+        for proc in started:
+            if proc.proc.poll() is not None:
+                print(f"demo: {proc.name} exited with {proc.proc.returncode}", flush=True)
+                return
+        time.sleep(0.5)
+
+
+def _banner(cfg: EdgeConfig, config: Path, station_db: Path) -> None:
+    web = f"http://{cfg.web.host}:{cfg.web.port}/"
+    zones = ", ".join(z.id for z in cfg.zones)
+    print(
+        f"""
+================================================================================
+ Demo running. Technician page: {web}
+ Trip a zone:      .venv/bin/edge simulate --config {config} trip ZONE
+ Arm / disarm:     .venv/bin/edge simulate --config {config} arm | disarm
+ Zones:            {zones}
+ Station events:   .venv/bin/edge station events --db {station_db}
+ Stop:             Ctrl-C
+================================================================================
+""",
+        flush=True,
+    )
+
+
+def _self_test(cfg: EdgeConfig, config: Path) -> None:
+    """Trip the first 24-hour zone so an alarm is seen arriving at the station."""
+    zone = next((z for z in cfg.zones if z.type in TWENTY_FOUR_HOUR), None)
+    if zone is None:
+        return
+    print(f"demo: tripping zone {zone.id!r} ({zone.name}) to show an alarm end to end", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "simulate",
+            "--config",
+            str(config),
+            "trip",
+            zone.id,
+            "--hold-s",
+            "1.5",
+        ],
+        check=False,
+    )

@@ -1,0 +1,104 @@
+"""Domain messages passed between stages: frozen, named as facts, carrying identity."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edge.codes import Codes, Condition, Kind, ZoneType
+
+_id_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_event_id(now_ms: int) -> str:
+    """A UUIDv7 (RFC 9562) string: unique, sortable by creation time.
+
+    Within one millisecond the 12-bit ``rand_a`` field is a counter started
+    at a random value, so ids made by this process stay strictly increasing.
+    """
+    global _last_ms, _counter
+    with _id_lock:
+        if now_ms > _last_ms:
+            _last_ms = now_ms
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        else:
+            _counter += 1
+            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                _last_ms += 1
+                _counter = 0
+        ts, seq = _last_ms, _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ts & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True)
+class ZoneChanged:
+    """An input wired to a zone changed level (already mapped to active/inactive)."""
+
+    input: str
+    zone: str
+    active: bool
+    at_s: float  # monotonic seconds at the edge
+    wall_ms: int  # UTC milliseconds at the edge
+
+
+@dataclass(frozen=True)
+class ZoneRef:
+    """The zone an event is about, as the operator sees it."""
+
+    id: str
+    name: str
+    type: ZoneType
+    number: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the station must hear about. ``id`` is born here and never changes."""
+
+    id: str
+    kind: Kind
+    condition: Condition
+    codes: Codes
+    occurred_at_ms: int
+    partition: int
+    armed: bool | None
+    zone: ZoneRef | None = None
+    text: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox holds it: with its per-device sequence number."""
+
+    event: Event
+    seq: int
+    priority: int
+    attempts: int
+    first_sent_ms: int | None
+
+
+@dataclass(frozen=True)
+class EventAcked:
+    """The station confirmed it durably stored these event ids."""
+
+    ids: tuple[str, ...]
+
+
+class EventStore(Protocol):
+    """What the uplink needs from the outbox (implemented in ``edge.outbox``)."""
+
+    async def due(self, now_ms: int, limit: int) -> list[StoredEvent]: ...
+
+    async def next_due_ms(self) -> int | None: ...
+
+    async def mark_sent(self, event_id: str, now_ms: int, retry_at_ms: int) -> None: ...
+
+    async def ack(self, ids: list[str]) -> int: ...
