@@ -102,7 +102,7 @@ class MqttLink:
         if s.will is not None:
             client.will_set(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
         client.reconnect_delay_set(
-            min_delay=max(1, round(s.reconnect_min_s)), max_delay=round(s.reconnect_max_s)
+            min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

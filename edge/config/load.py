@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -39,7 +40,9 @@ def parse(text: str, source: str) -> EdgeConfig:
 
 def validate(raw: dict[str, Any], source: str) -> EdgeConfig:
     try:
-        cfg = EdgeConfig.model_validate(raw)
+        # Strict JSON-mode validation: TOML already has real types, so "17" is not a pin
+        # and true is not 1; strings still become paths, enums and byte sizes.
+        cfg = EdgeConfig.model_validate_json(json.dumps(raw, default=str), strict=True)
     except ValidationError as exc:
         problems = [_from_pydantic(err) for err in exc.errors()]
         raise ConfigError(source, [format_problem(source, p, raw) for p in problems]) from exc
@@ -54,6 +57,11 @@ _RULES = {
     "model_type": "must be a table ([section] or [[list]] item), not a single value",
     "tuple_type": 'must be a list: ["a", "b"], or repeated [[...]] blocks for tables',
     "path_type": "must be a file or folder path in quotes",
+    "string_type": "must be text in quotes",
+    "int_type": "must be a whole number, without quotes",
+    "int_from_float": "must be a whole number, without quotes",
+    "float_type": "must be a number, without quotes",
+    "bool_type": "must be true or false, without quotes",
     "byte_size": 'must be a size such as "500MB", "2GiB" or a whole number of bytes',
     "byte_size_unit": "unknown unit: use B, KB, MB, GB, TB (x1000) or KiB, MiB, GiB, TiB (x1024)",
 }

@@ -181,13 +181,13 @@ MISTAKES = [
     pytest.param(
         put("inputs", 0, "pin", value="seventeen"),
         f"{IN1}.pin",
-        "= 'seventeen': Input should be a valid integer",
+        "= 'seventeen': must be a whole number, without quotes",
         id="wrong-type-pin",
     ),
     pytest.param(
         put("station", "account", value=1234),
         "station.account",
-        "= 1234: Input should be a valid string",
+        "= 1234: must be text in quotes",
         id="wrong-type-account-number",
     ),
     pytest.param(
@@ -205,14 +205,32 @@ MISTAKES = [
     pytest.param(
         put("device", "state_dir", value=5),
         "device.state_dir",
-        "= 5: must be a file or folder path",
+        "= 5: must be text in quotes",
         id="wrong-type-path",
     ),
     pytest.param(
         put("zones", 0, "alarm_when_disarmed", value="sometimes"),
         f"{Z0}.alarm_when_disarmed",
-        "valid boolean",
+        "must be true or false, without quotes",
         id="wrong-type-bool",
+    ),
+    pytest.param(
+        put("inputs", 0, "pin", value="17"),
+        "inputs[0](name='in1').pin",
+        "= '17': must be a whole number, without quotes",
+        id="quoted-number-is-not-a-pin",
+    ),
+    pytest.param(
+        put("inputs", 0, "pin", value=True),
+        "inputs[0](name='in1').pin",
+        "= True: must be a whole number, without quotes",
+        id="boolean-is-not-a-pin",
+    ),
+    pytest.param(
+        put("web", "enabled", value="yes"),
+        "web.enabled",
+        "= 'yes': must be true or false, without quotes",
+        id="quoted-yes-is-not-a-boolean",
     ),
     # out of range
     pytest.param(
