@@ -20,6 +20,7 @@ from typing import Any
 
 from edge import __version__, protocol
 from edge.clock import Clock, SystemClock, ms
+from edge.codes import ZoneType
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
@@ -124,7 +125,9 @@ class Box:
             loop.call_soon_threadsafe(self._on_change, change)
 
         self.inputs.open(hop)
-        for change in self.inputs.levels():
+        # Armed state first, so a zone already active at start-up is judged armed or not.
+        arming = {z.id for z in self.cfg.zones if z.type is ZoneType.ARMED_STATE}
+        for change in sorted(self.inputs.levels(), key=lambda c: c.zone not in arming):
             self._on_change(change)
         for camera in self.cameras:
             self._spawn(tg, f"camera.{camera.cfg.id}", camera.run(lambda _frame: None))

@@ -45,9 +45,11 @@ def watchdog_interval_s(env: Mapping[str, str] | None = None) -> float | None:
     if not usec or (pid and pid != str(os.getpid())):
         return None
     try:
-        return int(usec) / 2_000_000
+        value = int(usec)
     except ValueError:
         return None
+    # systemd rejects 0 and negatives too; a zero interval would spin the ping loop.
+    return value / 2_000_000 if value > 0 else None
 
 
 class Health:

@@ -46,6 +46,7 @@ class ZoneChanged:
     active: bool
     at_s: float  # monotonic seconds at the edge
     wall_ms: int  # UTC milliseconds at the edge
+    initial: bool = False  # the level read at start-up, not an edge
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ class LinkSettings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 60.0
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 60
     subscriptions: tuple[tuple[str, int], ...] = ()
     will: Message | None = None
     inbox_size: int = 10_000
@@ -101,9 +101,7 @@ class MqttLink:
             )
         if s.will is not None:
             client.will_set(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
-        client.reconnect_delay_set(
-            min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s
-        )
+        client.reconnect_delay_set(min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

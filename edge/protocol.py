@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from edge import codes
 from edge.codes import Codes, Condition, Kind, ZoneType
 from edge.errors import ProtocolError
 from edge.model import Event, ZoneRef
@@ -121,11 +122,25 @@ def event_record(event: Event) -> dict[str, Any]:
 
 
 def event_from_record(data: dict[str, Any]) -> Event:
-    """Inverse of :func:`event_record`; ProtocolError on anything malformed."""
+    """Inverse of :func:`event_record`; ProtocolError on anything malformed.
+
+    Strict: booleans must be JSON booleans, numbers JSON integers, and the
+    Contact ID and SIA codes must be the ones the code table gives the
+    condition and kind (so a fire cannot arrive labelled 1130).
+    """
     try:
+        condition = Condition(data["condition"])
+        kind = Kind(data["kind"])
         cid = str(data["cid"])
-        if len(cid) != 4 or not cid.isdigit():
+        if len(cid) != 4 or cid[0] not in "13" or not cid.isdigit():
             raise ProtocolError(f"bad Contact ID code {cid!r}")
+        got = Codes(int(cid[0]), int(cid[1:]), str(data["sia"]))
+        restore = got.cid_qualifier == 3
+        if got != codes.codes(condition, restore) or kind != codes.kind(condition, restore):
+            raise ProtocolError(
+                f"codes {got.cid}/{got.sia} and kind {kind.value!r} do not match "
+                f"condition {condition.value!r}"
+            )
         zone = data.get("zone")
         ref = (
             None
@@ -134,18 +149,17 @@ def event_from_record(data: dict[str, Any]) -> Event:
                 id=str(zone["id"]),
                 name=str(zone["name"]),
                 type=ZoneType(zone["type"]),
-                number=int(zone["number"]),
+                number=_int(zone["number"], "zone.number"),
             )
         )
-        armed = data.get("armed")
         return Event(
             id=str(data["id"]),
-            kind=Kind(data["kind"]),
-            condition=Condition(data["condition"]),
-            codes=Codes(int(cid[0]), int(cid[1:]), str(data["sia"])),
+            kind=kind,
+            condition=condition,
+            codes=got,
             occurred_at_ms=parse_iso_ms(data["occurred_at"]),
-            partition=int(data["partition"]),
-            armed=None if armed is None else bool(armed),
+            partition=_int(data["partition"], "partition"),
+            armed=_bool(data.get("armed"), "armed", optional=True),
             zone=ref,
             text=str(data.get("text", "")),
             extra={str(k): str(v) for k, v in dict(data.get("extra") or {}).items()},
@@ -154,6 +168,20 @@ def event_from_record(data: dict[str, Any]) -> Event:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProtocolError(f"malformed event: {exc!r}") from exc
+
+
+def _int(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolError(f"{name} must be an integer, not {value!r}")
+    return value
+
+
+def _bool(value: object, name: str, optional: bool = False) -> bool | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def encode_event(message: EventMessage) -> bytes:
@@ -174,11 +202,11 @@ def decode_event(payload: bytes) -> EventMessage:
     try:
         return EventMessage(
             event=event_from_record(data),
-            seq=int(data["seq"]),
+            seq=_int(data["seq"], "seq"),
             device=str(data["device"]),
             account=str(data["account"]),
             sent_at_ms=parse_iso_ms(data["sent_at"]),
-            historical=bool(data["historical"]),
+            historical=bool(_bool(data["historical"], "historical")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"malformed event envelope: {exc!r}") from exc

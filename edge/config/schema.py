@@ -103,8 +103,8 @@ class UplinkConfig(Section):
     historical_after_s: float = Field(
         default=60.0, ge=1.0, le=86400.0, description="Events first sent later are historical."
     )
-    reconnect_min_s: float = Field(default=1.0, ge=0.1, le=60.0)
-    reconnect_max_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    reconnect_min_s: int = Field(default=1, ge=1, le=60)
+    reconnect_max_s: int = Field(default=60, ge=1, le=3600)
 
     @property
     def tls(self) -> bool:

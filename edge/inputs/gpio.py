@@ -58,7 +58,7 @@ class GpioInputs:
     def levels(self) -> list[ZoneChanged]:
         """The current level of every input, as changes (the start-up snapshot)."""
         return [
-            self._change(self._inputs[name], bool(device.is_active))
+            self._change(self._inputs[name], bool(device.is_active), initial=True)
             for name, device in self._devices.items()
         ]
 
@@ -93,7 +93,7 @@ class GpioInputs:
 
         return fire
 
-    def _change(self, inp: InputConfig, closed: bool) -> ZoneChanged:
+    def _change(self, inp: InputConfig, closed: bool, initial: bool = False) -> ZoneChanged:
         active = closed != (inp.contact == "nc")
         return ZoneChanged(
             input=inp.name,
@@ -101,6 +101,7 @@ class GpioInputs:
             active=active,
             at_s=self._clock.monotonic(),
             wall_ms=ms(self._clock.time()),
+            initial=initial,
         )
 
 

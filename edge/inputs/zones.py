@@ -49,7 +49,10 @@ def step(
     events: list[Event] = []
     armed = dict(state.armed)
     if zone.type is ZoneType.ARMED_STATE:
-        if armed.get(zone.partition) is not change.active:
+        if change.initial:
+            # The level found at start-up: nobody armed or disarmed just now.
+            armed[zone.partition] = change.active
+        elif armed.get(zone.partition) is not change.active:
             armed[zone.partition] = change.active
             events.append(
                 _event(zone, change, restore=change.active, armed=change.active, new_id=new_id)

@@ -505,7 +505,7 @@ MISTAKES = [
             put("uplink", "reconnect_min_s", value=30), put("uplink", "reconnect_max_s", value=10)
         ),
         "uplink.reconnect_min_s",
-        "must not exceed reconnect_max_s (10.0)",
+        "must not exceed reconnect_max_s (10)",
         id="reconnect-min-above-max",
     ),
     # cameras

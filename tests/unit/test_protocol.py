@@ -370,6 +370,29 @@ def test_decode_event_rejects_non_events(payload: bytes) -> None:
 
 
 def test_decoded_codes_come_from_the_cid_string() -> None:
-    decoded = decode_event(json.dumps(_body(cid="3130", sia="BR")).encode())
+    decoded = decode_event(json.dumps(_body(cid="3130", sia="BR", kind="restore")).encode())
     assert decoded.event.codes == Codes(3, 130, "BR")
     assert decoded.event.codes.cid == "3130"
+    assert decoded.event.kind is Kind.RESTORE
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cid": "3130", "sia": "BR"},  # a restore's codes on an alarm
+        {"cid": "1110", "sia": "FA"},  # fire codes on a burglary
+        {"cid": "1130", "sia": "FA"},  # SIA code of another condition
+        {"cid": "9130"},  # qualifier neither 1 nor 3
+        {"kind": "tamper"},  # kind of another condition
+        {"armed": "false"},  # a string is not a boolean
+        {"armed": 0},
+        {"historical": "false"},
+        {"seq": 1.9},
+        {"seq": True},
+        {"partition": "1"},
+    ],
+    ids=lambda c: ",".join(f"{k}={v!r}" for k, v in c.items()),
+)
+def test_inconsistent_or_loosely_typed_event_is_rejected(changes: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        decode_event(json.dumps(_body(**changes)).encode())

@@ -65,7 +65,7 @@ class Panel:
         self.ids = Ids()
         self.now_ms = T0
 
-    def edge(self, zone: str, active: bool) -> list[Event]:
+    def edge(self, zone: str, active: bool, initial: bool = False) -> list[Event]:
         self.now_ms += 1
         change = ZoneChanged(
             input=f"in-{zone}",
@@ -73,6 +73,7 @@ class Panel:
             active=active,
             at_s=self.now_ms / 1000,
             wall_ms=self.now_ms,
+            initial=initial,
         )
         self.state, events = step(self.state, change, self.zones, self.ids)
         return events
@@ -350,3 +351,31 @@ def test_unknown_zone_is_an_error() -> None:
     change = ZoneChanged("in-x", "nowhere", True, at_s=0.0, wall_ms=T0)
     with pytest.raises(KeyError):
         step(PanelState(), change, ZONES, Ids())
+
+
+# --- the start-up snapshot ----------------------------------------------------
+
+
+@pytest.mark.parametrize("armed", [True, False])
+def test_armed_state_read_at_start_up_sends_no_arm_or_disarm(armed: bool) -> None:
+    panel = Panel()
+    assert panel.edge("armed", armed, initial=True) == []
+    assert panel.state.armed == {1: armed}
+    # a later real change is reported
+    (event,) = panel.edge("armed", not armed)
+    assert event.kind is (Kind.DISARM if armed else Kind.ARM)
+
+
+def test_zone_active_at_start_up_alarms_when_armed_at_start_up() -> None:
+    panel = Panel()
+    panel.edge("armed", True, initial=True)
+    (alarm,) = panel.edge("hall", True, initial=True)
+    assert (alarm.kind, alarm.codes.cid, alarm.armed) == (Kind.ALARM, "1130", True)
+
+
+def test_24_hour_zone_active_at_start_up_alarms() -> None:
+    panel = Panel()
+    (alarm,) = panel.edge("fire", True, initial=True)
+    assert alarm.kind is Kind.ALARM and alarm.armed is None
+    (restore,) = panel.edge("fire", False)
+    assert restore.kind is Kind.RESTORE
