@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `edge config-schema | head`
+        sys.stderr.close()
+        return 0
     return result
 
 
@@ -148,6 +151,8 @@ def _station_run(args: argparse.Namespace) -> int:
 def _station_events(args: argparse.Namespace) -> int:
     from edge.station.store import StationStore
 
+    if not args.db.is_file():
+        raise EdgeError(f"{args.db}: no station store here")
     store = StationStore(args.db)
     store.open()
     try:

@@ -84,6 +84,7 @@ class Health:
 
     async def run_watchdog(self, interval_s: float) -> None:
         """Ping systemd every ``interval_s`` while healthy; say why when not."""
+        unhealthy = False
         while True:
             problems = self.problems()
             if problems:
@@ -91,5 +92,9 @@ class Health:
                 log.error("unhealthy, withholding watchdog ping: %s", text)
                 sd_notify(f"STATUS=unhealthy: {text}"[:400])
             else:
+                if unhealthy:
+                    log.info("healthy again")
+                    sd_notify("STATUS=running")
                 sd_notify("WATCHDOG=1")
+            unhealthy = bool(problems)
             await asyncio.sleep(interval_s)

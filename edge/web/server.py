@@ -67,7 +67,7 @@ class WebServer:
         name = request.match_info["name"]
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, LookupError):  # LookupError: charset
             return _error(400, 'body must be JSON: {"active": true|false}')
         active = body.get("active") if isinstance(body, dict) else None
         if not isinstance(active, bool):

@@ -1,0 +1,188 @@
+"""The technician's page and JSON API on a running box (in this process, mock pins).
+
+No broker is needed: the box points at a port nobody listens on, and the web
+page must work all the same (it is how a technician finds out why the link is down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from edge.config import parse
+from edge.web.server import WebServer
+from tests.conftest import free_port
+from tests.integration.test_end_to_end import RunningBox, demo_text
+
+MAX_BODY = 64 * 1024
+
+
+class Page:
+    """An HTTP client for one box's web page."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def get(self, path: str) -> tuple[int, str, str]:
+        async with self.session.get(self.base + path) as r:
+            return r.status, r.content_type, await r.text()
+
+    async def status(self) -> dict[str, Any]:
+        async with self.session.get(self.base + "/api/status") as r:
+            assert r.status == 200
+            body: dict[str, Any] = await r.json()
+            return body
+
+    async def post(
+        self, path: str, data: bytes, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": content_type}
+        async with self.session.post(self.base + path, data=data, headers=headers) as r:
+            text = await r.text()
+            if r.content_type == "application/json":
+                return r.status, json.loads(text)
+            return r.status, text
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    web_port = free_port()
+    cfg = parse(demo_text(free_port(), web_port), "web.toml")  # no broker there
+    async with (
+        RunningBox(cfg, tmp_path / "box"),
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+    ):
+        yield Page(session, f"http://127.0.0.1:{web_port}")
+
+
+def zone(status: dict[str, Any], zone_id: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [z for z in status["zones"]["zones"] if z["id"] == zone_id]
+    assert len(found) == 1, zone_id
+    return found[0]
+
+
+async def test_status_has_every_section(page: Page) -> None:
+    code, content_type, text = await page.get("/api/status")
+    assert (code, content_type) == (200, "application/json")
+    status = json.loads(text)
+    assert {"device", "uplink", "outbox", "zones", "cameras"} <= set(status)
+    assert status["device"]["id"] == "demo-box-01"
+    assert status["device"]["account"] == "1234"
+    assert status["device"]["simulated_inputs"] is True
+    assert status["uplink"]["connected"] is False
+    assert status["uplink"]["broker"].startswith("mqtt://127.0.0.1:")
+    assert set(status["outbox"]) == {"depth", "oldest_age_s"}
+    assert [z["id"] for z in status["zones"]["zones"]] == [
+        "front-door",
+        "hall-pir",
+        "fire",
+        "panic",
+        "panel-tamper",
+        "armed",
+        "mains",
+    ]
+    assert set(status["cameras"]) == {"entrance"}
+    assert status["healthy"] is True and status["problems"] == {}
+
+
+async def test_index_is_the_html_page(page: Page) -> None:
+    code, content_type, text = await page.get("/")
+    assert (code, content_type) == (200, "text/html")
+    assert text.lstrip().lower().startswith("<!doctype html>")
+    assert "/api/status" in text
+
+
+async def test_healthz(page: Page) -> None:
+    code, content_type, text = await page.get("/healthz")
+    assert (code, content_type) == (200, "application/json")
+    assert json.loads(text) == {"healthy": True, "problems": {}}
+
+
+NOT_JSON = {
+    "garbage": (b"{not json", "application/json"),
+    "empty": (b"", "application/json"),
+    "truncated": (b'{"active": tru', "application/json"),
+    "not-utf8": (b'{"active": \xff}', "application/json"),
+    "unknown-charset": (b'{"active": true}', "application/json; charset=no-such-charset"),
+}
+NOT_A_BOOL: list[Any] = [{"active": "yes"}, {"active": 1}, {"active": None}, {}, [True], True]
+REFUSED = {"error": 'body must be JSON: {"active": true|false}'}
+
+
+async def test_simulate_refuses_a_body_that_is_not_json(page: Page) -> None:
+    for name, (body, content_type) in NOT_JSON.items():
+        code, answer = await page.post("/api/sim/inputs/in1", body, content_type)
+        assert (code, answer) == (400, REFUSED), name
+    assert zone(await page.status(), "front-door")["active"] is False
+
+
+async def test_simulate_refuses_active_that_is_not_a_bool(page: Page) -> None:
+    for body in NOT_A_BOOL:
+        code, answer = await page.post("/api/sim/inputs/in1", json.dumps(body).encode())
+        assert (code, answer) == (400, REFUSED), body
+    assert zone(await page.status(), "front-door")["active"] is False
+
+
+async def test_simulate_unknown_input_is_404(page: Page) -> None:
+    code, answer = await page.post("/api/sim/inputs/in99", b'{"active": true}')
+    assert code == 404
+    assert answer == {"error": "no input named 'in99'"}
+
+
+async def wait_zone(page: Page, zone_id: str, active: bool, timeout_s: float = 5.0) -> None:
+    """Poll /api/status until the zone reads ``active``; fail after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while zone(await page.status(), zone_id)["active"] is not active:
+        if loop.time() > deadline:
+            pytest.fail(f"zone {zone_id} not active={active} in /api/status after {timeout_s} s")
+        await asyncio.sleep(0.02)
+
+
+async def test_simulate_drives_the_zone(page: Page) -> None:
+    assert zone(await page.status(), "front-door")["active"] is False
+    code, answer = await page.post("/api/sim/inputs/in1", b'{"active": true}')
+    assert (code, answer) == (200, {"input": "in1", "active": True})
+    await wait_zone(page, "front-door", True)
+    assert zone(await page.status(), "hall-pir")["active"] is False
+    code, answer = await page.post("/api/sim/inputs/in1", b'{"active": false}')
+    assert (code, answer) == (200, {"input": "in1", "active": False})
+    await wait_zone(page, "front-door", False)
+    assert zone(await page.status(), "front-door")["changes"] >= 2
+
+
+async def test_simulate_refuses_an_oversized_body(page: Page) -> None:
+    body = json.dumps({"active": True, "pad": "x" * MAX_BODY}).encode()
+    assert len(body) > MAX_BODY
+    code, _ = await page.post("/api/sim/inputs/in1", body)
+    assert code == 413
+    # Refused, not half-applied; and the page still answers.
+    assert zone(await page.status(), "front-door")["active"] is False
+    code, _ = await page.post("/api/sim/inputs/in1", b'{"active": true}')
+    assert code == 200
+    await wait_zone(page, "front-door", True)
+
+
+async def test_simulate_is_404_on_real_pins() -> None:
+    """A box on real GPIO has no simulator: the endpoint says so, and nothing is driven."""
+    port = free_port()
+    server = WebServer("127.0.0.1", port, lambda: {"healthy": False, "problems": {"x": "y"}})
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            page = Page(session, f"http://127.0.0.1:{port}")
+            code, answer = await page.post("/api/sim/inputs/in1", b'{"active": true}')
+            assert code == 404
+            assert "gpio.backend = 'mock'" in answer["error"]
+            code, _, text = await page.get("/healthz")
+            assert code == 503
+            assert json.loads(text) == {"healthy": False, "problems": {"x": "y"}}
+    finally:
+        await server.stop()
