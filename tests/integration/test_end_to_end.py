@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +71,12 @@ async def until(predicate: Callable[[], object], timeout_s: float = 10.0, what: 
 
 def start_station(spawn: Callable[..., subprocess.Popen[bytes]], broker: Broker, db: Path) -> None:
     spawn("station", "station", "run", "--broker", broker.url, "--db", str(db))
+
+
+def box_status(web_port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/status", timeout=5) as resp:
+        status: dict[str, Any] = json.load(resp)
+    return status
 
 
 def device_states(db: Path) -> dict[str, str]:
@@ -180,6 +189,7 @@ def test_cli_box_station_and_simulator(
         )
         assert result.returncode == 0, result.stderr
     wait_for(lambda: station_rows(station_db, kind="restore"), 15, "restore at station")
+    wait_for(lambda: box_status(web_port)["outbox"]["depth"] == 0, 15, "the box to get the ack")
     box.send_signal(signal.SIGTERM)
     assert box.wait(15) == 0
     kinds = [(r["kind"], r["zone_id"]) for r in station_rows(station_db)]
