@@ -21,6 +21,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.errors import PublishRefused, UplinkError
 
@@ -33,6 +35,7 @@ class Message:
     payload: bytes
     qos: int = 1
     retain: bool = False
+    properties: tuple[tuple[str, str], ...] = ()  # MQTT v5 user properties
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,13 @@ class MqttLink:
             raise UplinkError("not connected")
         future: asyncio.Future[None] = self._loop.create_future()
         with self._lock:
-            info = client.publish(message.topic, message.payload, message.qos, message.retain)
+            info = client.publish(
+                message.topic,
+                message.payload,
+                message.qos,
+                message.retain,
+                properties=_user_properties(message.properties),
+            )
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise UplinkError(f"publish failed: {paho.error_string(info.rc)}")
             self._pending[info.mid] = future
@@ -182,7 +191,8 @@ class MqttLink:
         self._hop(_settle, future, failure)
 
     def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        self._hop(self._deliver, Message(msg.topic, bytes(msg.payload), msg.qos, msg.retain))
+        props = tuple(getattr(msg.properties, "UserProperty", None) or ())
+        self._hop(self._deliver, Message(msg.topic, bytes(msg.payload), msg.qos, msg.retain, props))
 
     def _hop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
@@ -236,3 +246,11 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _user_properties(pairs: tuple[tuple[str, str], ...]) -> Properties | None:
+    if not pairs:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = list(pairs)
+    return props

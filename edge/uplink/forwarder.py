@@ -79,7 +79,7 @@ class Forwarder:
                 log.warning("ignored message on unexpected topic %s", message.topic)
                 continue
             try:
-                ids = protocol.decode_ack(message.payload)
+                ids = list(protocol.decode_ack(message.payload).ids)
             except ProtocolError as exc:
                 log.error("malformed ack from the station ignored: %s", exc)
                 continue

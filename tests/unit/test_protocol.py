@@ -14,7 +14,9 @@ from edge.errors import ProtocolError
 from edge.model import Event, ZoneRef
 from edge.protocol import (
     VERSION,
+    Ack,
     EventMessage,
+    MediaProgress,
     Topics,
     decode_ack,
     decode_event,
@@ -204,6 +206,8 @@ def test_station_filters() -> None:
         "events": "edge/+/events",
         "state": "edge/+/state",
         "heartbeat": "edge/+/heartbeat",
+        "media": "edge/+/media/+/+",
+        "cmd_result": "edge/+/cmd/result",
     }
 
 
@@ -241,13 +245,19 @@ def test_device_of_rejects_empty_device(topic: str) -> None:
 # --- ack ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ids", [[], [EVENT_ID], ["a", "b", "c"]])
+@pytest.mark.parametrize("ids", [[EVENT_ID], ["a", "b", "c"]])
 def test_ack_round_trip(ids: list[str]) -> None:
-    assert decode_ack(encode_ack(ids)) == ids
+    assert decode_ack(encode_ack(ids)) == Ack(tuple(ids))
+
+
+def test_ack_with_media_progress_round_trip() -> None:
+    media = (MediaProgress("m1", 3), MediaProgress("m2", 7, complete=True))
+    assert decode_ack(encode_ack([EVENT_ID], media)) == Ack((EVENT_ID,), media)
+    assert decode_ack(encode_ack([], media)) == Ack((), media)
 
 
 def test_ack_from_an_older_version_is_accepted() -> None:
-    assert decode_ack(b'{"v":0,"ids":["x"]}') == ["x"]
+    assert decode_ack(b'{"v":0,"ids":["x"]}') == Ack(("x",))
 
 
 @pytest.mark.parametrize(
@@ -274,6 +284,13 @@ def test_ack_from_an_older_version_is_accepted() -> None:
         b'{"v":1,"ids":[1,2]}',
         b'{"v":1,"ids":["a",null]}',
         b'{"v":1,"ids":[["a"]]}',
+        b'{"v":1,"ids":[]}',  # acknowledges nothing
+        b'{"v":1,"media":{}}',
+        b'{"v":1,"media":[{"have":1}]}',
+        b'{"v":1,"media":[{"id":"m","have":-1}]}',
+        b'{"v":1,"media":[{"id":"m","have":"1"}]}',
+        b'{"v":1,"media":[{"id":"m","have":1,"complete":"yes"}]}',
+        b'{"v":1,"media":["m"]}',
     ],
 )
 def test_decode_ack_rejects(payload: bytes) -> None:

@@ -1,0 +1,49 @@
+"""The wire format between box and station: topics and payloads, versioned.
+
+Pure: no I/O, no MQTT library. Both the box's uplink and the station's
+receiver use it, so the two sides cannot drift apart. For integrators:
+``edge/protocol/PROTOCOL.md``.
+"""
+
+from edge.protocol.acks import Ack, MediaProgress, decode_ack, encode_ack
+from edge.protocol.common import VERSION, dumps, iso_ms, load, parse_iso_ms
+from edge.protocol.events import (
+    EventMessage,
+    decode_event,
+    decode_object,
+    encode_event,
+    encode_heartbeat,
+    encode_state,
+    event_from_record,
+    event_record,
+)
+from edge.protocol.media import Chunk, chunk_count, chunk_properties, media_ids, parse_chunk
+from edge.protocol.topics import Topics, device_of, station_filters
+
+__all__ = [
+    "VERSION",
+    "Ack",
+    "Chunk",
+    "EventMessage",
+    "MediaProgress",
+    "Topics",
+    "chunk_count",
+    "chunk_properties",
+    "decode_ack",
+    "decode_event",
+    "decode_object",
+    "device_of",
+    "dumps",
+    "encode_ack",
+    "encode_event",
+    "encode_heartbeat",
+    "encode_state",
+    "event_from_record",
+    "event_record",
+    "iso_ms",
+    "load",
+    "media_ids",
+    "parse_chunk",
+    "parse_iso_ms",
+    "station_filters",
+]
