@@ -251,6 +251,6 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 def _user_properties(pairs: tuple[tuple[str, str], ...]) -> Properties | None:
     if not pairs:
         return None
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.UserProperty = list(pairs)
     return props
