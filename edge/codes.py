@@ -59,6 +59,7 @@ class Condition(StrEnum):
     LOW_BATTERY = "low_battery"
     COMM_TROUBLE = "comm_trouble"
     COMM_FAILED_EVENT = "comm_failed_event"
+    SYSTEM_TROUBLE = "system_trouble"
     OPEN_CLOSE = "open_close"
     MANUAL_TEST = "manual_test"
     PERIODIC_TEST = "periodic_test"
@@ -137,6 +138,15 @@ TABLE: tuple[CodeRow, ...] = (
         Kind.TROUBLE,
         Kind.TROUBLE_RESTORE,
         "Failure to communicate event",
+    ),
+    _R(
+        Condition.SYSTEM_TROUBLE,
+        300,
+        "YX",
+        "YZ",
+        Kind.TROUBLE,
+        Kind.TROUBLE_RESTORE,
+        "System trouble",
     ),
     _R(Condition.OPEN_CLOSE, 401, "OP", "CL", Kind.DISARM, Kind.ARM, "O/C by user"),
     _R(Condition.MANUAL_TEST, 601, "RX", None, Kind.TEST, None, "Manual trigger test report"),

@@ -1,17 +1,28 @@
-"""paho-mqtt (MQTT v5) bridged to asyncio; shared by the box's uplink and the station.
+"""paho-mqtt (MQTT v5) driven by the asyncio loop; shared by the box's uplink and the station.
+
+paho runs without a thread of its own: its socket is watched by the event
+loop (``add_reader``/``add_writer``), so its callbacks run on the loop. Only
+the blocking ``connect()`` (DNS, TCP, TLS handshake) runs in an executor, and
+the socket callbacks it fires hop back with ``call_soon_threadsafe``.
 
 One future per in-flight publish: ``await publish()`` returns only when the
 broker acknowledged the message (PUBACK), raises :class:`PublishRefused` on a
 failure reason code and :class:`UplinkError` when the link drops or the wait
-times out. Nothing is queued in paho's RAM while disconnected: callers keep
-their own durable queue and retry. paho's callbacks run on its network
-thread; they only hop into the loop with ``call_soon_threadsafe``.
+times out. At most ``max_inflight`` publishes are in flight (and never more
+than the broker's Receive Maximum). Nothing waits in paho's RAM while
+disconnected: callers keep their own durable queue and retry.
+
+Reconnects back off exponentially from ``reconnect_min_s`` to
+``reconnect_max_s`` with full jitter, so a fleet of boxes does not hammer a
+station's broker in step after an outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import ssl
 import threading
 from collections.abc import Callable
@@ -27,6 +38,7 @@ from paho.mqtt.properties import Properties
 from edge.errors import PublishRefused, UplinkError
 
 log = logging.getLogger(__name__)
+Pairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,7 @@ class Message:
     payload: bytes
     qos: int = 1
     retain: bool = False
-    properties: tuple[tuple[str, str], ...] = ()  # MQTT v5 user properties
+    properties: Pairs = ()  # MQTT v5 user properties
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,11 @@ class LinkSettings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    reconnect_min_s: int = 1
-    reconnect_max_s: int = 60
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    session_expiry_s: int = 0  # 0: the session ends with the connection (clean start)
+    max_inflight: int = 100
     subscriptions: tuple[tuple[str, int], ...] = ()
     will: Message | None = None
     inbox_size: int = 10_000
@@ -63,30 +78,306 @@ class LinkStatus:
     connected_since: float | None = None
     connects: int = 0
     disconnects: int = 0
+    failed_attempts: int = 0
     last_error: str | None = None
+    session_present: bool = False
     inbox_dropped: int = 0
     in_flight: int = 0
+    window: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MqttLink:
-    """A supervised MQTT v5 connection. Construct, then ``await start()``."""
+    """A supervised MQTT v5 connection. Construct (no I/O), then ``await start()``."""
 
     def __init__(self, settings: LinkSettings, birth: Callable[[], Message] | None = None) -> None:
         self.settings = settings
-        self.status = LinkStatus()
+        self.status = LinkStatus(window=settings.max_inflight)
         self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=settings.inbox_size)
         self._birth = birth
         self._client: paho.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._pending: dict[int, asyncio.Future[None]] = {}
-        self._lock = threading.RLock()
+        self._slots = asyncio.Semaphore(settings.max_inflight)
+        self._reserved = 0  # slots held back to honour the broker's Receive Maximum
+        self._reserving: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._connack: asyncio.Future[bool] | None = None
+        self._down: asyncio.Event = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._misc: asyncio.Task[None] | None = None
+        self._sock: Any = None
         self._stopping = False
 
+    # -- lifecycle ---------------------------------------------------------
+
     async def start(self) -> None:
-        """Begin connecting in the background (paho retries with backoff)."""
+        """Start connecting in the background; returns at once."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._client = self._make_client()
+        self._supervisor = asyncio.create_task(
+            self._supervise(), name=f"mqtt.{self.settings.client_id}"
+        )
+
+    async def stop(self, last_words: Message | None = None, timeout_s: float = 3.0) -> None:
+        """Optionally publish ``last_words`` (e.g. retained offline state), then disconnect."""
+        client = self._client
+        if client is None:
+            return
+        if last_words is not None and self.status.connected:
+            try:
+                await self.publish(last_words, timeout_s=timeout_s)
+            except UplinkError as exc:
+                log.warning("could not publish %s before disconnecting: %s", last_words.topic, exc)
+        self._stopping = True
+        if self.status.connected:
+            client.disconnect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._down.wait(), timeout_s)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._close_socket()
+        self._client = None
+        self._fail_pending("link stopped")
+
+    async def wait_connected(self, timeout_s: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_disconnected(self) -> None:
+        await self._down.wait()
+
+    # -- publishing --------------------------------------------------------
+
+    async def publish(self, message: Message, timeout_s: float = 10.0) -> None:
+        """Publish and wait for the broker's acknowledgement (QoS 1) or the write (QoS 0)."""
+        async with asyncio.timeout(timeout_s):
+            await self._slots.acquire()
+        try:
+            await self._publish(message, timeout_s)
+        finally:
+            self._slots.release()
+
+    async def _publish(self, message: Message, timeout_s: float) -> None:
+        client = self._client
+        if client is None or self._loop is None or not self.status.connected:
+            raise UplinkError("not connected")
+        info = client.publish(
+            message.topic,
+            message.payload,
+            message.qos,
+            message.retain,
+            properties=_user_properties(message.properties),
+        )
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise UplinkError(f"publish failed: {paho.error_string(info.rc)}")
+        if message.qos == 0:
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._pending[info.mid] = future
+        self.status.in_flight = len(self._pending)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as exc:
+            raise UplinkError(f"no acknowledgement from the broker in {timeout_s} s") from exc
+        finally:
+            self._pending.pop(info.mid, None)
+            self.status.in_flight = len(self._pending)
+
+    # -- connection supervision -------------------------------------------
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping:
+            if await self._connect_once():
+                failures = 0
+                await self._down.wait()  # stop() cancels this task while it waits
+            else:
+                failures += 1
+                self.status.failed_attempts += 1
+            await asyncio.sleep(self._backoff_s(failures))
+
+    def _backoff_s(self, failures: int) -> float:
+        """Full jitter: uniform in [min, min(max, min * 2**failures)]."""
+        s = self.settings
+        ceiling = min(s.reconnect_max_s, s.reconnect_min_s * 2 ** min(failures, 16))
+        return random.uniform(s.reconnect_min_s, max(s.reconnect_min_s, ceiling))  # noqa: S311
+
+    async def _connect_once(self) -> bool:
+        assert self._loop is not None and self._client is not None
+        s = self.settings
+        self._connack = self._loop.create_future()
+        self._down.clear()
+        try:
+            await asyncio.wait_for(
+                self._loop.run_in_executor(None, self._connect_blocking, self._client),
+                s.connect_timeout_s,
+            )
+            return await asyncio.wait_for(self._connack, s.connect_timeout_s)
+        except (OSError, ssl.SSLError, ValueError, TimeoutError) as exc:
+            self._record_failure(
+                f"cannot connect to {s.host}:{s.port}: {str(exc) or type(exc).__name__}"
+            )
+            self._close_socket()
+            return False
+
+    def _connect_blocking(self, client: paho.Client) -> None:
+        s = self.settings
+        props = None
+        if s.session_expiry_s:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry_s
+        client.connect(
+            s.host,
+            s.port,
+            keepalive=s.keepalive_s,
+            clean_start=s.session_expiry_s == 0,
+            properties=props,
+        )
+
+    def _record_failure(self, error: str) -> None:
+        if error != self.status.last_error:
+            log.warning("MQTT %s", error)
+        self.status.last_error = error
+
+    # -- paho callbacks (on the loop thread, or hopped there) --------------
+
+    def _on_connect(self, client: Any, _u: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self._record_failure(f"connection refused by the broker: {reason}")
+            self._resolve_connack(False)
+            return
+        window = self.settings.max_inflight
+        receive_max = getattr(props, "ReceiveMaximum", None)
+        if receive_max:
+            window = min(window, int(receive_max))
+        self._set_window(window)  # paho's own limit (max_inflight) is never below this
+        self.status.session_present = bool(getattr(flags, "session_present", False))
+        for topic, qos in self.settings.subscriptions:
+            client.subscribe(topic, qos)
+        if self._birth is not None:
+            birth = self._birth()
+            client.publish(birth.topic, birth.payload, birth.qos, birth.retain)
+        self.status.connected = True
+        self.status.connects += 1
+        self.status.connected_since = self._loop.time() if self._loop else None
+        self.status.last_error = None
+        self._connected.set()
+        self._resolve_connack(True)
+        log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        was = self.status.connected
+        self.status.connected = False
+        self.status.connected_since = None
+        self._connected.clear()
+        if was:
+            self.status.disconnects += 1
+            if self._stopping:
+                log.info("MQTT disconnected")
+            else:
+                self._record_failure(f"link lost: {reason}")
+        self._resolve_connack(False)
+        self._fail_pending(f"disconnected: {reason}")
+        self._down.set()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        future = self._pending.get(mid)
+        if future is None or future.done():
+            return  # a publish we no longer wait for (timed out, or resent by paho)
+        if reason.is_failure:
+            future.set_exception(PublishRefused(str(reason), int(reason.value)))
+        else:
+            future.set_result(None)
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        props = tuple(getattr(msg.properties, "UserProperty", None) or ())
+        message = Message(msg.topic, bytes(msg.payload), msg.qos, msg.retain, props)
+        try:
+            self.inbox.put_nowait(message)
+        except asyncio.QueueFull:
+            self.status.inbox_dropped += 1
+            log.error("MQTT inbox full: dropped a message on %s", message.topic)
+
+    # -- socket plumbing ---------------------------------------------------
+
+    def _on_socket_open(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._hop(self._watch, sock)
+
+    def _on_socket_close(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._hop(self._unwatch, sock)
+
+    def _on_register_write(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._hop(self._add_writer, sock)
+
+    def _on_unregister_write(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._hop(self._remove_writer, sock)
+
+    def _watch(self, sock: Any) -> None:
+        assert self._loop is not None
+        self._sock = sock
+        self._loop.add_reader(sock, self._readable)
+        if self._misc is None or self._misc.done():
+            self._misc = asyncio.create_task(self._misc_loop(), name="mqtt.misc")
+
+    def _unwatch(self, sock: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        if self._sock is sock:
+            self._sock = None
+        if self._misc is not None:
+            self._misc.cancel()
+            self._misc = None
+        if self.status.connected:  # closed without paho calling on_disconnect
+            self._on_disconnect(None, None, None, "socket closed", None)
+        self._down.set()
+
+    def _add_writer(self, sock: Any) -> None:
+        if self._loop is not None and sock is self._sock:
+            self._loop.add_writer(sock, self._writable)
+
+    def _remove_writer(self, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        client.loop_read()
+        sock = self._sock
+        # TLS may hold decrypted bytes the raw socket no longer signals.
+        while sock is not None and sock is self._sock and getattr(sock, "pending", None):
+            if not sock.pending() or client.loop_read() != paho.MQTT_ERR_SUCCESS:
+                break
+
+    def _writable(self) -> None:
+        if self._client is not None:
+            self._client.loop_write()
+
+    async def _misc_loop(self) -> None:
+        while self._client is not None:
+            self._client.loop_misc()
+            await asyncio.sleep(1.0)
+
+    def _close_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._unwatch(sock)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _make_client(self) -> paho.Client:
         s = self.settings
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -104,151 +395,52 @@ class MqttLink:
             )
         if s.will is not None:
             client.will_set(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
-        client.reconnect_delay_set(min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s)
+        client.max_inflight_messages_set(s.max_inflight)
+        client.max_queued_messages_set(s.max_inflight)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        self._client = client
-        try:
-            client.connect_async(s.host, s.port, keepalive=s.keepalive_s, clean_start=True)
-        except (OSError, ValueError) as exc:
-            raise UplinkError(f"cannot start MQTT connection to {s.host}:{s.port}: {exc}") from exc
-        client.loop_start()
-
-    async def stop(self, last_words: Message | None = None, timeout_s: float = 3.0) -> None:
-        """Optionally publish ``last_words`` (e.g. retained offline state), then disconnect."""
-        client = self._client
-        if client is None:
-            return
-        if last_words is not None and self.status.connected:
-            try:
-                await self.publish(last_words, timeout_s=timeout_s)
-            except UplinkError as exc:
-                log.warning("could not publish %s before disconnecting: %s", last_words.topic, exc)
-        self._stopping = True
-        client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
-        self._client = None
-        self._fail_pending("link stopped")
-
-    async def wait_connected(self, timeout_s: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
-
-    async def publish(self, message: Message, timeout_s: float = 10.0) -> None:
-        """Publish and wait for the broker's acknowledgement (QoS 1) or the write (QoS 0)."""
-        client = self._client
-        if client is None or self._loop is None or not self.status.connected:
-            raise UplinkError("not connected")
-        future: asyncio.Future[None] = self._loop.create_future()
-        with self._lock:
-            info = client.publish(
-                message.topic,
-                message.payload,
-                message.qos,
-                message.retain,
-                properties=_user_properties(message.properties),
-            )
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                raise UplinkError(f"publish failed: {paho.error_string(info.rc)}")
-            self._pending[info.mid] = future
-            self.status.in_flight = len(self._pending)
-        try:
-            await asyncio.wait_for(future, timeout_s)
-        except TimeoutError as exc:
-            raise UplinkError(f"no acknowledgement from the broker in {timeout_s} s") from exc
-        finally:
-            with self._lock:
-                self._pending.pop(info.mid, None)
-                self.status.in_flight = len(self._pending)
-
-    # -- paho thread -------------------------------------------------------
-
-    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            self._hop(self._set_error, f"connection refused: {reason}")
-            return
-        for topic, qos in self.settings.subscriptions:
-            client.subscribe(topic, qos)
-        if self._birth is not None:
-            birth = self._birth()
-            client.publish(birth.topic, birth.payload, birth.qos, birth.retain)
-        self._hop(self._set_connected, True, None)
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self._hop(self._set_connected, False, f"disconnected: {reason}")
-
-    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-        with self._lock:
-            future = self._pending.get(mid)
-        if future is None:
-            return  # a publish we no longer wait for (timed out, or resent by paho)
-        failure = PublishRefused(str(reason), int(reason.value)) if reason.is_failure else None
-        self._hop(_settle, future, failure)
-
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        props = tuple(getattr(msg.properties, "UserProperty", None) or ())
-        self._hop(self._deliver, Message(msg.topic, bytes(msg.payload), msg.qos, msg.retain, props))
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return client
 
     def _hop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
             loop.call_soon_threadsafe(fn, *args)
 
-    # -- loop thread -------------------------------------------------------
+    def _resolve_connack(self, ok: bool) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(ok)
 
-    def _set_connected(self, connected: bool, error: str | None) -> None:
-        was = self.status.connected
-        self.status.connected = connected
-        if connected:
-            self.status.connects += 1
-            self.status.connected_since = self._loop.time() if self._loop else None
-            self._connected.set()
-            log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
-        else:
-            self._connected.clear()
-            self.status.connected_since = None
-            self.status.last_error = error
-            if was:
-                self.status.disconnects += 1
-                if self._stopping:
-                    log.info("MQTT disconnected")
-                else:
-                    log.warning("MQTT link lost: %s", error)
-            self._fail_pending(error or "disconnected")
+    def _set_window(self, window: int) -> None:
+        self.status.window = window
+        target = self.settings.max_inflight - window
+        while self._reserved > target:
+            self._slots.release()
+            self._reserved -= 1
+        if self._reserved < target and (self._reserving is None or self._reserving.done()):
+            self._reserving = asyncio.create_task(self._reserve(target), name="mqtt.window")
 
-    def _set_error(self, error: str) -> None:
-        self.status.last_error = error
-        log.error("MQTT %s", error)
-
-    def _deliver(self, message: Message) -> None:
-        try:
-            self.inbox.put_nowait(message)
-        except asyncio.QueueFull:
-            self.status.inbox_dropped += 1
-            log.error("MQTT inbox full: dropped a message on %s", message.topic)
+    async def _reserve(self, target: int) -> None:
+        while self._reserved < target:
+            await self._slots.acquire()
+            self._reserved += 1
 
     def _fail_pending(self, why: str) -> None:
-        with self._lock:
-            futures = list(self._pending.values())
-        for future in futures:
-            _settle(future, UplinkError(why))
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(UplinkError(why))
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
-def _user_properties(pairs: tuple[tuple[str, str], ...]) -> Properties | None:
+def _user_properties(pairs: Pairs) -> Properties | None:
     if not pairs:
         return None
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

@@ -40,6 +40,7 @@ CID_MEANING: dict[int, tuple[str, ...]] = {
     302: ("Low system battery",),
     350: ("Communication trouble",),
     354: ("Failure to communicate event",),
+    300: ("System trouble",),
     401: ("Open/Close by user", "O/C by user"),
     601: ("Manual trigger test report",),
     602: ("Periodic test report",),
@@ -69,6 +70,8 @@ SIA_MEANING: dict[str, str] = {
     "CL": "Closing Report",
     "RX": "Manual Test",
     "RP": "Automatic Test",
+    "YX": "Service Required",
+    "YZ": "Service Completed",
 }
 
 # What each condition must send: Contact ID event code, SIA event code, SIA
@@ -87,6 +90,7 @@ EXPECTED: dict[Condition, tuple[int, str, str | None, Kind, Kind | None]] = {
     Condition.LOW_BATTERY: (302, "YT", "YR", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     Condition.COMM_TROUBLE: (350, "YC", "YK", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     Condition.COMM_FAILED_EVENT: (354, "YC", "YK", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
+    Condition.SYSTEM_TROUBLE: (300, "YX", "YZ", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     # Contact ID: 1 401 = opening (disarm), 3 401 = closing (arm).
     Condition.OPEN_CLOSE: (401, "OP", "CL", Kind.DISARM, Kind.ARM),
     Condition.MANUAL_TEST: (601, "RX", None, Kind.TEST, None),
@@ -152,6 +156,8 @@ def test_sia_restore_is_a_restoral_or_closing(condition: Condition) -> None:
     restore_meaning = SIA_MEANING[row.sia_restore]
     if condition is Condition.OPEN_CLOSE:
         assert (event_meaning, restore_meaning) == ("Opening Report", "Closing Report")
+    elif condition is Condition.SYSTEM_TROUBLE:
+        assert (event_meaning, restore_meaning) == ("Service Required", "Service Completed")
     else:
         assert "Restoral" in restore_meaning
         assert "Restoral" not in event_meaning
