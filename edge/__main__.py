@@ -11,11 +11,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from edge import __version__, logs
 from edge.config import EdgeConfig, load
 from edge.errors import ConfigError, EdgeError
+
+if TYPE_CHECKING:
+    from edge.station.store import StationStore
 
 EXIT_CONFIG = 2
 
@@ -76,6 +80,15 @@ def _station_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--prefix", default="edge")
     run.add_argument("--client-id", default="station-receiver")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--batch-max", type=int, default=500, help="messages stored per transaction, at most"
+    )
+    run.add_argument(
+        "--batch-max-bytes",
+        type=int,
+        default=8 * 1024 * 1024,
+        help="payload bytes stored per transaction, about",
+    )
     run.set_defaults(func=_station_run)
     events = ssub.add_parser("events", help="list stored events, newest first")
     events.add_argument("--db", type=Path, required=True)
@@ -83,6 +96,12 @@ def _station_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     events.add_argument("--limit", type=int, default=50)
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(func=_station_events)
+    media = ssub.add_parser("media", help="list the stored stills and clips of an event")
+    media.add_argument("--db", type=Path, required=True)
+    media.add_argument("event_id")
+    media.add_argument("--device")
+    media.add_argument("--json", action="store_true", help="one JSON object per line")
+    media.set_defaults(func=_station_media)
 
 
 def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,19 +161,28 @@ def _station_run(args: argparse.Namespace) -> int:
         db=args.db,
         prefix=args.prefix,
         client_id=args.client_id,
+        batch_max=args.batch_max,
+        batch_max_bytes=args.batch_max_bytes,
     )
+    if settings.batch_max < 1 or settings.batch_max_bytes < 1:
+        raise ConfigError("--batch-max", ["--batch-max and --batch-max-bytes must be positive"])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Receiver(settings).run())
     return 0
 
 
-def _station_events(args: argparse.Namespace) -> int:
+def _station_store(db: Path) -> StationStore:
     from edge.station.store import StationStore
 
-    if not args.db.is_file():
-        raise EdgeError(f"{args.db}: no station store here")
-    store = StationStore(args.db)
+    if not db.is_file():
+        raise EdgeError(f"{db}: no station store here")
+    store = StationStore(db)
     store.open()
+    return store
+
+
+def _station_events(args: argparse.Namespace) -> int:
+    store = _station_store(args.db)
     try:
         rows = store.events(args.device, args.limit)
     finally:
@@ -165,8 +193,25 @@ def _station_events(args: argparse.Namespace) -> int:
         else:
             print(
                 f"{row.received_at}  {row.device}  #{row.seq:<5} {row.kind:<15} "
-                f"CID {row.cid} SIA {row.sia}  zone {row.zone or '-'}"
+                f"CID {row.cid} SIA {row.sia}  zone {row.zone or '-'}  media {row.media}"
                 f"{'  (historical)' if row.historical else ''}  id {row.id}"
+            )
+    return 0
+
+
+def _station_media(args: argparse.Namespace) -> int:
+    store = _station_store(args.db)
+    try:
+        rows = store.media(args.event_id, args.device)
+    finally:
+        store.close()
+    for row in rows:
+        if args.json:
+            print(json.dumps({**vars(row), "path": str(row.path)}))
+        else:
+            print(
+                f"{row.received_at}  {row.device}  {row.kind:<5} {row.media_id}  "
+                f"{row.size} bytes  sha256 {row.sha256}  {row.path}"
             )
     return 0
 

@@ -18,19 +18,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge import __version__, protocol
+from edge import __version__, codes, protocol
 from edge.clock import Clock, SystemClock, ms
-from edge.codes import ZoneType
+from edge.codes import Condition, ZoneType
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs.gpio import GpioInputs
+from edge.inputs.outputs import GpioOutputs
 from edge.inputs.zones import PanelState, step
-from edge.model import ZoneChanged
+from edge.model import Event, ZoneChanged, new_event_id
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
-from edge.outbox.store import Outbox
-from edge.uplink.forwarder import Forwarder, ForwardSettings, heartbeat
+from edge.outbox.store import Limits, Outbox
+from edge.status import register_status
+from edge.uplink.commands import CommandHandler
+from edge.uplink.forwarder import Forwarder, ForwardSettings
+from edge.uplink.inbox import dispatch
+from edge.uplink.supervision import PROFILES, Profile, Supervisor
 from edge.video.sources import SyntheticCamera
 from edge.web.server import WebServer
 
@@ -53,6 +58,14 @@ def state_dir_of(cfg: EdgeConfig, override: Path | None = None) -> Path:
     )
 
 
+def profile_of(cfg: EdgeConfig) -> Profile:
+    sup = cfg.supervision
+    base = PROFILES.get(sup.profile)
+    if base is None:  # custom: the rules made sure both are set
+        base = Profile(sup.heartbeat_s or 60, sup.path_loss_s or 180)
+    return Profile(base.heartbeat_s, base.path_loss_s, sup.max_ack_s)
+
+
 class Box:
     """Every stage of one box, wired. Construction does no I/O."""
 
@@ -63,22 +76,26 @@ class Box:
         self.started_s = self.clock.monotonic()
         self.health = Health()
         self.topics = protocol.Topics(cfg.uplink.topic_prefix, cfg.device.id)
-        self.outbox = AsyncOutbox(Outbox(state_dir / "outbox.sqlite"))
+        limits = Limits(
+            cfg.outbox.max_events, int(cfg.outbox.media_quota_bytes), cfg.uplink.chunk_bytes
+        )
+        self.outbox = AsyncOutbox(Outbox(state_dir / "outbox.sqlite", limits), self.clock)
         self.link = MqttLink(self._link_settings(), birth=lambda: self._state_message("online"))
-        self.forwarder = Forwarder(
+        self.forwarder = Forwarder(self.link, self.outbox, self.topics, self._forward(), self.clock)
+        self.outbox.on_stored = self.forwarder.kick
+        self.inputs = GpioInputs(cfg.inputs, cfg.gpio.backend, self.clock)
+        self.outputs = GpioOutputs(cfg.outputs, cfg.gpio.backend)
+        self.supervisor = Supervisor(
             self.link,
             self.outbox,
             self.topics,
-            ForwardSettings(
-                device=cfg.device.id,
-                account=cfg.station.account,
-                ack_timeout_s=cfg.uplink.ack_timeout_s,
-                publish_timeout_s=cfg.uplink.publish_timeout_s,
-                historical_after_s=cfg.uplink.historical_after_s,
-            ),
+            profile_of(cfg),
             self.clock,
+            lambda: self.outbox.depth,
+            self._path_trouble,
+            self.outputs.set,
         )
-        self.inputs = GpioInputs(cfg.inputs, cfg.gpio.backend, self.clock)
+        self.commands = CommandHandler(self.link, self.topics, self.clock, self.raise_event)
         self.cameras = [
             SyntheticCamera(c, self.clock) for c in cfg.cameras if c.source == "synthetic"
         ]
@@ -86,17 +103,13 @@ class Box:
         self.panel = PanelState()
         self.store_failing: str | None = None
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        simulate = self.inputs.simulate if self.inputs.simulated else None
         self.web = (
-            WebServer(
-                cfg.web.host,
-                cfg.web.port,
-                self.health.snapshot,
-                self.inputs.simulate if self.inputs.simulated else None,
-            )
+            WebServer(cfg.web.host, cfg.web.port, self.health.snapshot, simulate)
             if cfg.web.enabled
             else None
         )
-        self._register_health()
+        register_status(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -105,19 +118,11 @@ class Box:
         if self.web is not None:
             await self.web.start()
         await self.link.start()
+        routes = {self.topics.ack: self.forwarder.on_ack, self.topics.cmd: self.commands.handle}
+        self._spawn(tg, "uplink.inbox", dispatch(self.link, routes))
         self._spawn(tg, "uplink.sender", self.forwarder.run_sender())
-        self._spawn(tg, "uplink.acks", self.forwarder.run_acks())
-        self._spawn(
-            tg,
-            "uplink.heartbeat",
-            heartbeat(
-                self.link,
-                self.topics,
-                self.cfg.uplink.heartbeat_s,
-                self.clock,
-                lambda: self.outbox.depth,
-            ),
-        )
+        self._spawn(tg, "uplink.heartbeat", self.supervisor.run_heartbeat())
+        self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())
         self._spawn(tg, "zones", self._run_zones())
         loop = asyncio.get_running_loop()
 
@@ -125,6 +130,7 @@ class Box:
             loop.call_soon_threadsafe(self._on_change, change)
 
         self.inputs.open(hop)
+        self.outputs.open(self.inputs.factory)
         # Armed state first, so a zone already active at start-up is judged armed or not.
         arming = {z.id for z in self.cfg.zones if z.type is ZoneType.ARMED_STATE}
         for change in sorted(self.inputs.levels(), key=lambda c: c.zone not in arming):
@@ -151,13 +157,14 @@ class Box:
 
     async def close(self) -> None:
         """Release whatever is still held (after a crash); safe to call twice."""
-        self.inputs.close()
+        self.outputs.close()
+        self.inputs.release()
         await self.link.stop()
         await self.outbox.close()
         if self.web is not None:
             await self.web.stop()
 
-    # -- zones -------------------------------------------------------------
+    # -- events ------------------------------------------------------------
 
     def _on_change(self, change: ZoneChanged) -> None:
         try:
@@ -172,11 +179,11 @@ class Box:
             try:
                 self.panel, events = step(self.panel, change, zones)
                 for event in events:
-                    await self._store(event)
+                    await self.store(event)
             finally:
                 self.changes.task_done()
 
-    async def _store(self, event: Any) -> None:
+    async def store(self, event: Event) -> None:
         """Commit an event to the outbox, retrying until the disk takes it."""
         while True:
             try:
@@ -196,8 +203,26 @@ class Box:
                 event.text,
                 extra={"journal": {"EVENT_ID": event.id, "EVENT_SEQ": stored.seq}},
             )
-            self.forwarder.kick()
             return
+
+    async def raise_event(self, condition: Condition, restore: bool, text: str) -> Event:
+        """An event of the box itself (no zone): path trouble, manual test, ..."""
+        now = ms(self.clock.time())
+        event = Event(
+            id=new_event_id(now),
+            kind=codes.kind(condition, restore),
+            condition=condition,
+            codes=codes.codes(condition, restore),
+            occurred_at_ms=now,
+            partition=0,
+            armed=None,
+            text=text,
+        )
+        await self.store(event)
+        return event
+
+    async def _path_trouble(self, lost: bool, text: str) -> None:
+        await self.raise_event(Condition.COMM_TROUBLE, restore=not lost, text=text)
 
     # -- wiring helpers ----------------------------------------------------
 
@@ -209,6 +234,16 @@ class Box:
         for task in chosen:
             task.cancel()
         await asyncio.gather(*chosen, return_exceptions=True)
+
+    def _forward(self) -> ForwardSettings:
+        up = self.cfg.uplink
+        return ForwardSettings(
+            device=self.cfg.device.id,
+            account=self.cfg.station.account,
+            ack_timeout_s=up.ack_timeout_s,
+            publish_timeout_s=up.publish_timeout_s,
+            historical_after_s=up.historical_after_s,
+        )
 
     def _link_settings(self) -> LinkSettings:
         up = self.cfg.uplink
@@ -225,7 +260,9 @@ class Box:
             key_file=up.key_file,
             reconnect_min_s=up.reconnect_min_s,
             reconnect_max_s=up.reconnect_max_s,
-            subscriptions=((self.topics.ack, 1),),
+            session_expiry_s=up.session_expiry_s,
+            max_inflight=up.max_inflight,
+            subscriptions=((self.topics.ack, 1), (self.topics.cmd, 1)),
             will=self._state_message("offline"),
         )
 
@@ -234,65 +271,6 @@ class Box:
             state, boot_id=self.boot_id, version=__version__, at_ms=ms(self.clock.time())
         )
         return Message(self.topics.state, payload, qos=1, retain=True)
-
-    def _register_health(self) -> None:
-        self.health.check("tasks", self._dead_tasks)
-        self.health.check("outbox", lambda: self.store_failing)
-        self.health.section("device", self._device_status)
-        self.health.section("uplink", self._uplink_status)
-        self.health.section("outbox", self._outbox_status)
-        self.health.section("zones", self._zone_status)
-        self.health.section("cameras", lambda: {c.cfg.id: vars(c.status) for c in self.cameras})
-
-    def _dead_tasks(self) -> str | None:
-        dead = [n for n, t in self.tasks.items() if t.done() and not t.cancelled()]
-        return f"stage task ended: {', '.join(dead)}" if dead else None
-
-    def _device_status(self) -> dict[str, Any]:
-        return {
-            "id": self.cfg.device.id,
-            "site": self.cfg.device.site,
-            "account": self.cfg.station.account,
-            "version": __version__,
-            "boot_id": self.boot_id,
-            "uptime_s": round(self.clock.monotonic() - self.started_s),
-            "simulated_inputs": self.inputs.simulated,
-        }
-
-    def _uplink_status(self) -> dict[str, Any]:
-        s, f = self.link.status, self.forwarder.stats
-        return {
-            "broker": self.cfg.uplink.broker,
-            "connected": s.connected,
-            "connects": s.connects,
-            "last_error": s.last_error,
-            "published": f.published,
-            "acknowledged": f.acked,
-            "refused": f.refused,
-            "last_ack_at": None if f.last_ack_ms is None else protocol.iso_ms(f.last_ack_ms),
-            "heartbeat_s": self.cfg.uplink.heartbeat_s,
-        }
-
-    def _outbox_status(self) -> dict[str, Any]:
-        oldest = self.outbox.oldest_ms
-        age = None if oldest is None else round(ms(self.clock.time()) - oldest) / 1000
-        return {"depth": self.outbox.depth, "oldest_age_s": age}
-
-    def _zone_status(self) -> dict[str, Any]:
-        zones = []
-        for z in self.cfg.zones:
-            st = self.panel.zone(z.id)
-            zones.append(
-                {
-                    "id": z.id,
-                    "name": z.name,
-                    "type": z.type.value,
-                    "number": z.number,
-                    "active": st.active,
-                    "changes": st.changes,
-                }
-            )
-        return {"armed": {str(k): v for k, v in self.panel.armed.items()}, "zones": zones}
 
 
 async def run(

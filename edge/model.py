@@ -6,6 +6,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from edge.codes import Codes, Condition, Kind, ZoneType
@@ -93,13 +94,47 @@ class EventAcked:
     ids: tuple[str, ...]
 
 
-class EventStore(Protocol):
-    """What the uplink needs from the outbox (implemented in ``edge.outbox``)."""
+@dataclass(frozen=True)
+class QueuedMedia:
+    """A still or clip waiting in the outbox for the station."""
 
-    async def due(self, now_ms: int, limit: int) -> list[StoredEvent]: ...
+    id: str
+    event_id: str
+    kind: str  # "still" or "clip"
+    content_type: str
+    file: Path
+    size: int
+    sha256: str
+    chunks: int
+    acked_chunks: int  # chunks the station confirmed, from the first on
+    priority: int
+
+
+class EventStore(Protocol):
+    """What the uplink needs from the outbox (implemented by ``edge.outbox.aio``)."""
+
+    async def lease(
+        self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
+    ) -> list[StoredEvent]: ...
+
+    async def release(self, ids: list[str]) -> None: ...
+
+    async def reset_leases(self) -> None: ...
 
     async def next_due_ms(self) -> int | None: ...
 
-    async def mark_sent(self, event_id: str, now_ms: int, retry_at_ms: int) -> None: ...
+    async def ack(self, ids: list[str] | tuple[str, ...]) -> int: ...
 
-    async def ack(self, ids: list[str]) -> int: ...
+    async def dead_letter(self, event_id: str, reason: str, code: int | None) -> None: ...
+
+    async def oldest_alarm_ms(self) -> int | None: ...
+
+    async def lease_media(self, now_ms: int, lease_ms: int) -> QueuedMedia | None: ...
+
+    async def hold_media(self, media_id: str, until_ms: int) -> None: ...
+
+    async def media_chunk(self, item: QueuedMedia, index: int) -> bytes: ...
+
+    async def media_progress(self, media_id: str, have: int, complete: bool) -> bool: ...
+
+    async def dead_letter_media(self, media_id: str, reason: str, code: int | None) -> None: ...

@@ -30,6 +30,8 @@ def check(cfg: EdgeConfig) -> list[Problem]:
         *_armed_state(cfg),
         *_camera_sources(cfg),
         *_uplink(cfg),
+        *_outputs(cfg),
+        *_supervision(cfg),
     ]
 
 
@@ -143,6 +145,47 @@ def _uplink(cfg: EdgeConfig) -> Iterator[Problem]:
         )
     if up.password is not None and up.username is None:
         yield Problem(("uplink", "username"), None, "required when a password is set")
+
+
+def _outputs(cfg: EdgeConfig) -> Iterator[Problem]:
+    yield from _duplicates("outputs", "name", [o.name for o in cfg.outputs])
+    yield from _duplicates("outputs", "function", [o.function for o in cfg.outputs])
+    yield from _duplicates("outputs", "pin", [o.pin for o in cfg.outputs])
+    inputs = {i.pin: index for index, i in enumerate(cfg.inputs)}
+    for index, out in enumerate(cfg.outputs):
+        if out.pin in RESERVED_PINS:
+            yield Problem(
+                ("outputs", index, "pin"),
+                out.pin,
+                "reserved: GPIO 0 and 1 belong to the HAT ID EEPROM",
+            )
+        if out.pin in inputs:
+            yield Problem(
+                ("outputs", index, "pin"),
+                out.pin,
+                f"already used by inputs[{inputs[out.pin]}]: an output on an input's pin",
+            )
+
+
+def _supervision(cfg: EdgeConfig) -> Iterator[Problem]:
+    sup = cfg.supervision
+    custom = sup.profile == "custom"
+    for key in ("heartbeat_s", "path_loss_s"):
+        value = getattr(sup, key)
+        if custom and value is None:
+            yield Problem(("supervision", key), None, "required when profile = 'custom'")
+        elif not custom and value is not None:
+            yield Problem(
+                ("supervision", key),
+                value,
+                f"set by profile {sup.profile!r}; use profile = 'custom' to choose it",
+            )
+    if custom and sup.heartbeat_s and sup.path_loss_s and sup.path_loss_s <= sup.heartbeat_s:
+        yield Problem(
+            ("supervision", "path_loss_s"),
+            sup.path_loss_s,
+            f"must be longer than heartbeat_s ({sup.heartbeat_s})",
+        )
 
 
 def _list(values: list[str]) -> str:

@@ -95,9 +95,6 @@ class UplinkConfig(Section):
     key_file: Path | None = None
     topic_prefix: Annotated[str, AfterValidator(_topic_prefix)] = "edge"
     keepalive_s: int = Field(default=30, ge=5, le=600)
-    heartbeat_s: int = Field(
-        default=60, ge=5, le=3600, description="Supervision interval (EN 50136 class)."
-    )
     ack_timeout_s: float = Field(default=20.0, ge=1.0, le=600.0)
     publish_timeout_s: float = Field(default=10.0, ge=0.5, le=120.0)
     historical_after_s: float = Field(
@@ -105,6 +102,16 @@ class UplinkConfig(Section):
     )
     reconnect_min_s: int = Field(default=1, ge=1, le=60)
     reconnect_max_s: int = Field(default=60, ge=1, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 86400,
+        ge=0,
+        le=30 * 86400,
+        description="Broker keeps the session (and acks sent meanwhile) this long; 0: none.",
+    )
+    max_inflight: int = Field(default=100, ge=1, le=1000)
+    chunk_bytes: int = Field(
+        default=256 * 1024, ge=16 * 1024, le=4 * 1024 * 1024, description="Media chunk size."
+    )
 
     @property
     def tls(self) -> bool:
@@ -117,6 +124,22 @@ class UplinkConfig(Section):
     @property
     def port(self) -> int:
         return urlsplit(self.broker).port or (8883 if self.tls else 1883)
+
+
+class SupervisionConfig(Section):
+    profile: Literal["standard", "strict", "custom"] = Field(
+        default="standard",
+        description="standard: heartbeat 60 s, path loss 180 s; strict: 20 s / 90 s; "
+        "custom: heartbeat_s and path_loss_s below.",
+    )
+    heartbeat_s: int | None = Field(default=None, ge=5, le=3600)
+    path_loss_s: int | None = Field(default=None, ge=10, le=86400)
+    max_ack_s: int = Field(
+        default=30,
+        ge=5,
+        le=3600,
+        description="An alarm unacknowledged this long: delivery failure.",
+    )
 
 
 class GpioConfig(Section):
@@ -133,6 +156,13 @@ class InputConfig(Section):
     )
     pull: Literal["up", "down"] = "up"
     zone: Slug
+
+
+class OutputConfig(Section):
+    name: Slug
+    pin: int = Field(ge=0, le=27, description="BCM GPIO number.")
+    function: Literal["path_fault", "delivery_failure"]
+    active_high: bool = Field(default=True, description="Level that means 'fault'.")
 
 
 class ZoneConfig(Section):
@@ -189,6 +219,8 @@ class EdgeConfig(Section):
     gpio: GpioConfig = GpioConfig()
     zones: tuple[ZoneConfig, ...] = ()
     inputs: tuple[InputConfig, ...] = ()
+    outputs: tuple[OutputConfig, ...] = ()
+    supervision: SupervisionConfig = SupervisionConfig()
     cameras: tuple[CameraConfig, ...] = ()
     recording: RecordingConfig = RecordingConfig()
     web: WebConfig = WebConfig()

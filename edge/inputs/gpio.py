@@ -40,7 +40,7 @@ class GpioInputs:
         from gpiozero import DigitalInputDevice
         from gpiozero.exc import GPIOZeroError
 
-        self._factory = _factory(self._backend)
+        self._factory = pin_factory(self._backend)
         try:
             for inp in self._inputs.values():
                 device = DigitalInputDevice(
@@ -52,7 +52,7 @@ class GpioInputs:
                 device.when_activated = self._callback(inp, on_change, closed=True)
                 device.when_deactivated = self._callback(inp, on_change, closed=False)
         except GPIOZeroError as exc:
-            self.close()
+            self.release()
             raise HardwareError(f"cannot open GPIO input: {exc}") from exc
 
     def levels(self) -> list[ZoneChanged]:
@@ -77,10 +77,20 @@ class GpioInputs:
         else:
             pin.drive_high()
 
+    @property
+    def factory(self) -> Any:
+        """The pin factory in use (outputs share it), once open."""
+        return self._factory
+
     def close(self) -> None:
+        """Release the input pins (outputs sharing the factory stay up)."""
         for device in self._devices.values():
             device.close()
         self._devices.clear()
+
+    def release(self) -> None:
+        """Close the pin factory itself, after every device on it is closed."""
+        self.close()
         if self._factory is not None:
             self._factory.close()
             self._factory = None
@@ -105,7 +115,8 @@ class GpioInputs:
         )
 
 
-def _factory(backend: str) -> Any:
+def pin_factory(backend: str) -> Any:
+    """gpiozero's pin factory: lgpio on the device, the mock one for simulation."""
     if backend == "mock":
         from gpiozero.pins.mock import MockFactory
 

@@ -3,8 +3,10 @@ deleted only when the station acknowledged it.
 
 SQLite in WAL mode with ``synchronous=FULL``. The per-device sequence number
 lives in the same database and is taken in the same transaction as the
-insert, so it survives restarts and never repeats. Blocking: the app calls it
-from one dedicated thread.
+insert, so it survives restarts and never repeats. Events are *leased* for
+sending (their next send time moves by the ack timeout); an event the
+station does not acknowledge in time is simply offered again. Blocking: the
+app calls it from one dedicated thread (see :mod:`edge.outbox.aio`).
 """
 
 from __future__ import annotations
@@ -12,117 +14,157 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from edge.codes import Kind
-from edge.db import Transaction, open_db
+from edge.db import Transaction
 from edge.model import Event, StoredEvent
+from edge.outbox.media import MediaShelf
+from edge.outbox.recovery import open_checked
+from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, priority
 from edge.protocol import event_from_record, event_record
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL UNIQUE,
-    priority INTEGER NOT NULL,
-    zone TEXT,
-    body TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    first_sent_ms INTEGER,
-    next_send_ms INTEGER NOT NULL DEFAULT 0
-) STRICT;
-CREATE INDEX IF NOT EXISTS events_due ON events (next_send_ms, priority, seq);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0);
-"""
 
-# Lower sends first: alarms and tamper, then trouble, then the rest.
-_PRIORITY = {
-    Kind.ALARM: 0,
-    Kind.RESTORE: 0,
-    Kind.TAMPER: 0,
-    Kind.TAMPER_RESTORE: 0,
-    Kind.TROUBLE: 1,
-    Kind.TROUBLE_RESTORE: 1,
-    Kind.ARM: 2,
-    Kind.DISARM: 2,
-    Kind.TEST: 2,
-}
+@dataclass(frozen=True)
+class Limits:
+    max_events: int = 10_000
+    media_quota_bytes: int = 2 * 1024**3
+    chunk_bytes: int = 256 * 1024
 
 
-def priority(event: Event) -> int:
-    return _PRIORITY[event.kind]
+@dataclass(frozen=True)
+class PutResult:
+    stored: list[StoredEvent]
+    evicted_events: int = 0
 
 
 class Outbox:
-    """Store-and-forward queue of events. Construct, then :meth:`open`."""
+    """Store-and-forward queue of events and their media. Construct, then :meth:`open`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: Limits | None = None) -> None:
         self.path = path
+        self.limits = limits or Limits()
+        self.media = MediaShelf(
+            path.parent / "media", self._tx, self.limits.media_quota_bytes, self.limits.chunk_bytes
+        )
+        self.moved_aside: Path | None = None
+        self.corruption: str = ""
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def open(self) -> None:
-        self._db = open_db(self.path, SCHEMA, "outbox")
+    def open(self, now_ms: int = 0) -> None:
+        opened = open_checked(self.path, SCHEMA, now_ms)
+        self._db = opened.db
+        self.moved_aside, self.corruption = opened.moved_aside, opened.reason
+        self.media.open()
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    # -- events ------------------------------------------------------------
 
     def put(self, event: Event, now_ms: int) -> StoredEvent:
-        """Commit ``event`` durably with the next sequence number."""
-        body = json.dumps(event_record(event), separators=(",", ":"))
-        zone = event.zone.id if event.zone else None
-        with self._tx() as db:
-            row = db.execute(
-                "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
-            ).fetchone()
-            seq = int(row[0])
-            db.execute(
-                "INSERT INTO events (id, seq, priority, zone, body, created_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (event.id, seq, priority(event), zone, body, now_ms),
-            )
-        return StoredEvent(event, seq, priority(event), attempts=0, first_sent_ms=None)
+        return self.put_many([(event, now_ms)]).stored[0]
 
-    def due(self, now_ms: int, limit: int = 50) -> list[StoredEvent]:
-        """Events to send now: highest priority first, oldest first within a priority."""
+    def put_many(self, items: list[tuple[Event, int]]) -> PutResult:
+        """Commit events in one transaction (group commit), making room if full."""
+        stored = []
+        with self._tx() as db:
+            depth = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            evicted = self._evict_motion(db, depth + len(items) - self.limits.max_events)
+            for event, now_ms in items:
+                seq = int(
+                    db.execute(
+                        "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
+                    ).fetchone()[0]
+                )
+                prio = priority(event)
+                db.execute(
+                    "INSERT INTO events (id, seq, priority, zone, body, created_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (event.id, seq, prio, _zone_key(event), _body(event), now_ms),
+                )
+                stored.append(StoredEvent(event, seq, prio, attempts=0, first_sent_ms=None))
+        return PutResult(stored, evicted)
+
+    def lease(
+        self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
+    ) -> list[StoredEvent]:
+        """Take up to ``limit`` events due now, in send order, and lease them for ``lease_ms``.
+
+        Order: priority class, then live events (created after ``live_after_ms``)
+        before backlog, then sequence. A live event of a zone that still has
+        unsent backlog waits for it, so each zone's events go in order.
+        """
         with self._tx() as db:
             rows = db.execute(
-                "SELECT body, seq, priority, attempts, first_sent_ms FROM events "
-                "WHERE next_send_ms <= ? ORDER BY priority, seq LIMIT ?",
-                (now_ms, limit),
+                "SELECT body, seq, priority, attempts, first_sent_ms, zone, created_ms "
+                "FROM events WHERE next_send_ms <= ? "
+                "ORDER BY priority, created_ms >= ? DESC, seq LIMIT ?",
+                (now_ms, live_after_ms, limit),
             ).fetchall()
+            blocked = self._zones_with_backlog(db, rows, live_after_ms)
+            chosen = [
+                r for r in rows if not (r[5] in blocked and r[6] >= live_after_ms and r[3] == 0)
+            ]
+            db.executemany(
+                "UPDATE events SET attempts = attempts + 1, "
+                "first_sent_ms = COALESCE(first_sent_ms, ?), next_send_ms = ? WHERE seq = ?",
+                [(now_ms, now_ms + lease_ms, r[1]) for r in chosen],
+            )
         return [
-            StoredEvent(event_from_record(json.loads(body)), seq, prio, attempts, first)
-            for body, seq, prio, attempts, first in rows
+            StoredEvent(_event(body), seq, prio, attempts + 1, first or now_ms)
+            for body, seq, prio, attempts, first, _z, _c in chosen
         ]
+
+    def release(self, event_ids: list[str]) -> None:
+        """Offer leased events again at once (their publish failed)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE events SET next_send_ms = 0 WHERE id = ?", [(i,) for i in event_ids]
+            )
+
+    def reset_leases(self) -> None:
+        """After a reconnect: everything unacknowledged is due again, media from its last ack."""
+        with self._tx() as db:
+            db.execute("UPDATE events SET next_send_ms = 0 WHERE next_send_ms > 0")
+            db.execute("UPDATE media SET next_send_ms = 0 WHERE next_send_ms > 0")
 
     def next_due_ms(self) -> int | None:
         with self._tx() as db:
-            row = db.execute("SELECT MIN(next_send_ms) FROM events").fetchone()
+            row = db.execute(
+                "SELECT MIN(t) FROM (SELECT MIN(next_send_ms) AS t FROM events "
+                "UNION ALL SELECT MIN(next_send_ms) FROM media)"
+            ).fetchone()
         return None if row[0] is None else int(row[0])
 
-    def mark_sent(self, event_id: str, now_ms: int, retry_at_ms: int) -> None:
-        """Record a send; the event is offered again at ``retry_at_ms`` unless acknowledged."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE events SET attempts = attempts + 1, "
-                "first_sent_ms = COALESCE(first_sent_ms, ?), next_send_ms = ? WHERE id = ?",
-                (now_ms, retry_at_ms, event_id),
-            )
-
-    def ack(self, ids: list[str]) -> int:
+    def ack(self, ids: list[str] | tuple[str, ...]) -> int:
         """Delete acknowledged events; returns how many were still here."""
         if not ids:
             return 0
         with self._tx() as db:
             cur = db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
             return cur.rowcount
+
+    def dead_letter(self, event_id: str, reason: str, code: int | None, now_ms: int) -> bool:
+        """Move an event the broker refused out of the queue, for good."""
+        with self._tx() as db:
+            row = db.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters (id, what, body, reason, code, at_ms) "
+                "VALUES (?, 'event', ?, ?, ?, ?)",
+                (event_id, row[0], reason, code, now_ms),
+            )
+            db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'dead_letters'")
+        return True
+
+    # -- figures -----------------------------------------------------------
 
     def depth(self) -> int:
         with self._tx() as db:
@@ -133,9 +175,71 @@ class Outbox:
             row = db.execute("SELECT MIN(created_ms) FROM events").fetchone()
         return None if row[0] is None else int(row[0])
 
-    def last_seq(self) -> int:
+    def oldest_alarm_ms(self) -> int | None:
+        """When the oldest alarm, restore or tamper still unacknowledged was stored."""
         with self._tx() as db:
-            return int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+            row = db.execute(
+                "SELECT MIN(created_ms) FROM events WHERE priority < ?", (TROUBLE,)
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def last_seq(self) -> int:
+        return self.counter("seq")
+
+    def counter(self, key: str) -> int:
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def dead_letters(self) -> list[tuple[str, str, str, int | None]]:
+        with self._tx() as db:
+            return list(
+                db.execute("SELECT id, what, reason, code FROM dead_letters ORDER BY at_ms")
+            )
+
+    # -- internals ---------------------------------------------------------
+
+    def _evict_motion(self, db: sqlite3.Connection, excess: int) -> int:
+        """Drop the oldest motion-only events (and their media) to stay under capacity."""
+        if excess <= 0:
+            return 0
+        cur = db.execute(
+            "SELECT id FROM events WHERE priority >= ? ORDER BY seq LIMIT ?", (MOTION, excess)
+        )
+        victims = [r[0] for r in cur.fetchall()]
+        for event_id in victims:
+            db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+            self.media.drop_event(db, event_id)
+        if victims:
+            db.execute(
+                "UPDATE meta SET value = value + ? WHERE key = 'evicted_events'", (len(victims),)
+            )
+        return len(victims)
+
+    @staticmethod
+    def _zones_with_backlog(db: sqlite3.Connection, rows: list[Any], live_after: int) -> set[str]:
+        zones = {r[5] for r in rows if r[5] is not None and r[6] >= live_after}
+        blocked = set()
+        for zone in zones:
+            hit = db.execute(
+                "SELECT 1 FROM events WHERE zone = ? AND attempts = 0 AND created_ms < ? LIMIT 1",
+                (zone, live_after),
+            ).fetchone()
+            if hit:
+                blocked.add(str(zone))
+        return blocked
 
     def _tx(self) -> Transaction:
         return Transaction(self._db, self._lock, f"outbox {self.path}")
+
+
+def _zone_key(event: Event) -> str | None:
+    return f"{event.partition}/{event.zone.id}" if event.zone else None
+
+
+def _body(event: Event) -> str:
+    return json.dumps(event_record(event), separators=(",", ":"))
+
+
+def _event(body: str) -> Event:
+    return event_from_record(json.loads(body))

@@ -6,6 +6,19 @@ receiver use it, so the two sides cannot drift apart. For integrators:
 """
 
 from edge.protocol.acks import Ack, MediaProgress, decode_ack, encode_ack
+from edge.protocol.commands import (
+    MAX_CLIP_S,
+    ClipArgs,
+    Command,
+    CommandRejected,
+    CommandResult,
+    SnapshotArgs,
+    TestArgs,
+    decode_result,
+    encode_command,
+    encode_result,
+    parse_command,
+)
 from edge.protocol.common import VERSION, dumps, iso_ms, load, parse_iso_ms
 from edge.protocol.events import (
     EventMessage,
@@ -21,22 +34,32 @@ from edge.protocol.media import Chunk, chunk_count, chunk_properties, media_ids,
 from edge.protocol.topics import Topics, device_of, station_filters
 
 __all__ = [
+    "MAX_CLIP_S",
     "VERSION",
     "Ack",
     "Chunk",
+    "ClipArgs",
+    "Command",
+    "CommandRejected",
+    "CommandResult",
     "EventMessage",
     "MediaProgress",
+    "SnapshotArgs",
+    "TestArgs",
     "Topics",
     "chunk_count",
     "chunk_properties",
     "decode_ack",
     "decode_event",
     "decode_object",
+    "decode_result",
     "device_of",
     "dumps",
     "encode_ack",
+    "encode_command",
     "encode_event",
     "encode_heartbeat",
+    "encode_result",
     "encode_state",
     "event_from_record",
     "event_record",
@@ -44,6 +67,7 @@ __all__ = [
     "load",
     "media_ids",
     "parse_chunk",
+    "parse_command",
     "parse_iso_ms",
     "station_filters",
 ]

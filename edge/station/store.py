@@ -1,18 +1,38 @@
-"""The station's durable store: each event id stored exactly once (SQLite)."""
+"""The station's durable store (SQLite): each event id once, media chunks, whole files.
+
+:meth:`StationStore.commit` stores a batch of what was heard in ONE
+transaction (one fsync: group commit), then writes any media file whose
+chunks are now all in, and answers with a :class:`Receipt`: what to
+acknowledge to each device. Media files live in ``<db>.media/``.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge.db import Transaction, open_db
-from edge.protocol import EventMessage, event_record, iso_ms
+from edge.errors import ProtocolError, StorageError
+from edge.protocol import EventMessage, MediaProgress, event_record, iso_ms
+from edge.station import media
+from edge.station.inbound import (
+    ChunkReceived,
+    EventReceived,
+    Inbound,
+    StateReceived,
+)
+from edge.station.media import MediaKey
 
-SCHEMA = """
+log = logging.getLogger(__name__)
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
     device TEXT NOT NULL,
@@ -41,6 +61,8 @@ CREATE TABLE IF NOT EXISTS devices (
     heartbeat_interval_s INTEGER
 ) STRICT;
 """
+    + media.SCHEMA
+)
 
 
 @dataclass(frozen=True)
@@ -56,11 +78,62 @@ class StoredRow:
     received_at: str
     historical: bool
     deliveries: int
+    media: int = 0
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    device: str
+    event_id: str
+    media_id: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    path: Path
+    received_at: str
+
+
+@dataclass
+class Receipt:
+    """What a batch did, and what to acknowledge to each device."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)  # device -> event ids
+    media: dict[str, dict[str, MediaProgress]] = field(default_factory=dict)
+    events: list[tuple[EventMessage, bool]] = field(default_factory=list)  # (message, new)
+    rejected: list[str] = field(default_factory=list)
+    chunks: int = 0
+    duplicate_chunks: int = 0
+    complete: int = 0
+    corrupt: int = 0
+    unwritten: int = 0
+
+    def acks(self) -> dict[str, tuple[list[str], tuple[MediaProgress, ...]]]:
+        devices = dict.fromkeys([*self.ids, *self.media])
+        return {d: (self.ids.get(d, []), tuple(self.media.get(d, {}).values())) for d in devices}
+
+    def merge(self, other: Receipt) -> None:
+        for device, ids in other.ids.items():
+            mine = self.ids.setdefault(device, [])
+            mine.extend(i for i in ids if i not in mine)
+        for device, progress in other.media.items():
+            self.media.setdefault(device, {}).update(progress)
+        self.events += other.events
+        self.rejected += other.rejected
+        self.chunks += other.chunks
+        self.duplicate_chunks += other.duplicate_chunks
+        self.complete += other.complete
+        self.corrupt += other.corrupt
+        self.unwritten += other.unwritten
 
 
 class StationStore:
+    """Construct (no I/O), then :meth:`open`. Thread-safe: one transaction at a time."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.media_root = path.with_name(path.name + ".media")
+        self.commits = 0  # transactions committed (group commit keeps this low)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -68,70 +141,48 @@ class StationStore:
         self._db = open_db(self.path, SCHEMA, "station store")
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:  # waits for a commit running in another thread
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
-    def store(self, message: EventMessage, received_ms: int) -> bool:
-        """Commit the event once; a retransmit only counts a delivery. True if new."""
-        event = message.event
-        body = {**event_record(event), "seq": message.seq, "device": message.device}
-        row = (
-            event.id,
-            message.device,
-            message.account,
-            message.seq,
-            event.kind.value,
-            event.codes.cid,
-            event.codes.sia,
-            event.zone.id if event.zone else None,
-            event.zone.name if event.zone else None,
-            event.partition,
-            None if event.armed is None else int(event.armed),
-            event.occurred_at_ms,
-            message.sent_at_ms,
-            received_ms,
-            int(message.historical),
-            json.dumps(body, separators=(",", ":")),
-        )
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO events (id, device, account, seq, kind, cid, sia, zone_id, "
-                "zone_name, partition, armed, occurred_ms, sent_ms, received_ms, historical, "
-                "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                row,
-            )
-            if cur.rowcount == 0:
-                db.execute(
-                    "UPDATE events SET deliveries = deliveries + 1 WHERE id = ?", (event.id,)
-                )
-                return False
-        return True
+    def commit(self, items: Sequence[Inbound], received_ms: int) -> Receipt:
+        """Store ``items`` in one transaction, then finish any media they completed.
 
-    def device_state(self, device: str, state: str, at_ms: int) -> None:
+        StorageError: nothing of the batch is stored. A chunk whose header
+        contradicts its media's earlier chunks is rejected (``receipt.rejected``)
+        without failing the batch.
+        """
+        receipt = Receipt()
+        touched: dict[MediaKey, None] = {}
+        try:
+            with self._tx() as db:
+                for item in items:
+                    self._put(db, item, received_ms, receipt, touched)
+        except (OverflowError, ValueError) as exc:  # too big an integer, a lone surrogate
+            raise StorageError(f"station store {self.path}: {exc}") from exc
+        self.commits += 1
+        for key in touched:
+            self._finish(key, received_ms, receipt)
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO devices (device, state, state_ms) VALUES (?, ?, ?) "
-                "ON CONFLICT (device) DO UPDATE SET state = excluded.state, "
-                "state_ms = excluded.state_ms",
-                (device, state, at_ms),
-            )
+            for key in touched:
+                receipt.media.setdefault(key.device, {})[key.media_id] = media.progress(db, key)
+        return receipt
 
-    def heartbeat(self, device: str, at_ms: int, interval_s: int) -> None:
+    def finish_waiting(self, received_ms: int) -> Receipt:
+        """Write the files of media whose chunks were all stored before a crash."""
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO devices (device, heartbeat_ms, heartbeat_interval_s) "
-                "VALUES (?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
-                "heartbeat_ms = excluded.heartbeat_ms, "
-                "heartbeat_interval_s = excluded.heartbeat_interval_s",
-                (device, at_ms, interval_s),
-            )
+            keys = media.waiting(db)
+        receipt = Receipt()
+        for key in keys:
+            self._finish(key, received_ms, receipt)
+        return receipt
 
     def events(self, device: str | None = None, limit: int = 100) -> list[StoredRow]:
         query = (
             "SELECT id, device, seq, kind, cid, sia, zone_name, occurred_ms, received_ms, "
-            "historical, deliveries FROM events"
+            "historical, deliveries, (SELECT COUNT(*) FROM media m "
+            "WHERE m.device = events.device AND m.event_id = events.id) FROM events"
         )
         args: list[Any] = []
         if device is not None:
@@ -143,17 +194,45 @@ class StationStore:
             rows = db.execute(query, args).fetchall()
         return [
             StoredRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                iso_ms(r[7]),
-                iso_ms(r[8]),
-                bool(r[9]),
-                r[10],
+                id=r[0],
+                device=r[1],
+                seq=r[2],
+                kind=r[3],
+                cid=r[4],
+                sia=r[5],
+                zone=r[6],
+                occurred_at=iso_ms(r[7]),
+                received_at=iso_ms(r[8]),
+                historical=bool(r[9]),
+                deliveries=r[10],
+                media=r[11],
+            )
+            for r in rows
+        ]
+
+    def media(self, event_id: str, device: str | None = None) -> list[StoredMedia]:
+        """The complete media files of an event, oldest first."""
+        query = (
+            "SELECT device, event_id, media_id, kind, content_type, size, sha256, path, "
+            "received_ms FROM media WHERE event_id = ?"
+        )
+        args: list[Any] = [event_id]
+        if device is not None:
+            query += " AND device = ?"
+            args.append(device)
+        with self._tx() as db:
+            rows = db.execute(query + " ORDER BY received_ms, media_id", args).fetchall()
+        return [
+            StoredMedia(
+                device=r[0],
+                event_id=r[1],
+                media_id=r[2],
+                kind=r[3],
+                content_type=r[4],
+                size=r[5],
+                sha256=r[6],
+                path=self.media_root / r[7],
+                received_at=iso_ms(r[8]),
             )
             for r in rows
         ]
@@ -167,5 +246,122 @@ class StationStore:
         keys = ("device", "state", "state_ms", "heartbeat_ms", "heartbeat_interval_s")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    # -- inside the batch transaction --------------------------------------
+
+    def _put(
+        self,
+        db: sqlite3.Connection,
+        item: Inbound,
+        received_ms: int,
+        receipt: Receipt,
+        touched: dict[MediaKey, None],
+    ) -> None:
+        if isinstance(item, EventReceived):
+            try:
+                new = _put_event(db, item.message, received_ms)
+            except ProtocolError as exc:
+                receipt.rejected.append(f"{item.device}: {exc}")
+                return
+            ids = receipt.ids.setdefault(item.device, [])
+            if item.message.event.id not in ids:
+                ids.append(item.message.event.id)
+            receipt.events.append((item.message, new))
+        elif isinstance(item, ChunkReceived):
+            try:
+                new = media.put_chunk(db, item, received_ms)
+            except ProtocolError as exc:
+                receipt.rejected.append(f"{item.device}: {exc}")
+                return
+            touched[MediaKey(item.device, item.media_id)] = None
+            if new:
+                receipt.chunks += 1
+            else:
+                receipt.duplicate_chunks += 1
+        elif isinstance(item, StateReceived):
+            db.execute(
+                "INSERT INTO devices (device, state, state_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (device) DO UPDATE SET state = excluded.state, "
+                "state_ms = excluded.state_ms",
+                (item.device, item.state, received_ms),
+            )
+        else:
+            db.execute(
+                "INSERT INTO devices (device, heartbeat_ms, heartbeat_interval_s) "
+                "VALUES (?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
+                "heartbeat_ms = excluded.heartbeat_ms, "
+                "heartbeat_interval_s = excluded.heartbeat_interval_s",
+                (item.device, received_ms, item.interval_s),
+            )
+
+    # -- media files -------------------------------------------------------
+
+    def _finish(self, key: MediaKey, received_ms: int, receipt: Receipt) -> None:
+        """Assemble ``key``'s file if all its chunks are in; one transaction per file."""
+        try:
+            with self._tx() as db:
+                header = media.ready(db, key)
+                if header is None:
+                    return
+                whole = media.assemble(db, self.media_root, key, header, received_ms)
+        except StorageError:
+            receipt.unwritten += 1
+            log.exception(
+                "media %s from %s: chunks kept, file not written", key.media_id, key.device
+            )
+            return
+        self.commits += 1
+        if whole:
+            receipt.complete += 1
+            log.info(
+                "stored %s %s of event %s from %s (%d bytes)",
+                header.kind,
+                key.media_id,
+                header.event_id,
+                key.device,
+                header.size,
+            )
+        else:
+            receipt.corrupt += 1
+
     def _tx(self) -> Transaction:
         return Transaction(self._db, self._lock, f"station store {self.path}")
+
+
+def _put_event(db: sqlite3.Connection, message: EventMessage, received_ms: int) -> bool:
+    """Insert the event once; a retransmit only counts a delivery. True if new."""
+    event = message.event
+    body = {**event_record(event), "seq": message.seq, "device": message.device}
+    row = (
+        event.id,
+        message.device,
+        message.account,
+        message.seq,
+        event.kind.value,
+        event.codes.cid,
+        event.codes.sia,
+        event.zone.id if event.zone else None,
+        event.zone.name if event.zone else None,
+        event.partition,
+        None if event.armed is None else int(event.armed),
+        event.occurred_at_ms,
+        message.sent_at_ms,
+        received_ms,
+        int(message.historical),
+        json.dumps(body, separators=(",", ":")),
+    )
+    cur = db.execute(
+        "INSERT INTO events (id, device, account, seq, kind, cid, sia, zone_id, "
+        "zone_name, partition, armed, occurred_ms, sent_ms, received_ms, historical, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING",
+        row,
+    )
+    if cur.rowcount == 1:
+        return True
+    cur = db.execute(
+        "UPDATE events SET deliveries = deliveries + 1 WHERE id = ? AND device = ?",
+        (event.id, message.device),
+    )
+    if cur.rowcount == 0:
+        raise ProtocolError(f"event id {event.id} is already stored for another device")
+    return False

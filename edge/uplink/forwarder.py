@@ -1,8 +1,11 @@
-"""Forward the outbox to the station: publish, wait for the station's ack, delete.
+"""Forward the outbox to the station: lease, publish, wait for the station's ack, delete.
 
 An event is offered again, with the same id and sequence number, until the
-station acknowledges that it stored it. The broker's PUBACK only moves the
-retry time; only the station's ``ack`` deletes.
+station acknowledges that it stored it. The broker's PUBACK only proves the
+broker has it; only the station's ``ack`` deletes. Events always go before
+media, and a media file goes only after its event was sent. After every
+reconnect, everything unacknowledged is due again at once; media resume from
+the first chunk the station has not confirmed.
 """
 
 from __future__ import annotations
@@ -10,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge import protocol
 from edge.clock import Clock, ms
 from edge.errors import ProtocolError, PublishRefused, StorageError, UplinkError
-from edge.model import EventStore, StoredEvent
+from edge.model import EventStore, QueuedMedia, StoredEvent
 from edge.mqttio import Message, MqttLink
 
 log = logging.getLogger(__name__)
+MEDIA_WINDOW = 8  # chunks of one file in flight at once
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class ForwardSettings:
     ack_timeout_s: float = 20.0
     publish_timeout_s: float = 10.0
     historical_after_s: float = 60.0
-    batch: int = 50
+    batch: int = 200
 
 
 @dataclass
@@ -37,6 +40,8 @@ class ForwardStats:
     published: int = 0
     acked: int = 0
     refused: int = 0
+    chunks: int = 0
+    media_done: int = 0
     last_ack_ms: int | None = None
 
 
@@ -56,109 +61,160 @@ class Forwarder:
         self.clock = clock
         self.stats = ForwardStats()
         self._wake = asyncio.Event()
+        self._media: QueuedMedia | None = None
+        self._next_chunk = 0
+        self._connects_seen = 0
 
     def kick(self) -> None:
         """Something new is in the outbox: look now."""
         self._wake.set()
 
+    # -- sending -----------------------------------------------------------
+
     async def run_sender(self) -> None:
         while True:
             await self.link.wait_connected()
-            batch = await self.store.due(ms(self.clock.time()), self.settings.batch)
-            if not batch:
-                await self._idle()
-                continue
-            for item in batch:
-                if not await self._send(item):
-                    break
-
-    async def run_acks(self) -> None:
-        while True:
-            message = await self.link.inbox.get()
-            if message.topic != self.topics.ack:
-                log.warning("ignored message on unexpected topic %s", message.topic)
-                continue
+            await self._after_reconnect()
             try:
-                ids = list(protocol.decode_ack(message.payload).ids)
-            except ProtocolError as exc:
-                log.error("malformed ack from the station ignored: %s", exc)
-                continue
-            deleted = await self.store.ack(ids)
-            self.stats.acked += deleted
-            self.stats.last_ack_ms = ms(self.clock.time())
-            log.info(
-                "station acknowledged %d event(s), %d removed from the outbox", len(ids), deleted
-            )
+                if not await self._send_step():
+                    await self._idle()
+            except UplinkError as exc:
+                log.warning("sending paused: %s", exc)
+                await asyncio.sleep(0.5)  # then wait for the link again, at the top
+            except StorageError:
+                log.exception("outbox unreadable; retrying in 1 s")
+                await asyncio.sleep(1.0)
 
-    async def _send(self, item: StoredEvent) -> bool:
-        """Publish one event; False when the link failed and the batch should stop."""
-        now_ms = ms(self.clock.time())
+    async def _after_reconnect(self) -> None:
+        if self.link.status.connects != self._connects_seen:
+            self._connects_seen = self.link.status.connects
+            self._media = None
+            await self.store.reset_leases()
+
+    async def _send_step(self) -> bool:
+        """Send what is due: a batch of events, else a window of media chunks."""
+        now = ms(self.clock.time())
+        s = self.settings
+        batch = await self.store.lease(
+            now,
+            now - round(s.historical_after_s * 1000),
+            round(s.ack_timeout_s * 1000),
+            s.batch,
+        )
+        if batch:
+            await self._send_events(batch, now)
+            return True
+        if self._media is None:
+            self._media = await self.store.lease_media(now, round(s.ack_timeout_s * 1000))
+            if self._media is not None:
+                self._next_chunk = self._media.acked_chunks
+        if self._media is not None:
+            await self._send_chunks(self._media)
+            return True
+        return False
+
+    async def _send_events(self, batch: list[StoredEvent], now: int) -> None:
+        results = await asyncio.gather(
+            *(self._publish_event(item, now) for item in batch), return_exceptions=True
+        )
+        failed: list[str] = []
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, PublishRefused):
+                self.stats.refused += 1
+                log.error(
+                    "event %s seq %d refused by the broker: %s", item.event.id, item.seq, result
+                )
+                await self.store.dead_letter(item.event.id, result.reason, result.code)
+            elif isinstance(result, BaseException):
+                failed.append(item.event.id)
+            else:
+                self.stats.published += 1
+        if failed:
+            await self.store.release(failed)
+            raise UplinkError(f"{len(failed)} event(s) not sent")
+
+    async def _publish_event(self, item: StoredEvent, now: int) -> None:
         message = protocol.EventMessage(
             event=item.event,
             seq=item.seq,
             device=self.settings.device,
             account=self.settings.account,
-            sent_at_ms=now_ms,
-            historical=now_ms - item.event.occurred_at_ms > self.settings.historical_after_s * 1000,
+            sent_at_ms=now,
+            historical=now - item.event.occurred_at_ms > self.settings.historical_after_s * 1000,
         )
+        await self.link.publish(
+            Message(self.topics.events, protocol.encode_event(message)),
+            timeout_s=self.settings.publish_timeout_s,
+        )
+        log.debug("sent event %s seq %d attempt %d", item.event.id, item.seq, item.attempts)
+
+    async def _send_chunks(self, item: QueuedMedia) -> None:
+        first = self._next_chunk
+        last = min(item.chunks, first + MEDIA_WINDOW)
+        chunks = [await self.store.media_chunk(item, i) for i in range(first, last)]
+        topic = self.topics.media(item.event_id, item.id)
         try:
-            await self.link.publish(
-                Message(self.topics.events, protocol.encode_event(message)),
-                timeout_s=self.settings.publish_timeout_s,
+            await asyncio.gather(
+                *(
+                    self.link.publish(
+                        Message(topic, data, properties=_chunk_header(item, first + n)),
+                        timeout_s=self.settings.publish_timeout_s,
+                    )
+                    for n, data in enumerate(chunks)
+                )
             )
         except PublishRefused as exc:
-            self.stats.refused += 1
-            log.error("event %s seq %d refused by the broker: %s", item.event.id, item.seq, exc)
-        except UplinkError as exc:
-            log.warning("event %s seq %d not sent: %s", item.event.id, item.seq, exc)
-            return False
-        else:
-            self.stats.published += 1
-            log.info(
-                "sent event %s seq %d (%s %s) attempt %d",
-                item.event.id,
-                item.seq,
-                item.event.kind.value,
-                item.event.codes.cid,
-                item.attempts + 1,
-            )
-        retry_ms = now_ms + round(self.settings.ack_timeout_s * 1000)
-        try:
-            await self.store.mark_sent(item.event.id, now_ms, retry_ms)
-        except StorageError:
-            log.exception("could not record the send of %s; it will be sent again", item.event.id)
-        return True
+            log.error("media %s refused by the broker: %s", item.id, exc)
+            self._media = None
+            await self.store.dead_letter_media(item.id, exc.reason, exc.code)
+            return
+        self.stats.chunks += len(chunks)
+        self._next_chunk = last
+        if last >= item.chunks:
+            self._media = None
+            deadline = ms(self.clock.time()) + round(self.settings.ack_timeout_s * 1000)
+            await self.store.hold_media(item.id, deadline)
 
     async def _idle(self) -> None:
         next_ms = await self.store.next_due_ms()
         wait_s = 1.0
         if next_ms is not None:
-            wait_s = min(1.0, max(0.05, (next_ms - ms(self.clock.time())) / 1000))
+            wait_s = min(1.0, max(0.02, (next_ms - ms(self.clock.time())) / 1000))
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait_s)
 
+    # -- acknowledgements --------------------------------------------------
 
-async def heartbeat(
-    link: MqttLink,
-    topics: protocol.Topics,
-    interval_s: int,
-    clock: Clock,
-    depth: Callable[[], int],
-) -> None:
-    """Publish the supervision heartbeat every ``interval_s`` while connected."""
-    seq = 0
-    while True:
-        await link.wait_connected()
-        seq += 1
-        payload = protocol.encode_heartbeat(
-            seq=seq,
-            at_ms=ms(clock.time()),
-            interval_s=interval_s,
-            outbox_depth=depth(),
-        )
+    async def on_ack(self, payload: bytes) -> None:
         try:
-            await link.publish(Message(topics.heartbeat, payload), timeout_s=interval_s)
-        except UplinkError as exc:
-            log.warning("heartbeat %d not sent: %s", seq, exc)
-        await asyncio.sleep(interval_s)
+            ack = protocol.decode_ack(payload)
+        except ProtocolError as exc:
+            log.error("malformed ack from the station ignored: %s", exc)
+            return
+        if ack.ids:
+            self.stats.acked += await self.store.ack(ack.ids)
+        for progress in ack.media:
+            known = await self.store.media_progress(
+                progress.media_id, progress.have, progress.complete
+            )
+            if known and progress.complete:
+                self.stats.media_done += 1
+            current = self._media
+            if current is not None and current.id == progress.media_id and progress.have == 0:
+                self._next_chunk = 0  # the station discarded it (bad checksum): start over
+        self.stats.last_ack_ms = ms(self.clock.time())
+        self.kick()
+
+
+def _chunk_header(item: QueuedMedia, index: int) -> tuple[tuple[str, str], ...]:
+    return protocol.chunk_properties(
+        protocol.Chunk(
+            index=index,
+            count=item.chunks,
+            size=item.size,
+            sha256=item.sha256,
+            content_type=item.content_type,
+            kind=item.kind,
+        )
+    )

@@ -58,7 +58,7 @@ def test_check_config_names_every_mistake_with_file_and_key(tmp_path: Path) -> N
     assert len(lines) == 3, result.stderr
     expected = [
         (f"{path}: device.id = 'Demo Box': ", "must be 1-63 characters"),
-        (f"{path}: uplink.heartbeat_s = 1: ", "greater than or equal to 5"),
+        (f"{path}: supervision.heartbeat_s = 1: ", "greater than or equal to 5"),
         (f"{path}: inputs[2](name='in3').pin = 40: ", "less than or equal to 27"),
     ]
     for line, (start, rule) in zip(sorted(lines), sorted(expected), strict=True):

@@ -78,7 +78,8 @@ async def test_status_has_every_section(page: Page) -> None:
     assert status["device"]["simulated_inputs"] is True
     assert status["uplink"]["connected"] is False
     assert status["uplink"]["broker"].startswith("mqtt://127.0.0.1:")
-    assert set(status["outbox"]) == {"depth", "oldest_age_s"}
+    assert set(status["outbox"]) == {"depth", "oldest_age_s", "media", "media_bytes"}
+    assert status["outputs"] == {"path_fault": False, "delivery_failure": False}
     assert [z["id"] for z in status["zones"]["zones"]] == [
         "front-door",
         "hall-pir",

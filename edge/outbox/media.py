@@ -1,0 +1,256 @@
+"""Stills and clips waiting for the station: files plus index rows in the outbox.
+
+A file is written beside its final name, fsynced, renamed into place and its
+folder fsynced before its row is committed, so a row always points at a
+complete file. Under the media quota the oldest media of motion-only events
+go first, then the oldest clips, then the oldest stills; alarm, restore,
+tamper and trouble *events* are never evicted (they live in the events
+table, not here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.db import Transaction
+from edge.errors import StorageError
+from edge.model import QueuedMedia
+from edge.outbox.schema import MOTION
+from edge.protocol import chunk_count
+
+log = logging.getLogger(__name__)
+EXTENSIONS = {"image/jpeg": "jpg", "video/mp4": "mp4"}
+
+
+@dataclass(frozen=True)
+class MediaPut:
+    item: QueuedMedia
+    evicted: int
+
+
+_COLUMNS = "id, event_id, kind, content_type, file, size, sha256, chunks, acked_chunks, priority"
+
+
+class MediaShelf:
+    def __init__(
+        self,
+        folder: Path,
+        tx: Callable[[], Transaction],
+        quota_bytes: int,
+        chunk_bytes: int = 256 * 1024,
+    ) -> None:
+        self.folder = folder
+        self.quota_bytes = quota_bytes
+        self.chunk_bytes = chunk_bytes
+        self._tx = tx
+
+    def open(self) -> None:
+        """Create the folder; drop half-written files, rows without files, files without rows."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for part in self.folder.glob("*.part"):
+                part.unlink()
+        except OSError as exc:
+            raise StorageError(f"media folder {self.folder}: {exc}") from exc
+        with self._tx() as db:
+            rows = db.execute("SELECT id, file FROM media").fetchall()
+            missing = [r[0] for r in rows if not (self.folder / r[1]).is_file()]
+            db.executemany("DELETE FROM media WHERE id = ?", [(m,) for m in missing])
+        known = {r[1] for r in rows}
+        for path in self.folder.iterdir():
+            if path.name not in known:
+                path.unlink(missing_ok=True)
+        if missing:
+            log.error("media index had %d rows without files; dropped them", len(missing))
+
+    def put(
+        self,
+        event_id: str,
+        media_id: str,
+        kind: str,
+        content_type: str,
+        data: bytes,
+        priority: int,
+        now_ms: int,
+    ) -> MediaPut:
+        """Store ``data`` durably and queue it; evicts older media if over quota."""
+        if len(data) > self.quota_bytes:
+            raise StorageError(f"media {media_id}: {len(data)} bytes exceed the whole quota")
+        name = f"{media_id}.{EXTENSIONS.get(content_type, 'bin')}"
+        _write_durably(self.folder, name, data)
+        item = QueuedMedia(
+            media_id,
+            event_id,
+            kind,
+            content_type,
+            self.folder / name,
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+            chunk_count(len(data), self.chunk_bytes),
+            0,
+            priority,
+        )
+        try:
+            with self._tx() as db:
+                evicted = self._make_room(db, len(data))
+                db.execute(
+                    f"INSERT INTO media ({_COLUMNS}, created_ms) "  # noqa: S608 (constant)
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (*_row(item), now_ms),
+                )
+        except BaseException:
+            (self.folder / name).unlink(missing_ok=True)
+            raise
+        return MediaPut(item, len(evicted))
+
+    def lease(self, now_ms: int, lease_ms: int) -> QueuedMedia | None:
+        """The next media due, once its event has been sent at least once."""
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM media m WHERE next_send_ms <= ? AND NOT EXISTS "  # noqa: S608
+                "(SELECT 1 FROM events e WHERE e.id = m.event_id AND e.attempts = 0) "
+                "ORDER BY priority, created_ms LIMIT 1",
+                (now_ms,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE media SET attempts = attempts + 1, next_send_ms = ? WHERE id = ?",
+                (now_ms + lease_ms, row[0]),
+            )
+        return _item(self.folder, row)
+
+    def hold(self, media_id: str, until_ms: int) -> None:
+        """All chunks are out: wait until ``until_ms`` for the station to complete it."""
+        with self._tx() as db:
+            db.execute("UPDATE media SET next_send_ms = ? WHERE id = ?", (until_ms, media_id))
+
+    def progress(self, media_id: str, have: int, complete: bool) -> bool:
+        """Record the station's progress; a complete file leaves the outbox. True if known."""
+        with self._tx() as db:
+            row = db.execute("SELECT file FROM media WHERE id = ?", (media_id,)).fetchone()
+            if row is None:
+                return False
+            if complete:
+                db.execute("DELETE FROM media WHERE id = ?", (media_id,))
+            else:
+                db.execute("UPDATE media SET acked_chunks = ? WHERE id = ?", (have, media_id))
+        if complete:
+            (self.folder / row[0]).unlink(missing_ok=True)
+        return True
+
+    def chunk(self, item: QueuedMedia, index: int) -> bytes:
+        try:
+            with item.file.open("rb") as f:
+                f.seek(index * self.chunk_bytes)
+                return f.read(self.chunk_bytes)
+        except OSError as exc:
+            raise StorageError(f"cannot read media {item.file}: {exc}") from exc
+
+    def dead_letter(self, media_id: str, reason: str, code: int | None, now_ms: int) -> None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT file, event_id FROM media WHERE id = ?", (media_id,)
+            ).fetchone()
+            if row is None:
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters (id, what, body, reason, code, at_ms) "
+                "VALUES (?, 'media', ?, ?, ?, ?)",
+                (media_id, f'{{"event_id":"{row[1]}","file":"{row[0]}"}}', reason, code, now_ms),
+            )
+            db.execute("DELETE FROM media WHERE id = ?", (media_id,))
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'dead_letters'")
+        (self.folder / row[0]).unlink(missing_ok=True)
+
+    def drop_event(self, db: sqlite3.Connection, event_id: str) -> None:
+        """Within a transaction: drop the media of an evicted event."""
+        files = [r[0] for r in db.execute("SELECT file FROM media WHERE event_id = ?", (event_id,))]
+        db.execute("DELETE FROM media WHERE event_id = ?", (event_id,))
+        for name in files:
+            (self.folder / name).unlink(missing_ok=True)
+
+    def figures(self) -> tuple[int, int]:
+        """(count, bytes) of queued media."""
+        with self._tx() as db:
+            count, size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM media"
+            ).fetchone()
+        return int(count), int(size)
+
+    def _make_room(self, db: sqlite3.Connection, size: int) -> list[str]:
+        used = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM media").fetchone()[0])
+        excess = used + size - self.quota_bytes
+        if excess <= 0:
+            return []
+        order = db.execute(
+            "SELECT id, file, size FROM media ORDER BY priority >= ? DESC, kind = 'clip' DESC, "
+            "created_ms",
+            (MOTION,),
+        ).fetchall()
+        victims = []
+        for media_id, name, victim_size in order:
+            if excess <= 0:
+                break
+            victims.append((media_id, name))
+            excess -= victim_size
+        db.executemany("DELETE FROM media WHERE id = ?", [(v[0],) for v in victims])
+        db.execute("UPDATE meta SET value = value + ? WHERE key = 'evicted_media'", (len(victims),))
+        for _id, name in victims:
+            (self.folder / name).unlink(missing_ok=True)
+        return [v[0] for v in victims]
+
+
+def _write_durably(folder: Path, name: str, data: bytes) -> None:
+    part = folder / f"{name}.part"
+    try:
+        with part.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        part.rename(folder / name)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise StorageError(f"cannot write media {folder / name}: {exc}") from exc
+
+
+def _row(item: QueuedMedia) -> tuple[object, ...]:
+    return (
+        item.id,
+        item.event_id,
+        item.kind,
+        item.content_type,
+        item.file.name,
+        item.size,
+        item.sha256,
+        item.chunks,
+        item.acked_chunks,
+        item.priority,
+    )
+
+
+def _item(folder: Path, row: Any) -> QueuedMedia:
+    return QueuedMedia(
+        id=str(row[0]),
+        event_id=str(row[1]),
+        kind=str(row[2]),
+        content_type=str(row[3]),
+        file=folder / str(row[4]),
+        size=int(row[5]),
+        sha256=str(row[6]),
+        chunks=int(row[7]),
+        acked_chunks=int(row[8]),
+        priority=int(row[9]),
+    )

@@ -1,0 +1,98 @@
+"""What the station hears, as typed facts: one pure parser from MQTT message to fact.
+
+Everything malformed becomes a :class:`ProtocolError` here, before the store
+sees it, so a bad message costs one log line and never a transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge import protocol
+from edge.errors import ProtocolError
+from edge.mqttio import Message
+from edge.protocol import Chunk, EventMessage
+
+INT64 = range(-(2**63), 2**63)  # what an SQLite INTEGER holds
+
+
+@dataclass(frozen=True)
+class EventReceived:
+    device: str
+    message: EventMessage
+
+
+@dataclass(frozen=True)
+class ChunkReceived:
+    device: str
+    event_id: str
+    media_id: str
+    chunk: Chunk
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StateReceived:
+    device: str
+    state: str
+
+
+@dataclass(frozen=True)
+class HeartbeatReceived:
+    device: str
+    interval_s: int
+
+
+Inbound = EventReceived | ChunkReceived | StateReceived | HeartbeatReceived
+
+
+def parse(message: Message, prefix: str) -> Inbound | None:
+    """The fact a message carries; None for topics heard but not stored (``cmd/result``)."""
+    device = protocol.device_of(message.topic, prefix)
+    rest = message.topic[len(prefix) + 1 + len(device) :]
+    if rest == "/events":
+        return _event(device, message.payload)
+    if rest.startswith("/media/"):
+        return _chunk(message, prefix)
+    if rest == "/state":
+        state = protocol.decode_object(message.payload).get("state")
+        if not isinstance(state, str) or not state:
+            raise ProtocolError(f"state must be a non-empty string, not {state!r}")
+        return StateReceived(device, state)
+    if rest == "/heartbeat":
+        beat = protocol.decode_object(message.payload)
+        return HeartbeatReceived(device, _int64(beat.get("interval_s"), "interval_s"))
+    if rest == "/cmd/result":
+        return None
+    raise ProtocolError(f"no such station topic: {message.topic!r}")
+
+
+def _event(device: str, payload: bytes) -> EventReceived:
+    message = protocol.decode_event(payload)
+    if message.device != device:
+        raise ProtocolError(f"event names device {message.device!r} on {device!r}'s topic")
+    _int64(message.seq, "seq")
+    _int64(message.event.partition, "partition")
+    return EventReceived(device, message)
+
+
+def _chunk(message: Message, prefix: str) -> ChunkReceived:
+    device, event_id, media_id = protocol.media_ids(message.topic, prefix)
+    for name in (device, event_id, media_id):
+        if name.startswith("."):  # ".." would climb out of the media directory
+            raise ProtocolError(f"media topic part {name!r} may not start with a dot")
+    chunk = protocol.parse_chunk(message.properties)
+    _int64(chunk.size, "size")
+    if len(message.payload) > chunk.size:
+        raise ProtocolError(
+            f"chunk {chunk.index} carries {len(message.payload)} bytes of a {chunk.size}-byte file"
+        )
+    return ChunkReceived(device, event_id, media_id, chunk, message.payload)
+
+
+def _int64(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolError(f"{name} must be an integer, not {value!r}")
+    if value not in INT64:
+        raise ProtocolError(f"{name} {value} is out of range")
+    return value

@@ -1,0 +1,75 @@
+"""Operator commands from the station, answered on ``cmd/result``.
+
+Every command is schema-checked by :mod:`edge.protocol.commands`; an expired,
+malformed or unknown one is rejected with a reason, never crashes anything.
+A test command puts a manual test event (601) through the whole chain. Clip
+and snapshot need the video recorder, which this box does not have yet: they
+are answered ``failed`` with that reason rather than pretended.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from edge import protocol
+from edge.clock import Clock, ms
+from edge.codes import Condition
+from edge.errors import UplinkError
+from edge.model import Event
+from edge.mqttio import Message, MqttLink
+from edge.protocol.commands import (
+    ClipArgs,
+    CommandRejected,
+    SnapshotArgs,
+    TestArgs,
+    encode_result,
+    parse_command,
+)
+
+log = logging.getLogger(__name__)
+RaiseEvent = Callable[[Condition, bool, str], Awaitable[Event]]
+
+
+class CommandHandler:
+    def __init__(
+        self, link: MqttLink, topics: protocol.Topics, clock: Clock, raise_event: RaiseEvent
+    ) -> None:
+        self.link = link
+        self.topics = topics
+        self.clock = clock
+        self.raise_event = raise_event
+        self.handled = 0
+        self.rejected = 0
+
+    async def handle(self, payload: bytes) -> None:
+        now = ms(self.clock.time())
+        try:
+            command = parse_command(payload, now)
+        except CommandRejected as exc:
+            self.rejected += 1
+            log.warning("%s", exc)
+            await self._answer(encode_result(exc.command_id, "rejected", exc.reason, at_ms=now))
+            return
+        self.handled += 1
+        args = command.args
+        if isinstance(args, TestArgs):
+            text = args.text or "test requested by the station"
+            event = await self.raise_event(Condition.MANUAL_TEST, False, text)
+            result = encode_result(
+                command.id, "done", at_ms=ms(self.clock.time()), event_id=event.id
+            )
+        elif isinstance(args, ClipArgs | SnapshotArgs):
+            result = encode_result(
+                command.id,
+                "failed",
+                f"unavailable: no video recorder on this box yet ({args.TYPE})",
+                at_ms=now,
+            )
+        await self._answer(result)
+
+    async def _answer(self, payload: bytes) -> None:
+        try:
+            await self.link.publish(Message(self.topics.cmd_result, payload))
+        except UplinkError as exc:
+            log.warning("command result not sent: %s", exc)

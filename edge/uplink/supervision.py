@@ -1,0 +1,144 @@
+"""Supervision: the heartbeat the station watches, and the box watching its own path.
+
+EN 50136-1 style profiles: the box sends a heartbeat every ``heartbeat_s``;
+when it has had no working path to the broker for ``path_loss_s`` it raises
+a communication trouble (kept in the outbox until the path is back), drives
+the "path fault" output to the panel, and sends the restore on recovery. An
+alarm the station has not acknowledged within ``max_ack_s`` drives the
+"delivery failure" output until every alarm is acknowledged.
+
+The decision is a pure function, :func:`assess`; :class:`Supervisor` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from edge import protocol
+from edge.clock import Clock, ms
+from edge.errors import UplinkError
+from edge.model import EventStore
+from edge.mqttio import Message, MqttLink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Profile:
+    heartbeat_s: int = 60
+    path_loss_s: int = 180
+    max_ack_s: int = 30
+
+
+PROFILES = {"standard": Profile(60, 180), "strict": Profile(20, 90)}
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What supervision knows: since when the path is down, what it already reported."""
+
+    down_since_s: float | None = None
+    path_lost: bool = False
+    delivery_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    path_lost: bool | None = None  # True: raise the trouble; False: send its restore
+    delivery_failed: bool | None = None  # new state of the delivery-failure output
+
+
+def assess(
+    watch: Watch, now_s: float, connected: bool, oldest_alarm_age_s: float | None, profile: Profile
+) -> tuple[Watch, Change]:
+    """Pure: the new watch state and what changed, given the link and the oldest alarm."""
+    down_since = None if connected else (watch.down_since_s if watch.down_since_s else now_s)
+    lost = down_since is not None and now_s - down_since >= profile.path_loss_s
+    failed = oldest_alarm_age_s is not None and oldest_alarm_age_s >= profile.max_ack_s
+    change = Change(
+        path_lost=lost if lost != watch.path_lost else None,
+        delivery_failed=failed if failed != watch.delivery_failed else None,
+    )
+    return replace(watch, down_since_s=down_since, path_lost=lost, delivery_failed=failed), change
+
+
+RaisePathTrouble = Callable[[bool, str], Awaitable[None]]
+SetOutput = Callable[[str, bool], None]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        link: MqttLink,
+        store: EventStore,
+        topics: protocol.Topics,
+        profile: Profile,
+        clock: Clock,
+        depth: Callable[[], int],
+        path_trouble: RaisePathTrouble,
+        set_output: SetOutput,
+    ) -> None:
+        self.link = link
+        self.store = store
+        self.topics = topics
+        self.profile = profile
+        self.clock = clock
+        self.depth = depth
+        self.path_trouble = path_trouble
+        self.set_output = set_output
+        self.watch = Watch()
+        self.heartbeats = 0
+
+    async def run_heartbeat(self) -> None:
+        """Publish the supervision heartbeat every ``heartbeat_s`` while connected."""
+        while True:
+            await self.link.wait_connected()
+            self.heartbeats += 1
+            payload = protocol.encode_heartbeat(
+                seq=self.heartbeats,
+                at_ms=ms(self.clock.time()),
+                interval_s=self.profile.heartbeat_s,
+                outbox_depth=self.depth(),
+            )
+            try:
+                await self.link.publish(
+                    Message(self.topics.heartbeat, payload), timeout_s=self.profile.heartbeat_s
+                )
+            except UplinkError as exc:
+                log.warning("heartbeat %d not sent: %s", self.heartbeats, exc)
+            await asyncio.sleep(self.profile.heartbeat_s)
+
+    async def run_watch(self, period_s: float = 1.0) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(period_s)
+
+    async def check(self) -> Change:
+        now_ms = ms(self.clock.time())
+        oldest = await self.store.oldest_alarm_ms()
+        age = None if oldest is None else (now_ms - oldest) / 1000
+        self.watch, change = assess(
+            self.watch, self.clock.monotonic(), self.link.status.connected, age, self.profile
+        )
+        if change.path_lost is not None:
+            self.set_output("path_fault", change.path_lost)
+            text = (
+                f"no path to the station for {self.profile.path_loss_s} s"
+                if change.path_lost
+                else "path to the station restored"
+            )
+            log.log(logging.ERROR if change.path_lost else logging.INFO, text)
+            await self.path_trouble(change.path_lost, text)
+        if change.delivery_failed is not None:
+            self.set_output("delivery_failure", change.delivery_failed)
+            log.log(
+                logging.ERROR if change.delivery_failed else logging.INFO,
+                "alarm delivery %s",
+                f"not acknowledged within {self.profile.max_ack_s} s"
+                if change.delivery_failed
+                else "acknowledged again",
+            )
+        return change
