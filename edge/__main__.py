@@ -79,6 +79,9 @@ def _station_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--db", type=Path, required=True)
     run.add_argument("--prefix", default="edge")
     run.add_argument("--client-id", default="station-receiver")
+    run.add_argument("--ca-file", type=Path, help="with mqtts://: the broker's CA")
+    run.add_argument("--cert-file", type=Path, help="with mqtts://: this receiver's certificate")
+    run.add_argument("--key-file", type=Path, help="with mqtts://: its private key")
     run.add_argument("--log-level", default="INFO")
     run.add_argument(
         "--batch-max", type=int, default=500, help="messages stored per transaction, at most"
@@ -153,11 +156,20 @@ def _station_run(args: argparse.Namespace) -> int:
 
     logs.setup(args.log_level, identifier="edge-station")
     url = urlsplit(args.broker)
-    if url.scheme != "mqtt" or not url.hostname:
-        raise ConfigError("--broker", [f"--broker {args.broker!r}: must be mqtt://host:port"])
+    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+        raise ConfigError(
+            "--broker", [f"--broker {args.broker!r}: must be mqtt://host:port or mqtts://host:port"]
+        )
+    tls = url.scheme == "mqtts"
+    if (args.cert_file is None) != (args.key_file is None):
+        raise ConfigError("--cert-file", ["--cert-file and --key-file go together"])
     settings = StationSettings(
         host=url.hostname,
-        port=url.port or 1883,
+        port=url.port or (8883 if tls else 1883),
+        tls=tls,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
         db=args.db,
         prefix=args.prefix,
         client_id=args.client_id,

@@ -26,7 +26,7 @@ from edge.errors import ConfigError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
-from edge.inputs.zones import PanelState, step
+from edge.inputs.zones import PanelState, resume, step
 from edge.model import Event, ZoneChanged, new_event_id
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
@@ -115,6 +115,8 @@ class Box:
 
     async def start(self, tg: asyncio.TaskGroup) -> None:
         await self.outbox.open()
+        # Zones resume from what was committed, so a restore missed while down is sent.
+        self.panel = resume(await self.outbox.zone_kinds(), {z.id: z for z in self.cfg.zones})
         if self.web is not None:
             await self.web.start()
         await self.link.start()

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -84,6 +85,7 @@ class LinkStatus:
     inbox_dropped: int = 0
     in_flight: int = 0
     window: int = 0
+    max_packet: int | None = None  # the broker's Maximum Packet Size, from its CONNACK
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -158,8 +160,13 @@ class MqttLink:
 
     async def publish(self, message: Message, timeout_s: float = 10.0) -> None:
         """Publish and wait for the broker's acknowledgement (QoS 1) or the write (QoS 0)."""
-        async with asyncio.timeout(timeout_s):
-            await self._slots.acquire()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise UplinkError(
+                f"no free publish slot in {timeout_s} s ({self.status.in_flight} in flight)"
+            ) from exc
         try:
             await self._publish(message, timeout_s)
         finally:
@@ -169,6 +176,11 @@ class MqttLink:
         client = self._client
         if client is None or self._loop is None or not self.status.connected:
             raise UplinkError("not connected")
+        limit = self.status.max_packet
+        if limit is not None and _packet_size(message) > limit:
+            # A broker drops the connection on a packet above its limit (DISCONNECT
+            # 0x95): refuse here, so the caller dead-letters it instead of looping.
+            raise PublishRefused(f"packet too large for the broker ({limit} bytes)", 0x95)
         info = client.publish(
             message.topic,
             message.payload,
@@ -259,6 +271,8 @@ class MqttLink:
         if receive_max:
             window = min(window, int(receive_max))
         self._set_window(window)  # paho's own limit (max_inflight) is never below this
+        max_packet = getattr(props, "MaximumPacketSize", None)
+        self.status.max_packet = int(max_packet) if max_packet else None
         self.status.session_present = bool(getattr(flags, "session_present", False))
         for topic, qos in self.settings.subscriptions:
             client.subscribe(topic, qos)
@@ -323,6 +337,9 @@ class MqttLink:
     def _watch(self, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
+        # Alarms are small and latency-bound: do not let Nagle hold them back.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, self._readable)
         if self._misc is None or self._misc.done():
             self._misc = asyncio.create_task(self._misc_loop(), name="mqtt.misc")
@@ -438,6 +455,13 @@ class MqttLink:
         for future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(UplinkError(why))
+
+
+def _packet_size(message: Message) -> int:
+    """An upper bound of the PUBLISH packet's size on the wire (MQTT v5)."""
+    props = sum(5 + len(k.encode()) + len(v.encode()) for k, v in message.properties)
+    remaining = 2 + len(message.topic.encode()) + 2 + 4 + props + len(message.payload)
+    return 1 + 4 + remaining
 
 
 def _user_properties(pairs: Pairs) -> Properties | None:

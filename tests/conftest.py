@@ -60,6 +60,7 @@ def start_broker(tmp: Path, port: int | None = None) -> Broker:
     conf = tmp / f"mosquitto-{port}.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "set_tcp_nodelay true\n"
         "log_dest stderr\nlog_type error\nlog_type warning\n"
     )
     log = tmp / f"mosquitto-{port}.log"

@@ -23,7 +23,7 @@ RESERVED_PINS = frozenset({0, 1})  # BCM 0/1: HAT ID EEPROM (ID_SD, ID_SC)
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
             "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
         )
@@ -31,7 +31,7 @@ def _slug(value: str) -> str:
 
 
 def _account(value: str) -> str:
-    if not _ACCOUNT.match(value):
+    if not _ACCOUNT.fullmatch(value):
         raise ValueError("must be 3 to 16 hexadecimal digits in upper case (e.g. '1234' or 'A1B2')")
     return value
 
@@ -56,7 +56,7 @@ def _broker_url(value: str) -> str:
 
 
 def _topic_prefix(value: str) -> str:
-    if not _TOPIC_PREFIX.match(value):
+    if not _TOPIC_PREFIX.fullmatch(value):
         raise ValueError("must be topic levels of A-Z, a-z, 0-9, '-' and '_' joined by '/'")
     return value
 

@@ -10,11 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from edge import codes
-from edge.codes import TWENTY_FOUR_HOUR, ZONE_CONDITION, ZoneType
+from edge.codes import TWENTY_FOUR_HOUR, ZONE_CONDITION, Kind, ZoneType
 from edge.config import ZoneConfig
 from edge.model import Event, ZoneChanged, ZoneRef, new_event_id
 
 IdFactory = Callable[[int], str]
+_REPORTED = frozenset({Kind.ALARM, Kind.TAMPER, Kind.TROUBLE})  # kinds that await a restore
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,22 @@ def step(
         events.append(_event(zone, change, True, armed.get(zone.partition), new_id))
         now = replace(now, reported=False)
     return PanelState({**state.zones, zone.id: now}, armed), events
+
+
+def resume(last: Mapping[str, Kind], zones: Mapping[str, ZoneConfig]) -> PanelState:
+    """The state to start from, given the last event committed for each zone.
+
+    A zone whose last event was an alarm, tamper or trouble is still reported:
+    found quiet at start-up it sends its restore (it ended while the box was
+    down), found active it sends nothing new. Without this a restart between an
+    alarm and its restore would leave the zone in alarm at the station for good.
+    """
+    reported = {
+        z: ZoneState(active=True, reported=True)
+        for z, k in last.items()
+        if z in zones and k in _REPORTED
+    }
+    return PanelState(reported)
 
 
 def _reports_now(zone: ZoneConfig, armed: bool | None) -> bool:

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 from edge import codes
 from edge.clock import Clock, ms
-from edge.codes import Condition
+from edge.codes import Condition, Kind
 from edge.errors import StorageError
 from edge.model import Event, QueuedMedia, StoredEvent, new_event_id
 from edge.outbox.media import MediaPut
@@ -50,6 +50,7 @@ class AsyncOutbox:
         self._flush_queued = False
         self._lock = threading.Lock()
         self._refreshing: asyncio.Task[None] | None = None
+        self._stale = False  # a commit since the figures were last read
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -75,7 +76,8 @@ class AsyncOutbox:
 
     async def put(self, event: Event, now_ms: int) -> StoredEvent:
         """Commit ``event`` (grouped with any others waiting); returns once it is on disk."""
-        assert self._loop is not None
+        if self._pool is None or self._loop is None:
+            raise StorageError("outbox is not open")
         future: asyncio.Future[StoredEvent] = self._loop.create_future()
         self._enqueue((event, now_ms, future))
         return await future
@@ -99,16 +101,24 @@ class AsyncOutbox:
         await self._refresh()
         return deleted
 
+    async def zone_kinds(self) -> dict[str, Kind]:
+        return await self._run(self.outbox.zone_kinds)
+
     async def oldest_alarm_ms(self) -> int | None:
         return await self._run(self.outbox.oldest_alarm_ms)
 
-    async def dead_letter(self, event_id: str, reason: str, code: int | None) -> None:
+    async def dead_letter(
+        self, event_id: str, reason: str, code: int | None, notify: bool = True
+    ) -> None:
+        """Move a refused event aside; say so with a 354 trouble unless ``notify`` is
+        False (the refused event was itself such a trouble: no loop of troubles)."""
         now = ms(self.clock.time())
-        if await self._run(self.outbox.dead_letter, event_id, reason, code, now):
+        moved = await self._run(self.outbox.dead_letter, event_id, reason, code, now)
+        if moved and notify:
             self._trouble(
                 Condition.COMM_FAILED_EVENT, f"event {event_id} refused by the broker: {reason}"
             )
-            await self._refresh()
+        await self._refresh()
 
     # -- media -------------------------------------------------------------
 
@@ -151,22 +161,21 @@ class AsyncOutbox:
         return await self._run(self.outbox.media.chunk, item, index)
 
     async def dead_letter_media(self, media_id: str, reason: str, code: int | None) -> None:
-        await self._run(
-            self.outbox.media.dead_letter, media_id, reason, code, ms(self.clock.time())
-        )
-        self._trouble(Condition.COMM_FAILED_EVENT, f"media {media_id} refused: {reason}")
-        await self._refresh()
+        now = ms(self.clock.time())
+        if await self._run(self.outbox.media.dead_letter, media_id, reason, code, now):
+            self._trouble(Condition.COMM_FAILED_EVENT, f"media {media_id} refused: {reason}")
+            await self._refresh()
 
     # -- group commit ------------------------------------------------------
 
     def _enqueue(self, item: Pending) -> None:
+        if self._pool is None or self._loop is None:  # before queueing: nothing would flush it
+            raise StorageError("outbox is not open")
         with self._lock:
             self._pending.append(item)
             queue_flush = not self._flush_queued
             self._flush_queued = True
         if queue_flush:
-            if self._pool is None or self._loop is None:
-                raise StorageError("outbox is not open")
             self._loop.run_in_executor(self._pool, self._flush)
 
     def _flush(self) -> None:
@@ -174,13 +183,23 @@ class AsyncOutbox:
         with self._lock:
             batch, self._pending = self._pending, []
             self._flush_queued = False
-        if not batch:
-            return
+        if batch:
+            self._commit(batch)
+
+    def _commit(self, batch: list[Pending]) -> None:
+        """Worker thread: one transaction; if it fails, one per event, so one bad event
+        fails alone. Every error goes to its caller: an unsettled future hangs ``put``."""
+        own = sum(future is None for _event, _now, future in batch)  # need no room
         try:
-            result = self.outbox.put_many([(event, now) for event, now, _ in batch])
-        except StorageError as exc:
-            for _event, _now, future in batch:
-                self._settle(future, None, exc)
+            result = self.outbox.put_many(
+                [(event, now) for event, now, _ in batch], room_for=len(batch) - own
+            )
+        except Exception as exc:  # noqa: BLE001 (handed to the caller's future)
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit([item])
+            else:
+                self._settle(batch[0][2], None, exc)
             return
         for (_event, _now, future), stored in zip(batch, result.stored, strict=True):
             self._settle(future, stored, None)
@@ -197,9 +216,16 @@ class AsyncOutbox:
         self._loop.call_soon_threadsafe(self._stored)
 
     def _stored(self) -> None:
+        self._stale = True
         if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.create_task(self._refresh(), name="outbox.figures")
+            self._refreshing = asyncio.create_task(self._refresh_stale(), name="outbox.figures")
         self.on_stored()
+
+    async def _refresh_stale(self) -> None:
+        """Refresh until no commit came in meanwhile (its figures might be missed)."""
+        while self._stale:
+            self._stale = False
+            await self._refresh()
 
     def _settle(
         self,

@@ -83,6 +83,9 @@ class MediaShelf:
         """Store ``data`` durably and queue it; evicts older media if over quota."""
         if len(data) > self.quota_bytes:
             raise StorageError(f"media {media_id}: {len(data)} bytes exceed the whole quota")
+        with self._tx() as db:  # before the write, which would replace its file
+            if db.execute("SELECT 1 FROM media WHERE id = ?", (media_id,)).fetchone():
+                raise StorageError(f"media {media_id} is already queued")
         name = f"{media_id}.{EXTENSIONS.get(content_type, 'bin')}"
         _write_durably(self.folder, name, data)
         item = QueuedMedia(
@@ -154,13 +157,14 @@ class MediaShelf:
         except OSError as exc:
             raise StorageError(f"cannot read media {item.file}: {exc}") from exc
 
-    def dead_letter(self, media_id: str, reason: str, code: int | None, now_ms: int) -> None:
+    def dead_letter(self, media_id: str, reason: str, code: int | None, now_ms: int) -> bool:
+        """Move media the broker refused out of the queue, for good. True if known."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT file, event_id FROM media WHERE id = ?", (media_id,)
             ).fetchone()
             if row is None:
-                return
+                return False
             db.execute(
                 "INSERT OR REPLACE INTO dead_letters (id, what, body, reason, code, at_ms) "
                 "VALUES (?, 'media', ?, ?, ?, ?)",
@@ -169,6 +173,7 @@ class MediaShelf:
             db.execute("DELETE FROM media WHERE id = ?", (media_id,))
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'dead_letters'")
         (self.folder / row[0]).unlink(missing_ok=True)
+        return True
 
     def drop_event(self, db: sqlite3.Connection, event_id: str) -> None:
         """Within a transaction: drop the media of an evicted event."""
@@ -190,9 +195,9 @@ class MediaShelf:
         excess = used + size - self.quota_bytes
         if excess <= 0:
             return []
-        order = db.execute(
-            "SELECT id, file, size FROM media ORDER BY priority >= ? DESC, kind = 'clip' DESC, "
-            "created_ms",
+        order = db.execute(  # motion-only first, then clips, then stills; oldest first in each
+            "SELECT id, file, size FROM media ORDER BY priority >= ?1 DESC, "
+            "(priority < ?1 AND kind = 'clip') DESC, created_ms",
             (MOTION,),
         ).fetchall()
         victims = []

@@ -51,7 +51,9 @@ def _problem(path: Path) -> str | None:
     if not path.is_file():
         return None  # absent (created fresh) or not a file (open_db says so)
     try:
-        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+        # Read-only: closing the last read-write connection would checkpoint the
+        # WAL into the file under suspicion and delete the WAL before it is kept.
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
         return None  # cannot even open it (permissions...): not corruption; open_db reports it
     try:

@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS media (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS media_order ON media (priority, created_ms);
 CREATE INDEX IF NOT EXISTS media_event ON media (event_id);
+CREATE TABLE IF NOT EXISTS zone_last (
+    zone TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS dead_letters (
     id TEXT PRIMARY KEY,
     what TEXT NOT NULL,

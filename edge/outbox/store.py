@@ -16,14 +16,27 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from edge.codes import Kind
 from edge.db import Transaction
 from edge.model import Event, StoredEvent
 from edge.outbox.media import MediaShelf
 from edge.outbox.recovery import open_checked
 from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, priority
 from edge.protocol import event_from_record, event_record
+
+# Due events in send order (see Outbox.lease). Held back, in the query itself so
+# that they do not use up the limit: a live event never sent, of a zone that
+# still has backlog never sent. Parameters: ?1 now, ?2 live_after, ?3 limit.
+_DUE = """
+SELECT body, seq, priority, attempts, first_sent_ms FROM events e
+WHERE next_send_ms <= ?1 AND NOT (
+    e.zone IS NOT NULL AND e.attempts = 0 AND e.created_ms >= ?2 AND EXISTS (
+        SELECT 1 FROM events b WHERE b.zone = e.zone AND b.attempts = 0 AND b.created_ms < ?2
+    )
+)
+ORDER BY priority, created_ms >= ?2 DESC, seq LIMIT ?3
+"""
 
 
 @dataclass(frozen=True)
@@ -69,12 +82,18 @@ class Outbox:
     def put(self, event: Event, now_ms: int) -> StoredEvent:
         return self.put_many([(event, now_ms)]).stored[0]
 
-    def put_many(self, items: list[tuple[Event, int]]) -> PutResult:
-        """Commit events in one transaction (group commit), making room if full."""
+    def put_many(self, items: list[tuple[Event, int]], room_for: int | None = None) -> PutResult:
+        """Commit events in one transaction (group commit), making room if full.
+
+        Room is made for ``room_for`` of them (default: all). The box's own
+        reports of an eviction need none: making room for them would evict
+        again, to be reported again, until no motion event is left.
+        """
         stored = []
+        needed = len(items) if room_for is None else room_for
         with self._tx() as db:
             depth = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-            evicted = self._evict_motion(db, depth + len(items) - self.limits.max_events)
+            evicted = self._evict_motion(db, depth + needed - self.limits.max_events)
             for event, now_ms in items:
                 seq = int(
                     db.execute(
@@ -87,6 +106,12 @@ class Outbox:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (event.id, seq, prio, _zone_key(event), _body(event), now_ms),
                 )
+                if event.zone is not None:
+                    db.execute(
+                        "INSERT INTO zone_last (zone, kind, seq) VALUES (?, ?, ?) ON CONFLICT "
+                        "(zone) DO UPDATE SET kind = excluded.kind, seq = excluded.seq",
+                        (event.zone.id, event.kind.value, seq),
+                    )
                 stored.append(StoredEvent(event, seq, prio, attempts=0, first_sent_ms=None))
         return PutResult(stored, evicted)
 
@@ -100,16 +125,7 @@ class Outbox:
         unsent backlog waits for it, so each zone's events go in order.
         """
         with self._tx() as db:
-            rows = db.execute(
-                "SELECT body, seq, priority, attempts, first_sent_ms, zone, created_ms "
-                "FROM events WHERE next_send_ms <= ? "
-                "ORDER BY priority, created_ms >= ? DESC, seq LIMIT ?",
-                (now_ms, live_after_ms, limit),
-            ).fetchall()
-            blocked = self._zones_with_backlog(db, rows, live_after_ms)
-            chosen = [
-                r for r in rows if not (r[5] in blocked and r[6] >= live_after_ms and r[3] == 0)
-            ]
+            chosen = db.execute(_DUE, (now_ms, live_after_ms, limit)).fetchall()
             db.executemany(
                 "UPDATE events SET attempts = attempts + 1, "
                 "first_sent_ms = COALESCE(first_sent_ms, ?), next_send_ms = ? WHERE seq = ?",
@@ -117,7 +133,7 @@ class Outbox:
             )
         return [
             StoredEvent(_event(body), seq, prio, attempts + 1, first or now_ms)
-            for body, seq, prio, attempts, first, _z, _c in chosen
+            for body, seq, prio, attempts, first in chosen
         ]
 
     def release(self, event_ids: list[str]) -> None:
@@ -183,6 +199,17 @@ class Outbox:
             ).fetchone()
         return None if row[0] is None else int(row[0])
 
+    def zone_kinds(self) -> dict[str, Kind]:
+        """The kind of the last event committed for each zone id, acknowledged or not.
+
+        Committed in the same transaction as the event, so after a crash the
+        zones resume from exactly what the station will hear (see
+        :func:`edge.inputs.zones.resume`).
+        """
+        with self._tx() as db:
+            rows = db.execute("SELECT zone, kind FROM zone_last").fetchall()
+        return {str(zone): Kind(kind) for zone, kind in rows}
+
     def last_seq(self) -> int:
         return self.counter("seq")
 
@@ -215,19 +242,6 @@ class Outbox:
                 "UPDATE meta SET value = value + ? WHERE key = 'evicted_events'", (len(victims),)
             )
         return len(victims)
-
-    @staticmethod
-    def _zones_with_backlog(db: sqlite3.Connection, rows: list[Any], live_after: int) -> set[str]:
-        zones = {r[5] for r in rows if r[5] is not None and r[6] >= live_after}
-        blocked = set()
-        for zone in zones:
-            hit = db.execute(
-                "SELECT 1 FROM events WHERE zone = ? AND attempts = 0 AND created_ms < ? LIMIT 1",
-                (zone, live_after),
-            ).fetchone()
-            if hit:
-                blocked.add(str(zone))
-        return blocked
 
     def _tx(self) -> Transaction:
         return Transaction(self._db, self._lock, f"outbox {self.path}")

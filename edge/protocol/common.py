@@ -52,7 +52,8 @@ def as_bool(value: object, name: str, optional: bool = False) -> bool | None:
 def load(payload: bytes) -> dict[str, Any]:
     try:
         data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers too long to convert
         raise ProtocolError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError("payload must be a JSON object")

@@ -18,7 +18,7 @@ KINDS = ("still", "clip")
 CONTENT_TYPES = ("image/jpeg", "video/mp4")
 MAX_CHUNKS = 100_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}")  # no leading dot: never ".."
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def parse_chunk(properties: tuple[tuple[str, str], ...] | list[tuple[str, str]])
         raise ProtocolError(f"chunk {chunk.index} of {chunk.count} is out of range")
     if chunk.size < 0:
         raise ProtocolError("media size must not be negative")
-    if not _SHA256.match(chunk.sha256):
+    if not _SHA256.fullmatch(chunk.sha256):
         raise ProtocolError("sha256 must be 64 lower-case hex digits")
     if chunk.content_type not in CONTENT_TYPES or chunk.kind not in KINDS:
         raise ProtocolError(f"unknown media type {chunk.content_type!r} / kind {chunk.kind!r}")
@@ -84,6 +84,6 @@ def media_ids(topic: str, prefix: str) -> tuple[str, str, str]:
     """``(device, event_id, media_id)`` from ``<prefix>/<device>/media/<event>/<media>``."""
     head = prefix + "/"
     parts = topic[len(head) :].split("/") if topic.startswith(head) else []
-    if len(parts) != 4 or parts[1] != "media" or not all(_ID.match(p) for p in parts):
+    if len(parts) != 4 or parts[1] != "media" or not all(_ID.fullmatch(p) for p in parts):
         raise ProtocolError(f"not a media topic: {topic!r}")
     return parts[0], parts[2], parts[3]

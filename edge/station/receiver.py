@@ -39,6 +39,10 @@ class StationSettings:
     client_id: str = "station-receiver"
     username: str | None = None
     password: str | None = None
+    ca_file: Path | None = None  # set with mqtts:// (TLS), as for the boxes
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls: bool = False
     batch_max: int = 500
     batch_max_bytes: int = 8 * 1024 * 1024
     ack_timeout_s: float = 10.0
@@ -213,6 +217,10 @@ def _link_settings(s: StationSettings) -> LinkSettings:
         client_id=s.client_id,
         username=s.username,
         password=s.password,
+        tls=s.tls,
+        ca_file=s.ca_file,
+        cert_file=s.cert_file,
+        key_file=s.key_file,
         subscriptions=tuple((f, 1) for f in filters.values()),
     )
 

@@ -10,6 +10,7 @@ are answered ``failed`` with that reason rather than pretended.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from edge import protocol
@@ -28,6 +29,7 @@ from edge.protocol.commands import (
 )
 
 log = logging.getLogger(__name__)
+REMEMBERED = 1000  # command ids whose answers are kept for duplicates
 RaiseEvent = Callable[[Condition, bool, str], Awaitable[Event]]
 
 
@@ -41,6 +43,9 @@ class CommandHandler:
         self.raise_event = raise_event
         self.handled = 0
         self.rejected = 0
+        # QoS 1 may deliver a command twice (and a persistent session replays):
+        # a command id already run gets its first answer again, not a second run.
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
 
     async def handle(self, payload: bytes) -> None:
         now = ms(self.clock.time())
@@ -50,6 +55,11 @@ class CommandHandler:
             self.rejected += 1
             log.warning("%s", exc)
             await self._answer(encode_result(exc.command_id, "rejected", exc.reason, at_ms=now))
+            return
+        earlier = self._answers.get(command.id)
+        if earlier is not None:
+            log.info("command %s already handled: answering again", command.id)
+            await self._answer(earlier)
             return
         self.handled += 1
         args = command.args
@@ -66,6 +76,9 @@ class CommandHandler:
                 f"unavailable: no video recorder on this box yet ({args.TYPE})",
                 at_ms=now,
             )
+        self._answers[command.id] = result
+        while len(self._answers) > REMEMBERED:
+            self._answers.popitem(last=False)
         await self._answer(result)
 
     async def _answer(self, payload: bytes) -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge import protocol
 from edge.clock import Clock, ms
+from edge.codes import Condition
 from edge.errors import ProtocolError, PublishRefused, StorageError, UplinkError
 from edge.model import EventStore, QueuedMedia, StoredEvent
 from edge.mqttio import Message, MqttLink
@@ -64,6 +66,7 @@ class Forwarder:
         self._media: QueuedMedia | None = None
         self._next_chunk = 0
         self._connects_seen = 0
+        self.on_acked: Callable[[int], None] = lambda _count: None  # observers (bench, metrics)
 
     def kick(self) -> None:
         """Something new is in the outbox: look now."""
@@ -124,7 +127,9 @@ class Forwarder:
                 log.error(
                     "event %s seq %d refused by the broker: %s", item.event.id, item.seq, result
                 )
-                await self.store.dead_letter(item.event.id, result.reason, result.code)
+                # A refused trouble about refusals raises no further trouble: no loop.
+                notify = item.event.condition is not Condition.COMM_FAILED_EVENT
+                await self.store.dead_letter(item.event.id, result.reason, result.code, notify)
             elif isinstance(result, BaseException):
                 failed.append(item.event.id)
             else:
@@ -193,7 +198,9 @@ class Forwarder:
             log.error("malformed ack from the station ignored: %s", exc)
             return
         if ack.ids:
-            self.stats.acked += await self.store.ack(ack.ids)
+            deleted = await self.store.ack(ack.ids)
+            self.stats.acked += deleted
+            self.on_acked(deleted)
         for progress in ack.media:
             known = await self.store.media_progress(
                 progress.media_id, progress.have, progress.complete

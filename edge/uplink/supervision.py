@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from edge import protocol
 from edge.clock import Clock, ms
-from edge.errors import UplinkError
+from edge.errors import StorageError, UplinkError
 from edge.model import EventStore
 from edge.mqttio import Message, MqttLink
 
@@ -55,7 +55,9 @@ def assess(
     watch: Watch, now_s: float, connected: bool, oldest_alarm_age_s: float | None, profile: Profile
 ) -> tuple[Watch, Change]:
     """Pure: the new watch state and what changed, given the link and the oldest alarm."""
-    down_since = None if connected else (watch.down_since_s if watch.down_since_s else now_s)
+    down_since: float | None = None
+    if not connected:  # a clock may read 0.0: test for None, not truth
+        down_since = now_s if watch.down_since_s is None else watch.down_since_s
     lost = down_since is not None and now_s - down_since >= profile.path_loss_s
     failed = oldest_alarm_age_s is not None and oldest_alarm_age_s >= profile.max_ack_s
     change = Change(
@@ -113,7 +115,10 @@ class Supervisor:
 
     async def run_watch(self, period_s: float = 1.0) -> None:
         while True:
-            await self.check()
+            try:
+                await self.check()
+            except StorageError:  # like the sender: an unreadable outbox must not stop the box
+                log.exception("supervision could not read the outbox; retrying in %s s", period_s)
             await asyncio.sleep(period_s)
 
     async def check(self) -> Change:

@@ -1,8 +1,8 @@
 """Benchmark runner: ``make bench``. Runs every ``bench_*.py`` beside this file.
 
-Each module has ``CASES``: a list of ``(name, baseline_name, run)`` where
-``run()`` returns ``(ours_per_s, baseline_per_s, unit)``, both measured in the
-same run on the same machine. The table prints both rates and their ratio.
+Each module has ``CASES``: a list of ``(name, run)``; ``run()`` returns rows
+``(metric, ours, floor, unit, floor_name)``, both figures measured in the same
+run on the same machine. The table prints both and their ratio.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib.util
 import platform
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 
-def load_cases() -> list[tuple[str, str, object]]:
+def load_cases() -> list[tuple[str, object]]:
     cases = []
     for path in sorted(HERE.glob("bench_*.py")):
         spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -26,21 +27,30 @@ def load_cases() -> list[tuple[str, str, object]]:
     return cases
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE.parent.parent))
-    cases = load_cases()
+    wanted = argv[1:]
+    cases = [c for c in load_cases() if not wanted or any(w in c[0] for w in wanted)]
     print(f"# {platform.node()} {platform.machine()} Python {platform.python_version()}")
-    header = f"{'benchmark':<38} {'ours':>12} {'baseline':>12} {'ratio':>7}  unit   baseline"
+    header = (
+        f"{'benchmark':<24} {'metric':<26} {'ours':>11} {'floor':>11} {'ratio':>6}  unit   floor"
+    )
     print(header)
     print("-" * len(header))
-    for name, baseline, run in cases:
-        ours, base, unit = run()  # type: ignore[operator]
-        ratio = ours / base if base else float("nan")
-        print(f"{name:<38} {ours:>12,.0f} {base:>12,.0f} {ratio:>7.2f}  {unit:<6} {baseline}")
+    for name, run in cases:
+        started = time.perf_counter()
+        for metric, ours, floor, unit, floor_name in run():  # type: ignore[operator]
+            ratio = ours / floor if floor else float("nan")
+            print(
+                f"{name:<24} {metric:<26} {ours:>11,.1f} {floor:>11,.1f} {ratio:>6.2f}  "
+                f"{unit:<6} {floor_name}",
+                flush=True,
+            )
+        print(f"{'':<24} ({time.perf_counter() - started:.1f} s)", flush=True)
     if not cases:
         print("(no benchmarks)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

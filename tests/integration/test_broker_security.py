@@ -19,10 +19,14 @@ retried. Observed and asserted here:
 - A payload over message_size_limit (not set in broker.conf; tested by adding
   it): PUBACK 0x95, which MQTT v5 does not allow in a PUBACK, so paho-mqtt 2.2
   calls it a malformed packet and drops the connection (reason 0x82).
+- A message dropped because a subscriber's queue is full (max_queued_messages):
+  PUBACK 0x00 all the same. A PUBACK never means "delivered"; only the
+  station's `ack` does.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -34,11 +38,15 @@ from queue import Empty, Queue
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.client import CallbackAPIVersion, MQTTMessage
+from paho.mqtt.client import MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.conftest import wait_for
 from tests.integration.tls import (
+    BROKER_TEMPLATE,
     CA,
     CertKey,
     TlsBroker,
@@ -63,7 +71,10 @@ NOT_AUTHORIZED = 0x87
 PACKET_TOO_LARGE = 0x95
 
 MAX_PACKET_SIZE = int(template_setting("max_packet_size"))
-MESSAGE_SIZE_LIMIT = 294912  # the commented-out value in broker.conf
+# broker.conf leaves message_size_limit commented out; the tests that add it use its value.
+_LIMIT = re.search(r"^#?message_size_limit (\d+)$", BROKER_TEMPLATE.read_text(), re.MULTILINE)
+assert _LIMIT is not None
+MESSAGE_SIZE_LIMIT = int(_LIMIT.group(1))
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,7 @@ class Probe:
         """Drop the TCP connection without an MQTT DISCONNECT, as a power cut would."""
         self.client.loop_stop()
         sock = self.client.socket()
-        assert sock is not None
+        assert isinstance(sock, ssl.SSLSocket)
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 
@@ -559,3 +570,50 @@ def test_device_cannot_take_over_another_devices_client_id(
     assert station.puback("edge/gw-a/cmd", b"cmd for a") == SUCCESS
     assert impostor.next_message().payload == b"cmd for a"
     impostor.no_more_messages()
+
+
+# -- queues ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_with_tiny_queue(tmp_path: Path, pki: Pki) -> Iterator[TlsBroker]:
+    b = start_tls_broker(
+        tmp_path / "broker", pki.ca, pki.server, extra_lines=("max_queued_messages 2",)
+    )
+    yield b
+    b.stop()
+
+
+def test_message_dropped_from_a_full_queue_is_still_acked_success(
+    broker_with_tiny_queue: TlsBroker, pki: Pki
+) -> None:
+    broker = broker_with_tiny_queue
+    session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    session.SessionExpiryInterval = 60
+    station = Probe(broker, pki.ca, pki.station)
+    station.client.connect(broker.host, broker.port, clean_start=False, properties=session)
+    station.client.loop_start()
+    assert station.connack.result(T) == SUCCESS
+    assert station.subscribe("edge/+/events") == [GRANTED_QOS_1]
+    station.close()  # the session, and its subscription, stay on the broker
+    gw_a = Probe(broker, pki.ca, pki.gw_a).connect()
+    try:
+        assert [gw_a.puback("edge/gw-a/events", b"%d" % i) for i in range(4)] == [SUCCESS] * 4
+    finally:
+        gw_a.close()
+    again = Probe(broker, pki.ca, pki.station)
+    again.client.connect(broker.host, broker.port, clean_start=False, properties=session)
+    again.client.loop_start()
+    try:
+        assert again.connack.result(T) == SUCCESS
+        assert [again.next_message().payload for _ in range(2)] == [b"0", b"1"]
+        # Sentinel from a new publisher: 2 and 3 were dropped, not just late.
+        gw_b = Probe(broker, pki.ca, pki.gw_b).connect()
+        try:
+            assert gw_b.puback("edge/gw-b/events", b"sentinel") == SUCCESS
+        finally:
+            gw_b.close()
+        assert again.next_message().payload == b"sentinel"
+        again.no_more_messages()
+    finally:
+        again.close()

@@ -159,12 +159,14 @@ async def test_event_waits_in_outbox_until_station_acknowledges(
     station_db = tmp_path / "station.sqlite"
     start_station(spawn, broker, station_db)
     async with RunningBox(cfg, state) as box:
-        await until(lambda: station_rows(station_db), what="backlog at station")
+        # the panic button was released while the box was down: its restore follows
+        await until(lambda: len(station_rows(station_db)) == 2, what="backlog at station")
         await until(lambda: box.outbox.depth == 0, what="outbox drained")
     rows = station_rows(station_db)
-    assert [r["id"] for r in rows] == pending
-    panic = rows[0]
+    assert [r["id"] for r in rows[:1]] == pending
+    panic, restore = rows
     assert (panic["zone_id"], panic["seq"], panic["cid"]) == ("panic", 1, "1120")
+    assert (restore["zone_id"], restore["seq"], restore["cid"]) == ("panic", 2, "3120")
     assert outbox_ids(state) == []
 
 

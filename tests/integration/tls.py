@@ -227,25 +227,43 @@ def start_tls_broker(
         pytest.fail("mosquitto is not installed: run `make test`, which installs it")
     directory.mkdir(parents=True, exist_ok=True)
     server = server or make_server_cert(ca)
-    port = port or free_port()
     persistence_dir = directory / "persistence"
     persistence_dir.mkdir(exist_ok=True)
     acl = directory / "acl"
     acl.write_text(ACL_TEMPLATE.read_text() if acl_text is None else acl_text)
+    # free_port() only finds a port that was free a moment ago: if someone else
+    # takes it first, mosquitto cannot bind; try another one.
+    for _attempt in range(1 if port else 3):
+        broker = _launch(exe, directory, ca, server, port or free_port(), acl, extra_lines)
+        if broker is not None:
+            return broker
+    pytest.fail(f"mosquitto could not bind a free port: {directory}")
+
+
+def _launch(
+    exe: str,
+    directory: Path,
+    ca: CA,
+    server: CertKey,
+    port: int,
+    acl: Path,
+    extra_lines: tuple[str, ...],
+) -> TlsBroker | None:
+    """mosquitto listening on ``port``; None if the port was taken meanwhile."""
+    persistence_dir = directory / "persistence"
     conf = directory / f"mosquitto-{port}.conf"
-    rendered = render_broker_conf(
-        BROKER_TEMPLATE.read_text(),
-        {
-            "listener": f"{port} {HOST}",
-            "cafile": str(ca.cert),
-            "certfile": str(server.cert),
-            "keyfile": str(server.key),
-            "pid_file": str(directory / "mosquitto.pid"),
-            "persistence_location": f"{persistence_dir}/",
-            "acl_file": str(acl),
-            "log_dest": "stderr",
-        },
-    )
+    overrides = {
+        "listener": f"{port} {HOST}",
+        "cafile": str(ca.cert),
+        "certfile": str(server.cert),
+        "keyfile": str(server.key),
+        "pid_file": str(directory / "mosquitto.pid"),
+        "persistence_location": f"{persistence_dir}/",
+        "acl_file": str(acl),
+        "log_dest": "stderr",
+    }
+    assert tuple(overrides) == TEST_OVERRIDES
+    rendered = render_broker_conf(BROKER_TEMPLATE.read_text(), overrides)
     # As root, mosquitto would switch to the "mosquitto" user, which cannot read
     # the test's private temporary directory; as anyone else this line is ignored.
     user = pwd.getpwuid(os.geteuid()).pw_name
@@ -255,16 +273,25 @@ def start_tls_broker(
         proc = subprocess.Popen([exe, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
     broker = TlsBroker(HOST, port, directory, conf, acl, log, persistence_dir, ca, server, proc)
 
-    def listening() -> bool:
+    def up_or_exited() -> bool:
         if proc.poll() is not None:
-            pytest.fail(f"mosquitto exited ({proc.returncode}): {broker.log_text()}")
+            return True
+        # Only mosquitto's own word proves that *it* listens on the port (a
+        # connection could reach whoever took the port); it logs this line once
+        # its listeners are bound.
+        if not re.search(r"mosquitto version \S+ running", broker.log_text()):
+            return False
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
             return True
         return False
 
     try:
-        wait_for(listening, 10, "mosquitto (TLS) to listen")
+        wait_for(up_or_exited, 10, "mosquitto (TLS) to listen")
     except BaseException:
         broker.stop()
         raise
-    return broker
+    if proc.poll() is None:
+        return broker
+    if "Address already in use" in broker.log_text():
+        return None
+    pytest.fail(f"mosquitto exited ({proc.returncode}): {broker.log_text()}")

@@ -107,7 +107,7 @@ def payloads() -> dict[str, bytes]:
         "media-ack-complete": encode_ack([], (MediaProgress(STILL_ID, 2, complete=True),)),
         **{
             f"still-chunk-{chunk.index}": json.dumps(
-                [list(p) for p in chunk_properties(chunk)]
+                [list(p) for p in chunk_properties(chunk)], separators=(",", ":")
             ).encode()
             for chunk, _ in chunks
         },
@@ -158,8 +158,8 @@ def code_table() -> str:
     return "\n".join(lines)
 
 
-_BLOCK = re.compile(r"<!-- example: ([a-z0-9-]+) -->\n```json\n(.*?)\n```", re.S)
-_CODES = re.compile(r"(<!-- codes:begin -->\n)(.*?)(\n<!-- codes:end -->)", re.S)
+_BLOCK = re.compile(r"<!-- example: ([a-z0-9-]+) -->\n```json\n(.*?)```", re.S)
+_CODES = re.compile(r"(<!-- codes:begin -->\n)(.*?)(<!-- codes:end -->)", re.S)
 
 
 def _doc() -> str:
@@ -172,7 +172,7 @@ def write() -> None:
     text = _BLOCK.sub(
         lambda m: f"<!-- example: {m[1]} -->\n```json\n{render(examples[m[1]])}\n```", _doc()
     )
-    text = _CODES.sub(lambda m: m[1] + code_table() + m[3], text)
+    text = _CODES.sub(lambda m: m[1] + "\n" + code_table() + "\n\n" + m[3], text)
     DOC.write_text(text, encoding="utf-8")
 
 
@@ -180,12 +180,13 @@ def write() -> None:
 
 
 def test_every_example_is_in_the_document_exactly() -> None:
-    blocks = dict(_BLOCK.findall(_doc()))
+    blocks = _BLOCK.findall(_doc())
     examples = payloads()
-    assert sorted(blocks) == sorted(examples), "run: python -m tests.unit.test_protocol_doc --write"
-    for name, payload in examples.items():
-        wire = json.dumps(json.loads(blocks[name]), separators=(",", ":")).encode()
-        assert wire == payload, f"example {name!r} is stale: regenerate with --write"
+    assert {name for name, _ in blocks} == set(examples), "regenerate with --write"
+    for name, block in blocks:
+        wire = json.dumps(json.loads(block), separators=(",", ":")).encode()
+        assert wire == examples[name], f"example {name!r} is stale: regenerate with --write"
+        assert block == render(examples[name]) + "\n", f"example {name!r} is not as rendered"
 
 
 def test_the_examples_decode() -> None:
@@ -213,24 +214,34 @@ def test_chunk_sizes_in_the_document() -> None:
 # --- every name the encoders use is documented ------------------------------------
 
 
-def _keys(value: Any) -> set[str]:
+def _paths(value: Any, parent: str = "") -> set[str]:
+    """Field names as the document writes them: ``zone.name``, ``media[].have``."""
     if isinstance(value, dict):
-        return set(value) | {k for v in value.values() for k in _keys(v)}
+        found = set()
+        for key, inner in value.items():
+            path = f"{parent}.{key}" if parent else key
+            found |= {path} | _paths(inner, path)
+        return found
     if isinstance(value, list):
-        return {k for v in value for k in _keys(v)}
+        return {p for inner in value for p in _paths(inner, f"{parent}[]")}
     return set()
+
+
+def _named(text: str, path: str) -> bool:
+    """A field is named by its path, or (for free-form objects) by its own name."""
+    last = re.split(r"\[\]\.|\.", path)[-1]
+    return f"`{path}`" in text or (path.startswith("details.") and f"`{last}`" in text)
 
 
 def test_every_field_is_documented() -> None:
     text = _doc()
-    names: set[str] = set()
+    paths: set[str] = {"text", "extra", "media", "zone"}  # optional, may be empty or null
     for name, payload in payloads().items():
         if name.startswith("still-chunk"):
-            names |= {key for key, _ in json.loads(payload)}
+            paths |= {key for key, _ in json.loads(payload)}
         else:
-            names |= _keys(json.loads(payload))
-    names |= {"text", "extra", "media"}  # optional fields the examples leave empty
-    missing = sorted(n for n in names if f"`{n}`" not in text)
+            paths |= _paths(json.loads(payload))
+    missing = sorted(p for p in paths if not _named(text, p))
     assert not missing, f"fields not named in PROTOCOL.md: {missing}"
 
 
@@ -268,8 +279,8 @@ def test_every_event_kind_and_zone_type_is_documented() -> None:
 def test_code_table_matches_edge_codes() -> None:
     found = _CODES.search(_doc())
     assert found is not None, "PROTOCOL.md lost its code table markers"
-    assert found[2] == code_table(), "code table is stale: regenerate with --write"
-    rows = [line for line in found[2].splitlines()[2:]]
+    assert found[2].strip() == code_table(), "code table is stale: regenerate with --write"
+    rows = found[2].strip().splitlines()[2:]
     assert len(rows) == len(codes.TABLE)
     for line, row in zip(rows, codes.TABLE, strict=True):
         cells = [c.strip().strip("`") for c in line.strip("|").split("|")]

@@ -1,0 +1,291 @@
+"""Alarm latency and backlog drain through the whole path, against raw paho floors.
+
+Everything real: a mosquitto on a free loopback port, the station receiver,
+the box on mock pins. The floors use plain paho clients on the same broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge import app, codes
+from edge.codes import Condition
+from edge.config import parse
+from edge.model import Event, new_event_id
+from edge.outbox.store import Outbox
+
+REPO = Path(__file__).resolve().parents[2]
+Row = tuple[str, float, float, str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _broker(folder: Path) -> Iterator[int]:
+    port = _free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_inflight_messages 100\nmax_queued_messages 100000\nset_tcp_nodelay true\n"
+    )
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _config(port: int, chunk_bytes: int = 262144) -> str:
+    text = (REPO / "config" / "demo.toml").read_text()
+    text = text.replace('broker = "mqtt://127.0.0.1:18830"', f'broker = "mqtt://127.0.0.1:{port}"')
+    text = text.replace("ack_timeout_s = 10", f"ack_timeout_s = 30\nchunk_bytes = {chunk_bytes}")
+    return text.replace("port = 8080", f"port = {_free_port()}")
+
+
+@contextlib.contextmanager
+def _station(port: int, folder: Path) -> Iterator[Path]:
+    """The station receiver in its own process, as it runs in production."""
+    db = folder / "station.sqlite"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "station",
+            "run",
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--db",
+            str(db),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+    )
+    try:
+        yield db
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextlib.asynccontextmanager
+async def _running(port: int, folder: Path, chunk_bytes: int = 262144) -> AsyncIterator[app.Box]:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    boxes: list[app.Box] = []
+
+    def on_ready(box: app.Box) -> None:
+        boxes.append(box)
+        ready.set()
+
+    with _station(port, folder):
+        await asyncio.sleep(1.0)  # let the station subscribe before the box sends
+        cfg = parse(_config(port, chunk_bytes), "bench.toml")
+        task = asyncio.create_task(app.run(cfg, folder / "box", stop=stop, ready=on_ready))
+        await asyncio.wait_for(ready.wait(), 20)
+        box = boxes[0]
+        await box.link.wait_connected(10)
+        try:
+            yield box
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+# -- latency -----------------------------------------------------------------
+
+
+async def _latencies(port: int, folder: Path, n: int) -> list[float]:
+    async with _running(port, folder) as box:
+        acked = asyncio.Event()
+        box.forwarder.on_acked = lambda _count: acked.set()
+        samples = []
+        for _ in range(n):
+            for active in (True, False):
+                depth_before = box.forwarder.stats.acked
+                acked.clear()
+                start = time.perf_counter()
+                box.inputs.simulate("in3", active)  # the fire panel: a 24-hour zone
+                while box.forwarder.stats.acked == depth_before:
+                    await acked.wait()
+                    acked.clear()
+                if active:
+                    samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+
+def _raw_round_trips(port: int, n: int) -> list[float]:
+    """Floor: publish QoS 1, a second client answers QoS 1, the first receives it."""
+    got = threading.Event()
+    asker = paho.Client(CallbackAPIVersion.VERSION2, client_id="floor-a", protocol=paho.MQTTv5)
+    answerer = paho.Client(CallbackAPIVersion.VERSION2, client_id="floor-b", protocol=paho.MQTTv5)
+    asker.on_message = lambda *_a: got.set()
+    answerer.on_message = lambda c, _u, m: c.publish("floor/answer", m.payload, qos=1)
+    for client in (asker, answerer):
+        client.connect("127.0.0.1", port)
+        _no_delay(client)
+        client.loop_start()
+    asker.subscribe("floor/answer", qos=1)
+    answerer.subscribe("floor/ask", qos=1)
+    time.sleep(0.5)
+    samples = []
+    payload = b"x" * 600
+    for _ in range(n):
+        got.clear()
+        start = time.perf_counter()
+        asker.publish("floor/ask", payload, qos=1)
+        got.wait(5)
+        samples.append((time.perf_counter() - start) * 1000)
+    for client in (asker, answerer):
+        client.disconnect()
+        client.loop_stop()
+    return samples
+
+
+def _no_delay(client: paho.Client) -> None:
+    """The floor gets what the box does: no Nagle delay on its socket."""
+    sock = client.socket()
+    assert sock is not None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def latency(n: int = 1000) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as port:
+        ours = asyncio.run(_latencies(port, Path(tmp), n))
+        floor = _raw_round_trips(port, n)
+    name = "raw paho QoS1 round trip (bar: p99 <= 100 ms)"
+    return [
+        (f"alarm p50 ({n})", _pct(ours, 50), _pct(floor, 50), "ms", name),
+        (f"alarm p99 ({n})", _pct(ours, 99), _pct(floor, 99), "ms", name),
+        (f"alarm max ({n})", max(ours), max(floor), "ms", name),
+    ]
+
+
+def _pct(samples: list[float], pct: int) -> float:
+    return statistics.quantiles(samples, n=100)[pct - 1] if pct < 100 else max(samples)
+
+
+# -- backlog drain -------------------------------------------------------------
+
+
+def _backlog(folder: Path, n: int, media: int, media_bytes: int, chunk: int) -> None:
+    """Queue ``n`` events (and ``media`` files) as an outage would leave them."""
+    from edge.outbox.store import Limits
+
+    outbox = Outbox(folder / "box" / "outbox.sqlite", Limits(1_000_000, 2**34, chunk))
+    outbox.open(0)
+    now = int(time.time() * 1000) - 3_600_000
+    events = []
+    for i in range(n):
+        condition = Condition.BURGLARY if i % 2 else Condition.FIRE
+        restore = i % 4 >= 2
+        events.append(
+            Event(
+                id=new_event_id(now + i),
+                kind=codes.kind(condition, restore),
+                condition=condition,
+                codes=codes.codes(condition, restore),
+                occurred_at_ms=now + i,
+                partition=1,
+                armed=True,
+            )
+        )
+    outbox.put_many([(e, now) for e in events])
+    for i in range(media):
+        outbox.media.put(
+            events[i].id, f"m{i}", "clip", "video/mp4", os.urandom(media_bytes), 0, now
+        )
+    outbox.close()
+
+
+async def _drain(port: int, folder: Path, chunk: int, what: str) -> float:
+    async with _running(port, folder, chunk) as box:
+        start = time.perf_counter()
+        while box.outbox.depth or box.outbox.media_count:  # noqa: ASYNC110 (polls figures)
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        if what == "events" and box.forwarder.stats.acked == 0:
+            raise RuntimeError("nothing was acknowledged")
+        return elapsed
+
+
+def _raw_publish_rate(port: int, n: int, size: int) -> float:
+    """Floor: plain paho QoS 1 publishes of ``size`` bytes, waiting for every PUBACK."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="floor-pub", protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(100)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    _no_delay(client)
+    client.loop_start()
+    time.sleep(0.3)
+    payload = os.urandom(size)
+    start = time.perf_counter()
+    infos = [client.publish("floor/rate", payload, qos=1) for _ in range(n)]
+    for info in infos:
+        info.wait_for_publish(30)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return n / elapsed
+
+
+def drain(events: int = 10_000, media: int = 40, media_bytes: int = 1024 * 1024) -> list[Row]:
+    chunk = 256 * 1024
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as port:
+        _backlog(Path(tmp) / "e", events, 0, 0, chunk)
+        seconds = asyncio.run(_drain(port, Path(tmp) / "e", chunk, "events"))
+        floor = _raw_publish_rate(port, events, 600)
+        rows.append(
+            (
+                f"events drained ({events})",
+                events / seconds,
+                floor,
+                "ev/s",
+                "raw paho QoS1 600 B publishes (bar: >= 5,000 ev/s)",
+            )
+        )
+        _backlog(Path(tmp) / "m", media, media, media_bytes, chunk)
+        seconds = asyncio.run(_drain(port, Path(tmp) / "m", chunk, "media"))
+        mb = media * media_bytes / 1e6
+        floor_rate = _raw_publish_rate(port, media * media_bytes // chunk, chunk) * chunk / 1e6
+        rows.append(
+            (
+                f"media drained ({media} x 1 MB)",
+                mb / seconds,
+                floor_rate,
+                "MB/s",
+                "raw paho QoS1 256 KiB publishes (bar: >= 25 %)",
+            )
+        )
+    return rows
+
+
+CASES = [("alarm latency", latency), ("backlog drain", drain)]
