@@ -29,7 +29,7 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 bench: setup
-	$(VENV)/bin/python tests/bench/run.py
+	$(VENV)/bin/python tests/bench/run.py $(ARGS)
 
 setup: sysdeps $(STAMP)
 

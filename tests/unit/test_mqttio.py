@@ -1,0 +1,50 @@
+"""The MQTT adapter's pure parts: reconnect backoff and the packet-size bound."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.mqttio import LinkSettings, Message, MqttLink, _packet_size
+
+
+def link(min_s: float, max_s: float) -> MqttLink:
+    return MqttLink(
+        LinkSettings("127.0.0.1", 1883, "t", reconnect_min_s=min_s, reconnect_max_s=max_s)
+    )
+
+
+def test_backoff_is_jittered_within_a_doubling_cap() -> None:
+    random.seed(7)
+    mqtt = link(1, 60)
+    for failures in range(12):
+        cap = min(60, 2**failures)
+        waits = [mqtt._backoff_s(failures) for _ in range(400)]
+        assert min(waits) >= 1 and max(waits) <= cap
+        if cap >= 4:  # full jitter: the waits spread over the range, not bunched
+            assert max(waits) - min(waits) > cap / 2
+
+
+def test_backoff_never_exceeds_the_maximum_even_after_many_failures() -> None:
+    mqtt = link(2, 30)
+    assert all(2 <= mqtt._backoff_s(10_000) <= 30 for _ in range(1000))
+
+
+def _varint_len(n: int) -> int:
+    """Bytes of MQTT's variable-length integer for ``n``."""
+    return 1 + (n > 127) + (n > 16_383) + (n > 2_097_151)
+
+
+@pytest.mark.parametrize("payload", [b"", b"x" * 100, b"y" * 300_000])
+def test_packet_size_bounds_the_real_publish_packet(payload: bytes) -> None:
+    message = Message("edge/gw/media/e1/m1", payload, properties=(("index", "3"), ("count", "9")))
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = list(message.properties)
+    packed = props.pack()  # includes its own length prefix
+    # topic (2 + len), packet id (2), properties, payload
+    remaining = 2 + len(message.topic.encode()) + 2 + len(packed) + len(payload)
+    real = 1 + _varint_len(remaining) + remaining
+    assert real <= _packet_size(message) <= real + 16
