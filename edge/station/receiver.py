@@ -43,6 +43,9 @@ class StationSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     tls: bool = False
+    # A persistent session: what boxes send while the receiver restarts waits
+    # for it at the broker (with broker persistence, across broker restarts too).
+    session_expiry_s: int = 86_400
     batch_max: int = 500
     batch_max_bytes: int = 8 * 1024 * 1024
     ack_timeout_s: float = 10.0
@@ -221,6 +224,7 @@ def _link_settings(s: StationSettings) -> LinkSettings:
         ca_file=s.ca_file,
         cert_file=s.cert_file,
         key_file=s.key_file,
+        session_expiry_s=s.session_expiry_s,
         subscriptions=tuple((f, 1) for f in filters.values()),
     )
 

@@ -35,6 +35,7 @@ class ForwardSettings:
     publish_timeout_s: float = 10.0
     historical_after_s: float = 60.0
     batch: int = 200
+    max_unacked: int = 2000  # events sent and not yet acknowledged, at most
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Forwarder:
         self._media: QueuedMedia | None = None
         self._next_chunk = 0
         self._connects_seen = 0
+        self._unacked: set[str] = set()  # sent on this connection, not yet acknowledged
         self.on_acked: Callable[[int], None] = lambda _count: None  # observers (bench, metrics)
 
     def kick(self) -> None:
@@ -92,17 +94,28 @@ class Forwarder:
         if self.link.status.connects != self._connects_seen:
             self._connects_seen = self.link.status.connects
             self._media = None
+            self._unacked.clear()
             await self.store.reset_leases()
 
     async def _send_step(self) -> bool:
         """Send what is due: a batch of events, else a window of media chunks."""
         now = ms(self.clock.time())
         s = self.settings
+        room = s.max_unacked - len(self._unacked)
+        if room <= 0:
+            # A slow station: wait for acks rather than flood it (and, after the
+            # ack timeout, resend the whole backlog). Leases expire as usual.
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), s.ack_timeout_s)
+            except TimeoutError:
+                self._unacked.clear()  # their leases have expired: they are due again
+            return True
         batch = await self.store.lease(
             now,
             now - round(s.historical_after_s * 1000),
             round(s.ack_timeout_s * 1000),
-            s.batch,
+            min(s.batch, room),
         )
         if batch:
             await self._send_events(batch, now)
@@ -134,6 +147,7 @@ class Forwarder:
                 failed.append(item.event.id)
             else:
                 self.stats.published += 1
+                self._unacked.add(item.event.id)
         if failed:
             await self.store.release(failed)
             raise UplinkError(f"{len(failed)} event(s) not sent")
@@ -198,6 +212,7 @@ class Forwarder:
             log.error("malformed ack from the station ignored: %s", exc)
             return
         if ack.ids:
+            self._unacked.difference_update(ack.ids)
             deleted = await self.store.ack(ack.ids)
             self.stats.acked += deleted
             self.on_acked(deleted)

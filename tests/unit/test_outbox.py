@@ -1115,3 +1115,20 @@ async def test_async_outbox_open_failure_is_a_storage_error(
     with pytest.raises(StorageError):
         await box.open()
     await box.close()
+
+
+# --- each zone's last event, for resuming after a restart ---------------------------
+
+
+def test_zone_kinds_remember_the_last_event_of_each_zone_after_ack_and_reopen(
+    open_box: Callable[..., Outbox],
+) -> None:
+    box = open_box()
+    alarm = box.put(ev(Condition.FIRE, zone="fire"), T0)
+    box.put(ev(Condition.BURGLARY, zone="hall"), T0)
+    box.put(ev(Condition.BURGLARY, restore=True, zone="hall"), T0)
+    box.put(trouble(), T0)  # no zone: not remembered
+    box.ack([alarm.event.id])  # acknowledged and deleted: still remembered
+    box.close()
+    again = open_box()
+    assert again.zone_kinds() == {"fire": Kind.ALARM, "hall": Kind.RESTORE}

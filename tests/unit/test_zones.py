@@ -10,7 +10,7 @@ import pytest
 
 from edge.codes import Condition, Kind, ZoneType
 from edge.config.schema import ZoneConfig
-from edge.inputs.zones import PanelState, ZoneState, step
+from edge.inputs.zones import PanelState, ZoneState, resume, step
 from edge.model import Event, ZoneChanged, ZoneRef
 
 T0 = 1_795_875_790_000
@@ -379,3 +379,22 @@ def test_24_hour_zone_active_at_start_up_alarms() -> None:
     assert alarm.kind is Kind.ALARM and alarm.armed is None
     (restore,) = panel.edge("fire", False)
     assert restore.kind is Kind.RESTORE
+
+
+# --- resuming after a restart ---------------------------------------------------
+
+
+def test_resume_marks_zones_whose_last_event_awaits_a_restore() -> None:
+    last = {"fire": Kind.ALARM, "hall": Kind.RESTORE, "pir-tamper": Kind.TAMPER, "gone": Kind.ALARM}
+    state = resume(last, ZONES)
+    assert state.zone("fire").reported and state.zone("pir-tamper").reported
+    assert not state.zone("hall").reported
+    assert "gone" not in state.zones  # a zone no longer configured is forgotten
+
+
+def test_resumed_alarm_found_quiet_sends_its_restore_and_found_active_nothing() -> None:
+    panel = Panel()
+    panel.state = resume({"fire": Kind.ALARM, "panic": Kind.ALARM}, ZONES)
+    (restore,) = panel.edge("fire", False, initial=True)
+    assert restore.kind is Kind.RESTORE and restore.codes.cid == "3110"
+    assert panel.edge("panic", True, initial=True) == []  # still in alarm: not sent twice
