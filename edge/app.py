@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge import __version__, codes, protocol
+from edge import __version__, protocol
 from edge.clock import Clock, SystemClock, ms
 from edge.codes import Condition, ZoneType
 from edge.config import EdgeConfig
@@ -27,7 +27,7 @@ from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
 from edge.inputs.zones import PanelState, resume, step
-from edge.model import Event, ZoneChanged, new_event_id
+from edge.model import Event, ZoneChanged, box_event
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
 from edge.outbox.store import Limits, Outbox
@@ -209,17 +209,7 @@ class Box:
 
     async def raise_event(self, condition: Condition, restore: bool, text: str) -> Event:
         """An event of the box itself (no zone): path trouble, manual test, ..."""
-        now = ms(self.clock.time())
-        event = Event(
-            id=new_event_id(now),
-            kind=codes.kind(condition, restore),
-            condition=condition,
-            codes=codes.codes(condition, restore),
-            occurred_at_ms=now,
-            partition=0,
-            armed=None,
-            text=text,
-        )
+        event = box_event(condition, restore, text, ms(self.clock.time()))
         await self.store(event)
         return event
 

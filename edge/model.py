@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edge import codes
 from edge.codes import Codes, Condition, Kind, ZoneType
 
 _id_lock = threading.Lock()
@@ -76,6 +77,20 @@ class Event:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def box_event(condition: Condition, restore: bool, text: str, now_ms: int) -> Event:
+    """An event of the box itself, about no zone (partition 0): a trouble, a test."""
+    return Event(
+        id=new_event_id(now_ms),
+        kind=codes.kind(condition, restore),
+        condition=condition,
+        codes=codes.codes(condition, restore),
+        occurred_at_ms=now_ms,
+        partition=0,
+        armed=None,
+        text=text,
+    )
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     """An event as the outbox holds it: with its per-device sequence number."""
@@ -135,7 +150,7 @@ class EventStore(Protocol):
 
     async def hold_media(self, media_id: str, until_ms: int) -> None: ...
 
-    async def media_chunk(self, item: QueuedMedia, index: int) -> bytes: ...
+    async def media_chunks(self, item: QueuedMedia, first: int, count: int) -> list[bytes]: ...
 
     async def media_progress(self, media_id: str, have: int, complete: bool) -> bool: ...
 

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from edge import codes
 from edge.clock import Clock, ms
 from edge.codes import Condition, Kind
 from edge.errors import StorageError
-from edge.model import Event, QueuedMedia, StoredEvent, new_event_id
+from edge.model import Event, QueuedMedia, StoredEvent, box_event
 from edge.outbox.media import MediaPut
 from edge.outbox.schema import priority
 from edge.outbox.store import Outbox, PutResult
@@ -160,6 +159,9 @@ class AsyncOutbox:
     async def media_chunk(self, item: QueuedMedia, index: int) -> bytes:
         return await self._run(self.outbox.media.chunk, item, index)
 
+    async def media_chunks(self, item: QueuedMedia, first: int, count: int) -> list[bytes]:
+        return await self._run(self.outbox.media.chunks, item, first, count)
+
     async def dead_letter_media(self, media_id: str, reason: str, code: int | None) -> None:
         now = ms(self.clock.time())
         if await self._run(self.outbox.media.dead_letter, media_id, reason, code, now):
@@ -242,16 +244,7 @@ class AsyncOutbox:
     def _trouble(self, condition: Condition, text: str) -> None:
         """Queue a trouble event about the outbox itself (never evicted)."""
         now = ms(self.clock.time())
-        event = Event(
-            id=new_event_id(now),
-            kind=codes.kind(condition, restore=False),
-            condition=condition,
-            codes=codes.codes(condition, restore=False),
-            occurred_at_ms=now,
-            partition=0,
-            armed=None,
-            text=text,
-        )
+        event = box_event(condition, False, text, now)
         log.error("trouble: %s", text)
         self._enqueue((event, now, None))
 

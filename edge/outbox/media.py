@@ -150,12 +150,19 @@ class MediaShelf:
         return True
 
     def chunk(self, item: QueuedMedia, index: int) -> bytes:
+        return self.chunks(item, index, 1)[0]
+
+    def chunks(self, item: QueuedMedia, first: int, count: int) -> list[bytes]:
+        """Chunks ``first`` to ``first + count - 1`` of ``item``'s file, in one read."""
         try:
             with item.file.open("rb") as f:
-                f.seek(index * self.chunk_bytes)
-                return f.read(self.chunk_bytes)
+                f.seek(first * self.chunk_bytes)
+                data = f.read(count * self.chunk_bytes)
         except OSError as exc:
             raise StorageError(f"cannot read media {item.file}: {exc}") from exc
+        size = self.chunk_bytes
+        parts = [data[i : i + size] for i in range(0, len(data), size)]
+        return parts or [b""]
 
     def dead_letter(self, media_id: str, reason: str, code: int | None, now_ms: int) -> bool:
         """Move media the broker refused out of the queue, for good. True if known."""
