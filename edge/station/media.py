@@ -1,36 +1,40 @@
-"""Media at the station: chunks kept in SQLite until the file is whole, then one file.
+"""Media at the station: chunks written in place into a part file, then one whole file.
 
-Chunks are BLOB rows rather than part files because a chunk then rides the
-same group commit as the events beside it (one fsync for the batch, instead
-of one per part file plus one per directory), a duplicate is a primary-key
-no-op, a crash leaves no half-written part files to sweep, and "how many
-chunks from 0 without a gap" is one indexed query. Chunks are small (tens to
-hundreds of KB), a size SQLite reads and writes as fast as the file system.
-When all ``count`` chunks are in, the file is assembled in one streaming pass,
-its sha256 checked, written with write -> fsync -> rename -> fsync(dir), and
-only then recorded as complete and its chunks deleted (one transaction).
+A chunk's bytes go straight to their offset in the media's part file (see
+:mod:`edge.station.parts`); SQLite keeps only which chunks are in
+(``media_chunks``: index and length, no bytes) and what every chunk of the
+media must agree on (``media_pending``, with ``chunk_bytes``: the length of
+every chunk but the last, which fixes each chunk's offset). A batch fsyncs the
+part files it wrote before its one SQLite commit (group commit), so a chunk
+counted in ``have`` is on disk. A duplicate is a primary-key no-op and "how
+many chunks from 0 without a gap" stays one indexed query. When all ``count``
+chunks are in, the part file's size and sha256 are checked, it is renamed to
+its final name and its folders fsynced, and only then the media is recorded as
+complete and its chunk rows deleted (one transaction for all media a batch
+completes). A chunk whose length contradicts ``chunk_bytes`` or ``size``
+cannot belong to the file: the media is discarded as on a wrong sha256.
 
 The functions taking ``db`` run inside the caller's transaction.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import enum
 import logging
-import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import ProtocolError, StorageError
-from edge.protocol import MediaProgress
+from edge.errors import ProtocolError
+from edge.protocol import Chunk, MediaProgress
+from edge.station import parts
 from edge.station.inbound import ChunkReceived
+from edge.station.parts import PartWriter
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
+_PENDING = """
 CREATE TABLE IF NOT EXISTS media_pending (
     device TEXT NOT NULL,
     media_id TEXT NOT NULL,
@@ -40,6 +44,7 @@ CREATE TABLE IF NOT EXISTS media_pending (
     sha256 TEXT NOT NULL,
     content_type TEXT NOT NULL,
     kind TEXT NOT NULL,
+    chunk_bytes INTEGER NOT NULL,
     first_ms INTEGER NOT NULL,
     PRIMARY KEY (device, media_id)
 ) STRICT;
@@ -47,10 +52,14 @@ CREATE TABLE IF NOT EXISTS media_chunks (
     device TEXT NOT NULL,
     media_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
-    data BLOB NOT NULL,
+    size INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
     PRIMARY KEY (device, media_id, idx)
 ) STRICT;
+"""
+SCHEMA = (
+    _PENDING
+    + """
 CREATE TABLE IF NOT EXISTS media (
     device TEXT NOT NULL,
     media_id TEXT NOT NULL,
@@ -66,6 +75,7 @@ CREATE TABLE IF NOT EXISTS media (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS media_by_event ON media (device, event_id);
 """
+)
 
 _HEADER = "event_id, count, size, sha256, content_type, kind"
 EXTENSIONS = {"image/jpeg": "jpg", "video/mp4": "mp4"}
@@ -96,6 +106,15 @@ class Header:
         return cls(item.event_id, c.count, c.size, c.sha256, c.content_type, c.kind)
 
 
+class Put(enum.Enum):
+    """What :func:`put_chunk` did with a chunk."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    CORRUPT = "corrupt"  # its length fits no file of its header: the media is discarded
+    UNWRITTEN = "unwritten"  # the media disk refused its bytes: not stored, not acknowledged
+
+
 # -- pure --------------------------------------------------------------------
 
 
@@ -124,33 +143,91 @@ def relative_path(key: MediaKey, header: Header) -> Path:
     return Path(key.device) / header.event_id / f"{key.media_id}.{extension}"
 
 
+def expected_length(chunk: Chunk, step: int) -> int | None:
+    """The length chunk ``chunk.index`` must have if every chunk but the last has ``step``.
+
+    None if no file of ``chunk.size`` bytes splits so.
+    """
+    last = chunk.size - (chunk.count - 1) * step
+    if last < 0:
+        return None
+    return step if chunk.index < chunk.count - 1 else last
+
+
+def chunk_bytes(chunk: Chunk, length: int) -> int | None:
+    """The length of every chunk but the last that one chunk of ``length`` implies.
+
+    None if it fits no file of its header: a lone last chunk must leave a
+    multiple of ``count - 1`` bytes to the others.
+    """
+    if chunk.count == 1:
+        step = chunk.size
+    elif chunk.index < chunk.count - 1:
+        step = length
+    else:
+        step, odd = divmod(chunk.size - length, chunk.count - 1)
+        if odd or step < 0:
+            return None
+    return step if expected_length(chunk, step) == length else None
+
+
+def part_of(root: Path, key: MediaKey) -> Path:
+    return parts.part_path(root, key.device, key.media_id)
+
+
 # -- inside a transaction ------------------------------------------------------
 
 
-def put_chunk(db: sqlite3.Connection, item: ChunkReceived, received_ms: int) -> bool:
-    """Store one chunk; True if new. ProtocolError if its header contradicts the media's."""
+def put_chunk(db: sqlite3.Connection, writer: PartWriter, item: ChunkReceived, at_ms: int) -> Put:
+    """Store one chunk: its bytes into the part file (fsynced by the caller), its row.
+
+    ProtocolError if its header contradicts the media's.
+    """
     key = MediaKey(item.device, item.media_id)
-    heard = Header.of(item)
+    chunk, length = item.chunk, len(item.data)
     found = _header(db, key)
-    if found is not None:
-        stored, complete = found
-        reason = mismatch(stored, heard)
-        if reason is not None:
-            raise ProtocolError(f"chunk {item.chunk.index} of media {item.media_id}: {reason}")
-        if complete:
-            return False
+    if found is None:
+        step = chunk_bytes(chunk, length)
     else:
+        stored, step = found
+        reason = mismatch(stored, Header.of(item))
+        if reason is not None:
+            raise ProtocolError(f"chunk {chunk.index} of media {item.media_id}: {reason}")
+        if step is None or _has(db, key, chunk.index):  # complete, or this chunk is in
+            return Put.DUPLICATE
+        if expected_length(chunk, step) != length:
+            step = None
+    if step is None:
+        log.error(
+            "media %s of event %s from %s: chunk %d of %d carries %d bytes, which fits no "
+            "%d-byte file of equal chunks; chunks discarded, the box will resend",
+            key.media_id,
+            item.event_id,
+            key.device,
+            chunk.index,
+            chunk.count,
+            length,
+            chunk.size,
+        )
+        forget(db, key)
+        return Put.CORRUPT
+    try:
+        writer.write(part_of(writer.root, key), chunk.index * step, item.data, fresh=found is None)
+    except OSError as exc:
+        log.error("chunk %d of media %s from %s not stored: %s", chunk.index, *_who(key), exc)
+        return Put.UNWRITTEN
+    if found is None:
         db.execute(
             "INSERT INTO media_pending (device, media_id, event_id, count, size, sha256, "
-            "content_type, kind, first_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key.device, key.media_id, *_fields(heard), received_ms),
+            "content_type, kind, chunk_bytes, first_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key.device, key.media_id, *_fields(Header.of(item)), step, at_ms),
         )
-    cur = db.execute(
-        "INSERT INTO media_chunks (device, media_id, idx, data, received_ms) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (key.device, key.media_id, item.chunk.index, item.data, received_ms),
+    db.execute(
+        "INSERT INTO media_chunks (device, media_id, idx, size, received_ms) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (key.device, key.media_id, chunk.index, length, at_ms),
     )
-    return cur.rowcount == 1
+    return Put.NEW
 
 
 def progress(db: sqlite3.Connection, key: MediaKey) -> MediaProgress:
@@ -170,7 +247,7 @@ def progress(db: sqlite3.Connection, key: MediaKey) -> MediaProgress:
 def ready(db: sqlite3.Connection, key: MediaKey) -> Header | None:
     """The header of a media whose chunks are all stored but whose file is not yet."""
     found = _header(db, key)
-    if found is None or found[1]:
+    if found is None or found[1] is None:
         return None
     header = found[0]
     (stored,) = db.execute(
@@ -186,41 +263,16 @@ def waiting(db: sqlite3.Connection) -> list[MediaKey]:
     return [MediaKey(r[0], r[1]) for r in rows]
 
 
-def assemble(
-    db: sqlite3.Connection, root: Path, key: MediaKey, header: Header, received_ms: int
-) -> bool:
-    """Write the whole file and record it; False (chunks discarded) if its sha256 is wrong."""
-    relative = relative_path(key, header)
-    final = root / relative
-    part = final.with_name(f".{final.name}.part")
-    chunks = db.execute(
-        "SELECT data FROM media_chunks WHERE device = ? AND media_id = ? ORDER BY idx",
-        (key.device, key.media_id),
+def pending(db: sqlite3.Connection) -> dict[MediaKey, tuple[Header, int]]:
+    """Every media with chunks still pending: its header and ``chunk_bytes``."""
+    rows = db.execute(
+        f"SELECT device, media_id, {_HEADER}, chunk_bytes FROM media_pending"  # noqa: S608
     )
-    try:
-        _make_dirs(final.parent, root)
-        size, sha256 = _write(part, (bytes(r[0]) for r in chunks))
-        if (size, sha256) != (header.size, header.sha256):
-            part.unlink()
-            log.error(
-                "media %s of event %s from %s: got %d bytes with sha256 %s, expected %d "
-                "bytes with %s; chunks discarded, the box will resend",
-                key.media_id,
-                header.event_id,
-                key.device,
-                size,
-                sha256,
-                header.size,
-                header.sha256,
-            )
-            _forget(db, key)
-            return False
-        part.replace(final)
-        _fsync_dir(final.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            part.unlink(missing_ok=True)
-        raise StorageError(f"cannot write media file {final}: {exc}") from exc
+    return {MediaKey(r[0], r[1]): (Header(*r[2:8]), int(r[8])) for r in rows}
+
+
+def record(db: sqlite3.Connection, key: MediaKey, header: Header, at_ms: int) -> None:
+    """Record a media whose file is in place (and fsynced) as complete; drop its chunk rows."""
     db.execute(
         "INSERT INTO media (device, media_id, event_id, kind, content_type, size, sha256, "
         "count, path, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -233,31 +285,15 @@ def assemble(
             header.size,
             header.sha256,
             header.count,
-            str(relative),
-            received_ms,
+            str(relative_path(key, header)),
+            at_ms,
         ),
     )
-    _forget(db, key)
-    return True
+    forget(db, key)
 
 
-def _header(db: sqlite3.Connection, key: MediaKey) -> tuple[Header, bool] | None:
-    args = (key.device, key.media_id)
-    for table, complete in (("media", True), ("media_pending", False)):
-        row = db.execute(
-            f"SELECT {_HEADER} FROM {table} WHERE device = ? AND media_id = ?",  # noqa: S608
-            args,
-        ).fetchone()
-        if row is not None:
-            return Header(*row), complete
-    return None
-
-
-def _fields(h: Header) -> tuple[str, int, int, str, str, str]:
-    return (h.event_id, h.count, h.size, h.sha256, h.content_type, h.kind)
-
-
-def _forget(db: sqlite3.Connection, key: MediaKey) -> None:
+def forget(db: sqlite3.Connection, key: MediaKey) -> None:
+    """Delete a media's pending rows (its part file is the caller's to remove)."""
     for table in ("media_chunks", "media_pending"):
         db.execute(
             f"DELETE FROM {table} WHERE device = ? AND media_id = ?",  # noqa: S608
@@ -265,40 +301,62 @@ def _forget(db: sqlite3.Connection, key: MediaKey) -> None:
         )
 
 
-# -- files -------------------------------------------------------------------
+def upgrade(db: sqlite3.Connection) -> int | None:
+    """Drop chunks an older station kept as BLOBs (the boxes resend them); how many, or None.
 
+    Runs its own transaction; None if the tables are already current.
+    """
 
-def _write(path: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
-    """Stream ``chunks`` into ``path`` and fsync it; its size and sha256."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("wb") as out:
-        for data in chunks:
-            out.write(data)
-            digest.update(data)
-            size += len(data)
-        out.flush()
-        os.fsync(out.fileno())
-    return size, digest.hexdigest()
+    def stale() -> bool:
+        return "data" in {r[1] for r in db.execute("PRAGMA table_info(media_chunks)")}
 
-
-def _make_dirs(path: Path, root: Path) -> None:
-    """``mkdir -p`` from above ``root`` down to ``path``, fsyncing each new entry's parent."""
-    missing = []
-    for folder in (path, *path.parents):
-        if folder.is_dir():
-            break
-        missing.append(folder)
-        if folder == root:
-            break
-    for folder in reversed(missing):
-        folder.mkdir(exist_ok=True)
-        _fsync_dir(folder.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    if not stale():  # a read, so that opening a current store takes no write lock
+        return None
+    db.execute("BEGIN IMMEDIATE")
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        if not stale():  # another process upgraded it meanwhile
+            db.execute("ROLLBACK")
+            return None
+        (dropped,) = db.execute("SELECT COUNT(*) FROM media_chunks").fetchone()
+        db.execute("DROP TABLE media_chunks")
+        db.execute("DROP TABLE media_pending")
+        for statement in _PENDING.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return int(dropped)
+
+
+def _header(db: sqlite3.Connection, key: MediaKey) -> tuple[Header, int | None] | None:
+    """The media's header and ``chunk_bytes``, None for a complete media; None if unknown."""
+    args = (key.device, key.media_id)
+    row = db.execute(
+        f"SELECT {_HEADER} FROM media WHERE device = ? AND media_id = ?",  # noqa: S608
+        args,
+    ).fetchone()
+    if row is not None:
+        return Header(*row), None
+    row = db.execute(
+        f"SELECT {_HEADER}, chunk_bytes FROM media_pending WHERE device = ? AND media_id = ?",  # noqa: S608
+        args,
+    ).fetchone()
+    return None if row is None else (Header(*row[:6]), int(row[6]))
+
+
+def _has(db: sqlite3.Connection, key: MediaKey, index: int) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM media_chunks WHERE device = ? AND media_id = ? AND idx = ?",
+        (key.device, key.media_id, index),
+    ).fetchone()
+    return row is not None
+
+
+def _fields(h: Header) -> tuple[str, int, int, str, str, str]:
+    return (h.event_id, h.count, h.size, h.sha256, h.content_type, h.kind)
+
+
+def _who(key: MediaKey) -> tuple[str, str]:
+    return key.media_id, key.device

@@ -1,9 +1,11 @@
 """The station's durable store (SQLite): each event id once, media chunks, whole files.
 
 :meth:`StationStore.commit` stores a batch of what was heard in ONE
-transaction (one fsync: group commit), then writes any media file whose
-chunks are now all in, and answers with a :class:`Receipt`: what to
-acknowledge to each device. Media files live in ``<db>.media/``.
+transaction (one SQLite fsync, after one fsync per part file the batch wrote:
+group commit), then finishes every media file whose chunks are now all in
+(one more transaction), and answers with a :class:`Receipt`: what to
+acknowledge to each device. Media files live in ``<db>.media/``, chunks of
+unfinished ones in ``<db>.media/.partial/`` (see :mod:`edge.station.media`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,16 @@ from typing import Any
 from edge.db import Transaction, open_db
 from edge.errors import ProtocolError, StorageError
 from edge.protocol import EventMessage, MediaProgress, event_record, iso_ms
-from edge.station import media
+from edge.station import assembly, media, parts
+from edge.station.assembly import Outcome
 from edge.station.inbound import (
     ChunkReceived,
     EventReceived,
     Inbound,
     StateReceived,
 )
-from edge.station.media import MediaKey
+from edge.station.media import MediaKey, Put
+from edge.station.parts import PartWriter
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ class Receipt:
     duplicate_chunks: int = 0
     complete: int = 0
     corrupt: int = 0
-    unwritten: int = 0
+    unwritten: int = 0  # media files, or chunks, the media disk refused
 
     def acks(self) -> dict[str, tuple[list[str], tuple[MediaProgress, ...]]]:
         devices = dict.fromkeys([*self.ids, *self.media])
@@ -127,6 +131,17 @@ class Receipt:
         self.unwritten += other.unwritten
 
 
+@dataclass
+class _Batch:
+    """One commit's part files, and what it did to which media."""
+
+    writer: PartWriter
+    received_ms: int
+    receipt: Receipt = field(default_factory=Receipt)
+    touched: dict[MediaKey, None] = field(default_factory=dict)
+    discarded: dict[MediaKey, None] = field(default_factory=dict)  # corrupt: have=0
+
+
 class StationStore:
     """Construct (no I/O), then :meth:`open`. Thread-safe: one transaction at a time."""
 
@@ -138,7 +153,15 @@ class StationStore:
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        self._db = open_db(self.path, SCHEMA, "station store")
+        db = open_db(self.path, SCHEMA, "station store")
+        try:
+            dropped = media.upgrade(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise StorageError(f"cannot upgrade station store {self.path}: {exc}") from exc
+        if dropped is not None:
+            log.warning("station store upgraded: %d media chunks dropped, to be resent", dropped)
+        self._db = db
 
     def close(self) -> None:
         with self._lock:  # waits for a commit running in another thread
@@ -151,31 +174,38 @@ class StationStore:
 
         StorageError: nothing of the batch is stored. A chunk whose header
         contradicts its media's earlier chunks is rejected (``receipt.rejected``)
-        without failing the batch.
+        without failing the batch; so is one the media disk refuses (counted
+        in ``receipt.unwritten``, not acknowledged).
         """
-        receipt = Receipt()
-        touched: dict[MediaKey, None] = {}
         try:
-            with self._tx() as db:
+            with self._tx() as db, PartWriter(self.media_root) as writer:
+                batch = _Batch(writer, received_ms)
                 for item in items:
-                    self._put(db, item, received_ms, receipt, touched)
+                    self._put(db, item, batch)
+                writer.sync()  # the chunks' bytes are on disk before their rows commit
         except (OverflowError, ValueError) as exc:  # too big an integer, a lone surrogate
             raise StorageError(f"station store {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StorageError(f"station store {self.path}: cannot sync part files: {exc}") from exc
         self.commits += 1
-        for key in touched:
-            self._finish(key, received_ms, receipt)
-        with self._tx() as db:
-            for key in touched:
-                receipt.media.setdefault(key.device, {})[key.media_id] = media.progress(db, key)
-        return receipt
+        try:
+            self._finish(batch.touched, received_ms, batch.receipt, batch)
+        except StorageError:  # the batch is stored: ack its events, the box resends chunks
+            log.exception("media of a stored batch not finished; its chunks are kept")
+        return batch.receipt
 
     def finish_waiting(self, received_ms: int) -> Receipt:
-        """Write the files of media whose chunks were all stored before a crash."""
+        """Match part files and chunk rows, then finish media whose chunks were all in.
+
+        For the receiver's start only: a part file no committed row owns yet is removed.
+        """
         with self._tx() as db:
+            dropped = assembly.sweep(db, self.media_root)
             keys = media.waiting(db)
+        if dropped:
+            log.warning("%d media chunks lost from their part files, to be resent", dropped)
         receipt = Receipt()
-        for key in keys:
-            self._finish(key, received_ms, receipt)
+        self._finish(keys, received_ms, receipt)
         return receipt
 
     def events(self, device: str | None = None, limit: int = 100) -> list[StoredRow]:
@@ -252,10 +282,9 @@ class StationStore:
         self,
         db: sqlite3.Connection,
         item: Inbound,
-        received_ms: int,
-        receipt: Receipt,
-        touched: dict[MediaKey, None],
+        batch: _Batch,
     ) -> None:
+        receipt, received_ms = batch.receipt, batch.received_ms
         if isinstance(item, EventReceived):
             try:
                 new = _put_event(db, item.message, received_ms)
@@ -267,16 +296,7 @@ class StationStore:
                 ids.append(item.message.event.id)
             receipt.events.append((item.message, new))
         elif isinstance(item, ChunkReceived):
-            try:
-                new = media.put_chunk(db, item, received_ms)
-            except ProtocolError as exc:
-                receipt.rejected.append(f"{item.device}: {exc}")
-                return
-            touched[MediaKey(item.device, item.media_id)] = None
-            if new:
-                receipt.chunks += 1
-            else:
-                receipt.duplicate_chunks += 1
+            self._put_chunk(db, item, batch)
         elif isinstance(item, StateReceived):
             db.execute(
                 "INSERT INTO devices (device, state, state_ms) VALUES (?, ?, ?) "
@@ -293,35 +313,56 @@ class StationStore:
                 (item.device, received_ms, item.interval_s),
             )
 
-    # -- media files -------------------------------------------------------
-
-    def _finish(self, key: MediaKey, received_ms: int, receipt: Receipt) -> None:
-        """Assemble ``key``'s file if all its chunks are in; one transaction per file."""
-        try:
-            with self._tx() as db:
-                header = media.ready(db, key)
-                if header is None:
-                    return
-                whole = media.assemble(db, self.media_root, key, header, received_ms)
-        except StorageError:
-            receipt.unwritten += 1
-            log.exception(
-                "media %s from %s: chunks kept, file not written", key.media_id, key.device
-            )
+    def _put_chunk(self, db: sqlite3.Connection, item: ChunkReceived, batch: _Batch) -> None:
+        key, receipt = MediaKey(item.device, item.media_id), batch.receipt
+        if key in batch.discarded:  # acked have=0: the box resends from chunk 0
             return
-        self.commits += 1
-        if whole:
-            receipt.complete += 1
-            log.info(
-                "stored %s %s of event %s from %s (%d bytes)",
-                header.kind,
-                key.media_id,
-                header.event_id,
-                key.device,
-                header.size,
-            )
+        try:
+            put = media.put_chunk(db, batch.writer, item, batch.received_ms)
+        except ProtocolError as exc:
+            receipt.rejected.append(f"{item.device}: {exc}")
+            return
+        if put is Put.UNWRITTEN:
+            receipt.unwritten += 1
+            return
+        batch.touched[key] = None
+        if put is Put.NEW:
+            receipt.chunks += 1
+        elif put is Put.DUPLICATE:
+            receipt.duplicate_chunks += 1
         else:
             receipt.corrupt += 1
+            batch.discarded[key] = None
+
+    # -- media files -------------------------------------------------------
+
+    def _finish(
+        self,
+        keys: Iterable[MediaKey],
+        received_ms: int,
+        receipt: Receipt,
+        batch: _Batch | None = None,
+    ) -> None:
+        """Write and record the files of ``keys`` whose chunks are all in; one transaction.
+
+        After ``batch``'s commit: remove the part files of the media it
+        discarded, and report what to acknowledge for the media it touched.
+        """
+        with self._tx() as db:
+            if batch is not None:
+                parts.remove(media.part_of(self.media_root, key) for key in batch.discarded)
+            outcomes = assembly.finish(db, self.media_root, keys, received_ms)
+            for key in () if batch is None else batch.touched:
+                receipt.media.setdefault(key.device, {})[key.media_id] = media.progress(db, key)
+        if any(outcome is not Outcome.UNWRITTEN for *_, outcome in outcomes):
+            self.commits += 1
+        for *_, outcome in outcomes:
+            if outcome is Outcome.COMPLETE:
+                receipt.complete += 1
+            elif outcome is Outcome.CORRUPT:
+                receipt.corrupt += 1
+            else:
+                receipt.unwritten += 1
 
     def _tx(self) -> Transaction:
         return Transaction(self._db, self._lock, f"station store {self.path}")

@@ -285,13 +285,15 @@ def test_file_not_written_keeps_chunks_and_is_finished_after_restart(tmp_path: P
     data = blob(300)
     store = StationStore(db)
     store.open()
-    store.media_root.write_text("not a directory")  # the media disk refuses
+    blocked = store.media_root / DEVICE  # where the device's files go: the disk refuses
+    blocked.parent.mkdir()
+    blocked.write_text("not a directory")
     receipt = store.commit(chunks(data), T0)
     assert receipt.unwritten == 1 and receipt.complete == 0
     assert receipt.media[DEVICE]["still-1"] == MediaProgress("still-1", 3, complete=False)
     assert count(store, "media_chunks") == 3
     store.close()
-    store.media_root.unlink()  # repaired
+    blocked.unlink()  # repaired
     store = StationStore(db)
     store.open()
     try:
@@ -312,6 +314,195 @@ def test_media_ids_are_per_device(store: StationStore) -> None:
     assert (store.media_root / "gw-2" / EVENT / "still-1.jpg").read_bytes() == two
     assert [m.device for m in store.media(EVENT)] == [DEVICE, "gw-2"]
     assert [m.device for m in store.media(EVENT, "gw-2")] == ["gw-2"]
+
+
+# --- part files ---------------------------------------------------------------
+
+
+def part(store: StationStore, media_id: str = "still-1", device: str = DEVICE) -> Path:
+    return store.media_root / ".partial" / device / f"{media_id}.part"
+
+
+@pytest.mark.parametrize(
+    ("index", "count", "size", "length", "step"),
+    [
+        (0, 3, 250, 100, 100),
+        (2, 3, 250, 50, 100),  # the last chunk alone fixes the others' length
+        (2, 3, 250, 49, None),  # 201 bytes do not split into two equal chunks
+        (0, 3, 250, 200, None),  # a third chunk would have -150 bytes
+        (0, 1, 0, 0, 0),
+        (0, 1, 5, 4, None),
+    ],
+)
+def test_chunk_bytes_is_what_one_chunk_implies(
+    index: int, count: int, size: int, length: int, step: int | None
+) -> None:
+    chunk = Chunk(index, count, size, "a" * 64, "image/jpeg", "still")
+    assert media.chunk_bytes(chunk, length) == step
+
+
+def test_chunk_bytes_are_in_place_and_fsynced_before_their_rows_commit(
+    store: StationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = blob(950)
+    items = chunks(data)
+    seen: list[tuple[int, bytes]] = []
+    sync = media.PartWriter.sync
+
+    def checked(writer: media.PartWriter) -> None:
+        sync(writer)
+        seen.append((count(store, "media_chunks"), part(store).read_bytes()))
+
+    monkeypatch.setattr(media.PartWriter, "sync", checked)
+    assert progress(store, [items[0], items[3]]) == MediaProgress("still-1", 1)
+    assert seen == [(0, data[:100] + bytes(200) + data[300:400])]  # rows not yet committed
+    assert count(store, "media_chunks") == 2
+    con = sqlite3.connect(store.path)
+    try:
+        columns = {r[1] for r in con.execute("PRAGMA table_info(media_chunks)")}
+    finally:
+        con.close()
+    assert "data" not in columns  # no bytes in SQLite
+    assert progress(store, items) == MediaProgress("still-1", 10, complete=True)
+    assert (store.media_root / DEVICE / EVENT / "still-1.jpg").read_bytes() == data
+    assert list(part(store).parent.iterdir()) == []
+
+
+def test_chunk_length_contradicting_the_others_discards_the_media(store: StationStore) -> None:
+    data = blob(250)
+    items = chunks(data)
+    assert progress(store, items[:1]) == MediaProgress("still-1", 1)
+    c = items[1]
+    longer = ChunkReceived(DEVICE, EVENT, "still-1", c.chunk, c.data + b"x")
+    receipt = store.commit([longer, items[2]], T0)  # the rest of the batch is ignored
+    assert receipt.media[DEVICE]["still-1"] == MediaProgress("still-1", 0)
+    assert (receipt.corrupt, receipt.chunks, receipt.rejected) == (1, 0, [])
+    assert count(store, "media_chunks") == count(store, "media_pending") == 0
+    assert not part(store).exists()
+    assert progress(store, items[::-1]) == MediaProgress("still-1", 3, complete=True)
+    # A lone last chunk that leaves the others no equal length: nothing stored.
+    odd = chunks(blob(250, seed=2), media_id="still-2")[2]
+    short = ChunkReceived(DEVICE, EVENT, "still-2", odd.chunk, odd.data[:-1])
+    assert progress(store, [short]) == MediaProgress("still-2", 0)
+
+
+def test_media_completed_by_one_batch_are_recorded_in_one_transaction(
+    store: StationStore,
+) -> None:
+    files = {f"clip-{i}": blob(1_000, seed=i) for i in range(4)}
+    items = [c for m, d in files.items() for c in chunks(d, 300, media_id=m, kind="clip")]
+    receipt = store.commit(items, T0)
+    assert receipt.complete == 4 and store.commits == 2
+    for media_id, data in files.items():
+        assert (store.media_root / DEVICE / EVENT / f"{media_id}.mp4").read_bytes() == data
+
+
+def test_media_disk_refusing_part_files_fails_only_the_chunks(store: StationStore) -> None:
+    data = blob(300)
+    store.media_root.write_text("not a directory")
+    receipt = store.commit([*chunks(data), EventReceived(DEVICE, event_message())], T0)
+    assert receipt.ids == {DEVICE: [EVENT]} and receipt.media == {}  # chunks not acked
+    assert (receipt.unwritten, receipt.chunks) == (3, 0)
+    assert count(store, "media_chunks") == count(store, "media_pending") == 0
+    store.media_root.unlink()  # repaired: the box resends
+    assert progress(store, chunks(data)) == MediaProgress("still-1", 3, complete=True)
+
+
+def test_a_failed_batch_leaves_a_part_file_the_next_first_chunk_truncates(
+    store: StationStore,
+) -> None:
+    data = blob(250)
+    other = chunks(blob(2_000, seed=9))[4:6]  # same media id, another (longer) file
+    poison = EventReceived(DEVICE, event_message("ev-poison", seq=2**70))
+    with pytest.raises(StorageError):
+        store.commit([*other, poison], T0)
+    assert part(store).stat().st_size == 600 and count(store, "media_pending") == 0
+    assert progress(store, chunks(data)) == MediaProgress("still-1", 3, complete=True)
+    assert (store.media_root / DEVICE / EVENT / "still-1.jpg").read_bytes() == data
+
+
+def test_restart_matches_part_files_and_chunk_rows(tmp_path: Path) -> None:
+    db = tmp_path / "station.sqlite"
+    one, two = blob(1_000, 1), blob(300, 2)
+    first = StationStore(db)
+    first.open()
+    a = chunks(one, 200, media_id="clip-a", kind="clip")
+    b = chunks(two, media_id="still-b")
+    assert first.commit([*a[:2], a[3], *b[:2]], T0).chunks == 5
+    first.close()
+    with part(first, "clip-a").open("r+b") as f:
+        f.truncate(300)  # chunk 0 whole, chunk 1 cut short, chunk 3 gone
+    part(first, "still-b").unlink()
+    orphan = part(first, "ghost")
+    orphan.write_bytes(b"left by a batch that never committed")
+    second = StationStore(db)
+    second.open()
+    try:
+        second.finish_waiting(T0 + 1)
+        assert not orphan.exists()
+        assert progress(second, a[:1]) == MediaProgress("clip-a", 1)  # have fell from 2
+        assert progress(second, b[:1]) == MediaProgress("still-b", 1)
+        assert count(second, "media_chunks") == 2
+        assert progress(second, a[1:]) == MediaProgress("clip-a", 5, complete=True)
+        assert progress(second, b[1:]) == MediaProgress("still-b", 3, complete=True)
+        assert (second.media_root / DEVICE / EVENT / "clip-a.mp4").read_bytes() == one
+    finally:
+        second.close()
+
+
+def test_file_renamed_but_not_recorded_is_recorded_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "station.sqlite"
+    data = blob(300)
+    store = StationStore(db)
+    store.open()
+
+    def crash(*_args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as m:
+        m.setattr(media, "record", crash)  # the crash falls between rename and commit
+        receipt = store.commit(chunks(data), T0)
+    assert receipt.complete == 0 and receipt.media == {}  # nothing acked complete
+    path = store.media_root / DEVICE / EVENT / "still-1.jpg"
+    assert path.read_bytes() == data and not part(store).exists()
+    assert count(store, "media_chunks") == 3
+    store.close()
+    store = StationStore(db)
+    store.open()
+    try:
+        assert store.finish_waiting(T0 + 1).complete == 1  # verified where it is
+        assert progress(store, chunks(data)[:1]) == MediaProgress("still-1", 3, True)
+        assert path.read_bytes() == data
+    finally:
+        store.close()
+
+
+def test_chunks_stored_as_blobs_by_an_older_station_are_dropped(tmp_path: Path) -> None:
+    db = tmp_path / "station.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE media_pending (device TEXT NOT NULL, media_id TEXT NOT NULL, "
+        "event_id TEXT NOT NULL, count INTEGER NOT NULL, size INTEGER NOT NULL, "
+        "sha256 TEXT NOT NULL, content_type TEXT NOT NULL, kind TEXT NOT NULL, "
+        "first_ms INTEGER NOT NULL, PRIMARY KEY (device, media_id)) STRICT;"
+        "CREATE TABLE media_chunks (device TEXT NOT NULL, media_id TEXT NOT NULL, "
+        "idx INTEGER NOT NULL, data BLOB NOT NULL, received_ms INTEGER NOT NULL, "
+        "PRIMARY KEY (device, media_id, idx)) STRICT;"
+        f"INSERT INTO media_pending VALUES ('{DEVICE}', 'still-1', '{EVENT}', 3, 300, "
+        f"'{'a' * 64}', 'image/jpeg', 'still', {T0});"
+        f"INSERT INTO media_chunks VALUES ('{DEVICE}', 'still-1', 0, x'00', {T0});"
+    )
+    con.close()
+    store = StationStore(db)
+    store.open()
+    try:
+        assert count(store, "media_chunks") == count(store, "media_pending") == 0
+        data = blob(300)
+        assert progress(store, chunks(data)) == MediaProgress("still-1", 3, complete=True)
+    finally:
+        store.close()
 
 
 # --- events and group commit --------------------------------------------------
