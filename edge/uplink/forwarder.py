@@ -25,6 +25,7 @@ from edge.mqttio import Message, MqttLink
 
 log = logging.getLogger(__name__)
 MEDIA_WINDOW = 16  # chunks of one file read and sent at once (4 MiB at 256 KiB)
+MAX_TAILS = 2  # files whose last window is still in flight while the next one starts
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Forwarder:
         self._next_chunk = 0
         self._connects_seen = 0
         self._unacked: set[str] = set()  # sent on this connection, not yet acknowledged
+        self._tails: set[asyncio.Task[None]] = set()
         self.on_acked: Callable[[int], None] = lambda _count: None  # observers (bench, metrics)
 
     def kick(self) -> None:
@@ -168,9 +170,34 @@ class Forwarder:
         log.debug("sent event %s seq %d attempt %d", item.event.id, item.seq, item.attempts)
 
     async def _send_chunks(self, item: QueuedMedia) -> None:
+        """Send the next window of ``item``; the last window goes on in the background
+        while the next file is leased and read, so files follow each other closely."""
         first = self._next_chunk
         last = min(item.chunks, first + MEDIA_WINDOW)
         chunks = await self.store.media_chunks(item, first, last - first)
+        self._next_chunk = last
+        if last < item.chunks:
+            await self._publish_chunks(item, first, chunks)
+            return
+        self._media = None
+        while len(self._tails) >= MAX_TAILS:
+            await asyncio.wait(self._tails, return_when=asyncio.FIRST_COMPLETED)
+        tail = asyncio.create_task(self._finish_file(item, first, chunks), name="uplink.media")
+        self._tails.add(tail)
+        tail.add_done_callback(self._tails.discard)
+
+    async def _finish_file(self, item: QueuedMedia, first: int, chunks: list[bytes]) -> None:
+        try:
+            if not await self._publish_chunks(item, first, chunks):
+                return
+            deadline = ms(self.clock.time()) + round(self.settings.ack_timeout_s * 1000)
+            await self.store.hold_media(item.id, deadline)
+        except (UplinkError, StorageError) as exc:
+            # its lease expires (or is reset on reconnect): it is offered again
+            log.warning("media %s not finished: %s", item.id, exc)
+
+    async def _publish_chunks(self, item: QueuedMedia, first: int, chunks: list[bytes]) -> bool:
+        """Publish chunks ``first``...; False if the broker refused them (dead letter)."""
         topic = self.topics.media(item.event_id, item.id)
         try:
             await asyncio.gather(
@@ -184,15 +211,12 @@ class Forwarder:
             )
         except PublishRefused as exc:
             log.error("media %s refused by the broker: %s", item.id, exc)
-            self._media = None
+            if self._media is not None and self._media.id == item.id:
+                self._media = None
             await self.store.dead_letter_media(item.id, exc.reason, exc.code)
-            return
+            return False
         self.stats.chunks += len(chunks)
-        self._next_chunk = last
-        if last >= item.chunks:
-            self._media = None
-            deadline = ms(self.clock.time()) + round(self.settings.ack_timeout_s * 1000)
-            await self.store.hold_media(item.id, deadline)
+        return True
 
     async def _idle(self) -> None:
         next_ms = await self.store.next_due_ms()
