@@ -279,7 +279,7 @@ def drain(events: int = 10_000, media: int = 8, media_bytes: int = 5 * 1024 * 10
         floor_rate = _raw_publish_rate(port, media * media_bytes // chunk, chunk) * chunk / 1e6
         rows.append(
             (
-                f"media drained ({media} x 1 MB)",
+                f"media drained ({media} x {media_bytes >> 20} MiB)",
                 mb / seconds,
                 floor_rate,
                 "MB/s",
