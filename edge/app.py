@@ -63,7 +63,7 @@ def profile_of(cfg: EdgeConfig) -> Profile:
     base = PROFILES.get(sup.profile)
     if base is None:  # custom: the rules made sure both are set
         base = Profile(sup.heartbeat_s or 60, sup.path_loss_s or 180)
-    return Profile(base.heartbeat_s, base.path_loss_s, sup.max_ack_s)
+    return Profile(base.heartbeat_s, base.path_loss_s, sup.max_ack_s, sup.periodic_test_s)
 
 
 class Box:
@@ -94,6 +94,7 @@ class Box:
             lambda: self.outbox.depth,
             self._path_trouble,
             self.outputs.set,
+            lambda text: self.raise_event(Condition.PERIODIC_TEST, False, text),
         )
         self.commands = CommandHandler(self.link, self.topics, self.clock, self.raise_event)
         self.cameras = [
@@ -125,6 +126,7 @@ class Box:
         self._spawn(tg, "uplink.sender", self.forwarder.run_sender())
         self._spawn(tg, "uplink.heartbeat", self.supervisor.run_heartbeat())
         self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())
+        self._spawn(tg, "uplink.periodic_test", self.supervisor.run_periodic_test())
         self._spawn(tg, "zones", self._run_zones())
         loop = asyncio.get_running_loop()
 

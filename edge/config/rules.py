@@ -180,6 +180,12 @@ def _supervision(cfg: EdgeConfig) -> Iterator[Problem]:
                 value,
                 f"set by profile {sup.profile!r}; use profile = 'custom' to choose it",
             )
+    if 0 < sup.periodic_test_s < 60:
+        yield Problem(
+            ("supervision", "periodic_test_s"),
+            sup.periodic_test_s,
+            "must be 0 (no periodic test) or at least 60 seconds",
+        )
     if custom and sup.heartbeat_s and sup.path_loss_s and sup.path_loss_s <= sup.heartbeat_s:
         yield Problem(
             ("supervision", "path_loss_s"),

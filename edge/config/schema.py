@@ -140,6 +140,12 @@ class SupervisionConfig(Section):
         le=3600,
         description="An alarm unacknowledged this long: delivery failure.",
     )
+    periodic_test_s: int = Field(
+        default=86_400,
+        ge=0,
+        le=7 * 86_400,
+        description="Periodic test report (CID 602) interval; 0: none. At least 60 otherwise.",
+    )
 
 
 class GpioConfig(Section):

@@ -31,6 +31,7 @@ class Profile:
     heartbeat_s: int = 60
     path_loss_s: int = 180
     max_ack_s: int = 30
+    periodic_test_s: int = 86_400  # 0: no periodic test report
 
 
 PROFILES = {"standard": Profile(60, 180), "strict": Profile(20, 90)}
@@ -68,6 +69,7 @@ def assess(
 
 
 RaisePathTrouble = Callable[[bool, str], Awaitable[None]]
+PeriodicTest = Callable[[str], Awaitable[object]]
 SetOutput = Callable[[str, bool], None]
 
 
@@ -82,6 +84,7 @@ class Supervisor:
         depth: Callable[[], int],
         path_trouble: RaisePathTrouble,
         set_output: SetOutput,
+        periodic_test: PeriodicTest | None = None,
     ) -> None:
         self.link = link
         self.store = store
@@ -93,6 +96,9 @@ class Supervisor:
         self.set_output = set_output
         self.watch = Watch()
         self.heartbeats = 0
+        self.periodic_test = periodic_test
+        self.next_test_s = clock.monotonic() + profile.periodic_test_s
+        self.tests_sent = 0
 
     async def run_heartbeat(self) -> None:
         """Publish the supervision heartbeat every ``heartbeat_s`` while connected."""
@@ -112,6 +118,29 @@ class Supervisor:
             except UplinkError as exc:
                 log.warning("heartbeat %d not sent: %s", self.heartbeats, exc)
             await asyncio.sleep(self.profile.heartbeat_s)
+
+    async def run_periodic_test(self, period_s: float = 1.0) -> None:
+        """Send the periodic test report (602) every ``periodic_test_s``, link up or not:
+        it waits in the outbox like any event, so a silent path shows at the station."""
+        while True:
+            await self.periodic_check()
+            await asyncio.sleep(period_s)
+
+    async def periodic_check(self) -> bool:
+        """Raise the periodic test if it is due (monotonic time); True if raised."""
+        interval = self.profile.periodic_test_s
+        if not interval or self.periodic_test is None:
+            return False
+        now = self.clock.monotonic()
+        if now < self.next_test_s:
+            return False
+        # the next one is a whole interval after this one was due: no drift, no burst
+        # of catch-up reports after a long stall
+        missed = int((now - self.next_test_s) // interval)
+        self.next_test_s += (missed + 1) * interval
+        self.tests_sent += 1
+        await self.periodic_test(f"periodic test report #{self.tests_sent}")
+        return True
 
     async def run_watch(self, period_s: float = 1.0) -> None:
         while True:

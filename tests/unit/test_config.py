@@ -510,6 +510,43 @@ MISTAKES = [
         "must not exceed reconnect_max_s (10)",
         id="reconnect-min-above-max",
     ),
+    # supervision and outputs
+    pytest.param(
+        put("supervision", "periodic_test_s", value=30),
+        "supervision.periodic_test_s",
+        "= 30: must be 0 (no periodic test) or at least 60 seconds",
+        id="periodic-test-too-often",
+    ),
+    pytest.param(
+        drop("supervision", "heartbeat_s"),
+        "supervision.heartbeat_s",
+        "required when profile = 'custom'",
+        id="custom-profile-without-heartbeat",
+    ),
+    pytest.param(
+        both(put("supervision", "profile", value="strict"), drop("supervision", "path_loss_s")),
+        "supervision.heartbeat_s",
+        "set by profile 'strict'; use profile = 'custom' to choose it",
+        id="heartbeat-with-a-named-profile",
+    ),
+    pytest.param(
+        put("supervision", "path_loss_s", value=30),
+        "supervision.path_loss_s",
+        "must be longer than heartbeat_s (30)",
+        id="path-loss-not-longer-than-heartbeat",
+    ),
+    pytest.param(
+        put("outputs", 0, "pin", value=17),
+        "outputs[0](name='path-fault').pin",
+        "= 17: already used by inputs[0]: an output on an input's pin",
+        id="output-on-an-input-pin",
+    ),
+    pytest.param(
+        put("outputs", 1, "function", value="path_fault"),
+        "outputs[1](name='delivery-failure').function",
+        "duplicate: outputs[0] already has function = 'path_fault'",
+        id="two-outputs-with-one-function",
+    ),
     # cameras
     pytest.param(
         demo_camera(source="v4l2"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -458,3 +459,60 @@ async def test_heartbeat_publish_failure_is_logged_not_raised(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert "heartbeat 1 not sent: not connected" in caplog.text
+
+
+# --- periodic test report ---------------------------------------------------------
+
+
+async def test_periodic_test_is_raised_every_interval_without_drift_or_burst() -> None:
+    clock = FakeClock()
+    sent: list[str] = []
+
+    async def periodic(text: str) -> object:
+        sent.append(text)
+        return None
+
+    sup = Supervisor(
+        cast(Any, None),
+        cast(Any, None),
+        protocol.Topics("edge", "gw"),
+        Profile(periodic_test_s=3600),
+        clock,
+        lambda: 0,
+        cast(Any, None),
+        lambda _f, _a: None,
+        periodic,
+    )
+    assert not await sup.periodic_check()
+    clock.advance(3599.9)
+    assert not await sup.periodic_check()
+    clock.advance(0.1)
+    assert await sup.periodic_check()
+    assert not await sup.periodic_check()  # once per interval
+    clock.advance(3 * 3600 + 10)  # a long stall: one report, not three catch-ups
+    assert await sup.periodic_check()
+    assert not await sup.periodic_check()
+    clock.advance(3600 - 10)  # and the schedule stays on the hour
+    assert await sup.periodic_check()
+    assert sent == [
+        "periodic test report #1",
+        "periodic test report #2",
+        "periodic test report #3",
+    ]
+
+
+async def test_no_periodic_test_when_the_interval_is_zero() -> None:
+    clock = FakeClock()
+    sup = Supervisor(
+        cast(Any, None),
+        cast(Any, None),
+        protocol.Topics("edge", "gw"),
+        Profile(periodic_test_s=0),
+        clock,
+        lambda: 0,
+        cast(Any, None),
+        lambda _f, _a: None,
+        cast(Any, None),
+    )
+    clock.advance(10 * 86400)
+    assert not await sup.periodic_check()
