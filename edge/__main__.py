@@ -119,6 +119,17 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         cmd = ssub.add_parser(name, help=f"{name} a partition through its armed_state input")
         cmd.add_argument("--partition", type=int, default=1)
         cmd.set_defaults(func=_simulate_arm, active=active)
+    pulse = ssub.add_parser("pulse", help="a pulse train on a zone's input (siren-following PGM)")
+    pulse.add_argument("zone")
+    pulse.add_argument("--count", type=int, default=5)
+    pulse.add_argument("--on-ms", type=float, default=500.0)
+    pulse.add_argument("--off-ms", type=float, default=500.0)
+    pulse.set_defaults(func=_simulate_pulse)
+    chatter = ssub.add_parser("chatter", help="a zone's input chattering at a high rate")
+    chatter.add_argument("zone")
+    chatter.add_argument("--hz", type=float, default=100.0)
+    chatter.add_argument("--seconds", type=float, default=5.0)
+    chatter.set_defaults(func=_simulate_chatter)
     level = ssub.add_parser("set", help="hold one input active or quiet")
     level.add_argument("input")
     level.add_argument("state", choices=("active", "quiet"))
@@ -234,20 +245,7 @@ def _box_url(cfg: EdgeConfig, path: str) -> str:
 
 
 def _post_input(cfg: EdgeConfig, name: str, active: bool) -> None:
-    request = urllib.request.Request(  # noqa: S310 (always http:// to the box)
-        _box_url(cfg, f"/api/sim/inputs/{name}"),
-        data=json.dumps({"active": active}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        raise EdgeError(f"the box refused: {exc.code} {detail}") from exc
-    except urllib.error.URLError as exc:
-        raise EdgeError(f"no box answering at {_box_url(cfg, '/')}: {exc.reason}") from exc
+    _post(cfg, f"/api/sim/inputs/{name}", {"active": active})
 
 
 def _inputs_of_zone(cfg: EdgeConfig, zone: str) -> list[str]:
@@ -268,6 +266,51 @@ def _simulate_trip(args: argparse.Namespace) -> int:
     for name in names:
         _post_input(cfg, name, False)
     print(f"zone {args.zone}: quiet again")
+    return 0
+
+
+def _post(cfg: EdgeConfig, path: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(  # noqa: S310 (always http:// to the box)
+        _box_url(cfg, path),
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise EdgeError(f"the box refused: {exc.code} {detail}") from exc
+    except urllib.error.URLError as exc:
+        raise EdgeError(f"no box answering at {_box_url(cfg, '/')}: {exc.reason}") from exc
+
+
+def _pulse_zone(cfg: EdgeConfig, zone: str, count: int, on_ms: float, off_ms: float) -> None:
+    for name in _inputs_of_zone(cfg, zone):
+        _post(
+            cfg,
+            f"/api/sim/inputs/{name}/pulses",
+            {"count": count, "on_ms": on_ms, "off_ms": off_ms},
+        )
+
+
+def _simulate_pulse(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    _pulse_zone(cfg, args.zone, args.count, args.on_ms, args.off_ms)
+    total = args.count * (args.on_ms + args.off_ms) / 1000
+    print(f"zone {args.zone}: {args.count} pulses over {total:.1f} s")
+    return 0
+
+
+def _simulate_chatter(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    if not 0 < args.hz <= 1000 or args.seconds <= 0:
+        raise EdgeError("--hz must be in (0, 1000] and --seconds positive")
+    half_ms = 500.0 / args.hz
+    count = max(1, round(args.hz * args.seconds))
+    _pulse_zone(cfg, args.zone, count, half_ms, half_ms)
+    print(f"zone {args.zone}: chattering at {args.hz:g} Hz for {args.seconds:g} s")
     return 0
 
 

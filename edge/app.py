@@ -104,9 +104,11 @@ class Box:
         self.panel = PanelState()
         self.store_failing: str | None = None
         self.tasks: dict[str, asyncio.Task[Any]] = {}
-        simulate = self.inputs.simulate if self.inputs.simulated else None
+        simulated = self.inputs.simulated
+        simulate = self.inputs.simulate if simulated else None
+        pulses = self.inputs.pulses if simulated else None
         self.web = (
-            WebServer(cfg.web.host, cfg.web.port, self.health.snapshot, simulate)
+            WebServer(cfg.web.host, cfg.web.port, self.health.snapshot, simulate, pulses)
             if cfg.web.enabled
             else None
         )

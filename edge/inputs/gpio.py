@@ -9,8 +9,9 @@ filtering belongs to the pure zone state machine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from edge.clock import Clock, ms
@@ -76,6 +77,24 @@ class GpioInputs:
             pin.drive_low()
         else:
             pin.drive_high()
+
+    def pulses(
+        self, name: str, count: int, on_ms: float, off_ms: float
+    ) -> Coroutine[Any, Any, None]:
+        """A train of ``count`` activations of input ``name`` (simulator only): a
+        siren-following PGM, or chatter at a high rate. Checks at once, runs when awaited."""
+        if not self.simulated:
+            raise HardwareError("inputs can only be simulated with gpio.backend = 'mock'")
+        if name not in self._inputs:
+            raise KeyError(name)
+        return self._pulses(name, count, on_ms / 1000, off_ms / 1000)
+
+    async def _pulses(self, name: str, count: int, on_s: float, off_s: float) -> None:
+        for _ in range(count):
+            self.simulate(name, True)
+            await asyncio.sleep(on_s)
+            self.simulate(name, False)
+            await asyncio.sleep(off_s)
 
     @property
     def factory(self) -> Any:

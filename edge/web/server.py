@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from importlib import resources
 from typing import Any
 
@@ -14,18 +15,27 @@ log = logging.getLogger(__name__)
 
 StatusFn = Callable[[], Mapping[str, Any]]
 SimulateFn = Callable[[str, bool], None]
+PulseFn = Callable[[str, int, float, float], Coroutine[Any, Any, None]]
+MAX_PULSES = 100_000
 
 
 class WebServer:
     """Serve the status page on ``host:port``. Construct, then ``await start()``."""
 
     def __init__(
-        self, host: str, port: int, status: StatusFn, simulate: SimulateFn | None = None
+        self,
+        host: str,
+        port: int,
+        status: StatusFn,
+        simulate: SimulateFn | None = None,
+        pulses: PulseFn | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._status = status
         self._simulate = simulate
+        self._pulses = pulses
+        self._patterns: dict[str, asyncio.Task[None]] = {}
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -34,6 +44,7 @@ class WebServer:
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/api/sim/inputs/{name}", self._api_simulate)
+        app.router.add_post("/api/sim/inputs/{name}/pulses", self._api_pulses)
         return app
 
     async def start(self) -> None:
@@ -44,6 +55,8 @@ class WebServer:
         log.info("web page on http://%s:%d/", self.host, self.port)
 
     async def stop(self) -> None:
+        for task in self._patterns.values():
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -77,6 +90,37 @@ class WebServer:
         except KeyError:
             return _error(404, f"no input named {name!r}")
         return web.json_response({"input": name, "active": active})
+
+    async def _api_pulses(self, request: web.Request) -> web.Response:
+        """Start a pulse train on a simulated input: {"count", "on_ms", "off_ms"}."""
+        usage = 'body must be JSON: {"count": 1..100000, "on_ms": >0, "off_ms": >0}'
+        if self._pulses is None:
+            return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
+        name = request.match_info["name"]
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, LookupError):
+            return _error(400, usage)
+        if not isinstance(body, dict) or set(body) != {"count", "on_ms", "off_ms"}:
+            return _error(400, usage)
+        count, on_ms, off_ms = body["count"], body["on_ms"], body["off_ms"]
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (on_ms, off_ms)
+        )
+        whole = isinstance(count, int) and not isinstance(count, bool)
+        if not (whole and 1 <= count <= MAX_PULSES and numbers):
+            return _error(400, usage)
+        if on_ms <= 0 or off_ms <= 0:
+            return _error(400, usage)
+        running = self._patterns.get(name)
+        if running is not None and not running.done():
+            return _error(409, f"input {name!r} is already pulsing")
+        try:
+            coro = self._pulses(name, count, float(on_ms), float(off_ms))
+        except KeyError:
+            return _error(404, f"no input named {name!r}")
+        self._patterns[name] = asyncio.create_task(coro, name=f"sim.pulses.{name}")
+        return web.json_response({"input": name, "count": count}, status=202)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -187,3 +187,46 @@ async def test_simulate_is_404_on_real_pins() -> None:
             assert json.loads(text) == {"healthy": False, "problems": {"x": "y"}}
     finally:
         await server.stop()
+
+
+# --- pulse trains on simulated inputs -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"count": 3, "on_ms": 10}',
+        b'{"count": 0, "on_ms": 10, "off_ms": 10}',
+        b'{"count": 100001, "on_ms": 10, "off_ms": 10}',
+        b'{"count": 3, "on_ms": 0, "off_ms": 10}',
+        b'{"count": 3, "on_ms": 10, "off_ms": -1}',
+        b'{"count": true, "on_ms": 10, "off_ms": 10}',
+        b'{"count": 3, "on_ms": "10", "off_ms": 10}',
+        b'{"count": 3, "on_ms": 10, "off_ms": 10, "extra": 1}',
+    ],
+)
+async def test_pulses_refuse_bad_bodies(page: Page, body: bytes) -> None:
+    code, answer = await page.post("/api/sim/inputs/in3/pulses", body)
+    assert code == 400 and "count" in answer["error"]
+
+
+async def test_pulses_of_an_unknown_input_are_404(page: Page) -> None:
+    body = b'{"count": 2, "on_ms": 5, "off_ms": 5}'
+    code, answer = await page.post("/api/sim/inputs/nope/pulses", body)
+    assert code == 404 and "nope" in answer["error"]
+
+
+async def test_a_pulse_train_drives_the_input_and_one_at_a_time(page: Page) -> None:
+    before = zone(await page.status(), "fire")["changes"]
+    body = b'{"count": 4, "on_ms": 20, "off_ms": 20}'
+    code, answer = await page.post("/api/sim/inputs/in3/pulses", body)
+    assert (code, answer) == (202, {"input": "in3", "count": 4})
+    code, answer = await page.post("/api/sim/inputs/in3/pulses", body)
+    assert code == 409  # one train per input at a time
+    for _ in range(100):
+        if zone(await page.status(), "fire")["changes"] >= before + 8:
+            break
+        await asyncio.sleep(0.05)
+    assert zone(await page.status(), "fire")["changes"] == before + 8
