@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from edge import __version__, logs
@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
 
     _station_parser(sub)
     _simulate_parser(sub)
+    walk = sub.add_parser("walktest", help="walk test of a running box's intrusion zones")
+    walk.add_argument("--config", type=Path, default=Path("config/demo.toml"))
+    walk.add_argument("action", choices=("start", "stop", "status"))
+    walk.add_argument("--minutes", type=float, default=15.0)
+    walk.set_defaults(func=_walktest)
 
     demo = sub.add_parser("demo", help="broker + station + box on simulated hardware")
     demo.add_argument("--config", type=Path, default=Path("config/demo.toml"))
@@ -269,16 +274,16 @@ def _simulate_trip(args: argparse.Namespace) -> int:
     return 0
 
 
-def _post(cfg: EdgeConfig, path: str, body: dict[str, object]) -> None:
+def _post(cfg: EdgeConfig, path: str, body: dict[str, object] | None, method: str = "POST") -> Any:
     request = urllib.request.Request(  # noqa: S310 (always http:// to the box)
         _box_url(cfg, path),
-        data=json.dumps(body).encode(),
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
-        method="POST",
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            response.read()
+            return json.load(response)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         raise EdgeError(f"the box refused: {exc.code} {detail}") from exc
@@ -311,6 +316,25 @@ def _simulate_chatter(args: argparse.Namespace) -> int:
     count = max(1, round(args.hz * args.seconds))
     _pulse_zone(cfg, args.zone, count, half_ms, half_ms)
     print(f"zone {args.zone}: chattering at {args.hz:g} Hz for {args.seconds:g} s")
+    return 0
+
+
+def _walktest(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    if args.action == "start":
+        answer = _post(cfg, "/api/walktest", {"minutes": args.minutes})
+        running = answer["running"]
+        print(f"walk test running for {args.minutes:g} min: {', '.join(running['zones'])}")
+    elif args.action == "stop":
+        print(_post(cfg, "/api/walktest", None, method="DELETE")["summary"]["text"])
+    else:
+        running = _post(cfg, "/api/walktest", None, method="GET")["running"]
+        if running is None:
+            print("no walk test running")
+        else:
+            seen = ", ".join(running["seen"]) or "none"
+            missing = ", ".join(running["not_seen"]) or "none"
+            print(f"{running['remaining_s']} s left; seen: {seen}; not seen: {missing}")
     return 0
 
 

@@ -24,6 +24,7 @@ from edge.codes import Condition, ZoneType
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
+from edge.inputs import walktest
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
 from edge.inputs.zones import PanelState, resume, step
@@ -102,13 +103,15 @@ class Box:
         ]
         self.changes: asyncio.Queue[ZoneChanged] = asyncio.Queue(maxsize=10_000)
         self.panel = PanelState()
+        self.zones = {z.id: z for z in cfg.zones}
+        self.walk: walktest.WalkTest | None = None
         self.store_failing: str | None = None
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         simulated = self.inputs.simulated
         simulate = self.inputs.simulate if simulated else None
         pulses = self.inputs.pulses if simulated else None
         self.web = (
-            WebServer(cfg.web.host, cfg.web.port, self.health.snapshot, simulate, pulses)
+            WebServer(cfg.web.host, cfg.web.port, self.health.snapshot, simulate, pulses, self)
             if cfg.web.enabled
             else None
         )
@@ -130,6 +133,7 @@ class Box:
         self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())
         self._spawn(tg, "uplink.periodic_test", self.supervisor.run_periodic_test())
         self._spawn(tg, "zones", self._run_zones())
+        self._spawn(tg, "zones.walktest", self._run_walk_clock())
         loop = asyncio.get_running_loop()
 
         def hop(change: ZoneChanged) -> None:  # runs on gpiozero's thread
@@ -179,10 +183,16 @@ class Box:
             log.critical("input queue full: change of %s lost", change.input)
 
     async def _run_zones(self) -> None:
-        zones = {z.id: z for z in self.cfg.zones}
+        zones = self.zones
         while True:
             change = await self.changes.get()
             try:
+                if self.walk is not None and self.walk.covers(change.zone) and not change.initial:
+                    self.walk = walktest.observe(self.walk, change)
+                    log.info(
+                        "walk test: %s %s", change.zone, "active" if change.active else "quiet"
+                    )
+                    continue
                 self.panel, events = step(self.panel, change, zones)
                 for event in events:
                     await self.store(event)
@@ -216,6 +226,52 @@ class Box:
         event = box_event(condition, restore, text, ms(self.clock.time()))
         await self.store(event)
         return event
+
+    # -- walk test ---------------------------------------------------------
+
+    def start_walk(self, duration_s: float) -> dict[str, Any]:
+        """Begin a walk test of the intrusion zones; ValueError if one runs already."""
+        if self.walk is not None:
+            raise ValueError("a walk test is already running")
+        self.walk = walktest.start(self.zones, self.clock.monotonic(), duration_s)
+        log.info("walk test started for %.0f s: %s", duration_s, ", ".join(self.walk.zones))
+        return self.walk_status() or {}
+
+    def walk_status(self) -> dict[str, Any] | None:
+        walk = self.walk
+        if walk is None:
+            return None
+        return {
+            "zones": list(walk.zones),
+            "seen": [z for z in walk.zones if z in walk.seen],
+            "not_seen": list(walk.not_seen),
+            "activations": walk.activations,
+            "remaining_s": round(max(0.0, walk.ends_s - self.clock.monotonic())),
+        }
+
+    async def stop_walk(self, ended_by: str = "stopped") -> dict[str, Any] | None:
+        """End the walk test: summary logged and sent as a manual test (601)."""
+        walk, self.walk = self.walk, None
+        if walk is None:
+            return None
+        summary = walktest.finish(walk, self.clock.monotonic(), ended_by)
+        log.info("%s", summary.text)
+        # the zones under test resume from their present level
+        for change in self.inputs.levels():
+            if walk.covers(change.zone):
+                self._on_change(change)
+        await self.raise_event(Condition.MANUAL_TEST, False, summary.text)
+        return {
+            "seen": list(summary.seen),
+            "not_seen": list(summary.not_seen),
+            "text": summary.text,
+        }
+
+    async def _run_walk_clock(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.walk is not None and walktest.expired(self.walk, self.clock.monotonic()):
+                await self.stop_walk("timeout")
 
     async def _path_trouble(self, lost: bool, text: str) -> None:
         await self.raise_event(Condition.COMM_TROUBLE, restore=not lost, text=text)

@@ -18,6 +18,7 @@ def register_status(box: Any) -> None:
     h.section("outbox", lambda: _outbox(box))
     h.section("zones", lambda: _zones(box))
     h.section("outputs", lambda: dict(box.outputs.state))
+    h.section("walktest", lambda: box.walk_status() or {"running": False})
     h.section("cameras", lambda: {c.cfg.id: vars(c.status) for c in box.cameras})
 
 

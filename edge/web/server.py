@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -16,6 +16,16 @@ log = logging.getLogger(__name__)
 StatusFn = Callable[[], Mapping[str, Any]]
 SimulateFn = Callable[[str, bool], None]
 PulseFn = Callable[[str, int, float, float], Coroutine[Any, Any, None]]
+
+
+class WalkControl(Protocol):
+    def start_walk(self, duration_s: float) -> dict[str, Any]: ...
+
+    def walk_status(self) -> dict[str, Any] | None: ...
+
+    async def stop_walk(self, ended_by: str = "stopped") -> dict[str, Any] | None: ...
+
+
 MAX_PULSES = 100_000
 
 
@@ -29,12 +39,14 @@ class WebServer:
         status: StatusFn,
         simulate: SimulateFn | None = None,
         pulses: PulseFn | None = None,
+        walk: WalkControl | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._status = status
         self._simulate = simulate
         self._pulses = pulses
+        self._walk = walk
         self._patterns: dict[str, asyncio.Task[None]] = {}
         self._runner: web.AppRunner | None = None
 
@@ -45,6 +57,9 @@ class WebServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/api/sim/inputs/{name}", self._api_simulate)
         app.router.add_post("/api/sim/inputs/{name}/pulses", self._api_pulses)
+        app.router.add_get("/api/walktest", self._api_walk_status)
+        app.router.add_post("/api/walktest", self._api_walk_start)
+        app.router.add_delete("/api/walktest", self._api_walk_stop)
         return app
 
     async def start(self) -> None:
@@ -121,6 +136,38 @@ class WebServer:
             return _error(404, f"no input named {name!r}")
         self._patterns[name] = asyncio.create_task(coro, name=f"sim.pulses.{name}")
         return web.json_response({"input": name, "count": count}, status=202)
+
+    async def _api_walk_status(self, _request: web.Request) -> web.Response:
+        if self._walk is None:
+            return _error(404, "no walk test on this box")
+        return web.json_response({"running": self._walk.walk_status()})
+
+    async def _api_walk_start(self, request: web.Request) -> web.Response:
+        usage = 'body must be JSON: {"minutes": 1..240}'
+        if self._walk is None:
+            return _error(404, "no walk test on this box")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, LookupError):
+            return _error(400, usage)
+        minutes = body.get("minutes") if isinstance(body, dict) else None
+        if not isinstance(minutes, int | float) or isinstance(minutes, bool):
+            return _error(400, usage)
+        if not 0 < minutes <= 240:
+            return _error(400, usage)
+        try:
+            running = self._walk.start_walk(float(minutes) * 60)
+        except ValueError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"running": running}, status=201)
+
+    async def _api_walk_stop(self, _request: web.Request) -> web.Response:
+        if self._walk is None:
+            return _error(404, "no walk test on this box")
+        summary = await self._walk.stop_walk()
+        if summary is None:
+            return _error(409, "no walk test is running")
+        return web.json_response({"summary": summary})
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -230,3 +230,52 @@ async def test_a_pulse_train_drives_the_input_and_one_at_a_time(page: Page) -> N
             break
         await asyncio.sleep(0.05)
     assert zone(await page.status(), "fire")["changes"] == before + 8
+
+
+# --- walk test ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body", [b"{}", b'{"minutes": 0}', b'{"minutes": 241}', b'{"minutes": "5"}', b"nope"]
+)
+async def test_walk_test_refuses_bad_durations(page: Page, body: bytes) -> None:
+    code, answer = await page.post("/api/walktest", body)
+    assert code == 400 and "minutes" in answer["error"]
+
+
+async def test_walk_test_records_intrusion_zones_instead_of_alarming(page: Page) -> None:
+    await page.post("/api/sim/inputs/in6", b'{"active": true}')  # arm the panel
+    for _ in range(50):  # armed, and the arm event (401) stored
+        status = await page.status()
+        if status["zones"]["armed"] == {"1": True} and status["outbox"]["depth"] == 1:
+            break
+        await asyncio.sleep(0.05)
+    depth = (await page.status())["outbox"]["depth"]
+    assert depth == 1
+    code, answer = await page.post("/api/walktest", b'{"minutes": 5}')
+    assert code == 201 and answer["running"]["zones"] == ["front-door", "hall-pir"]
+    code, _ = await page.post("/api/walktest", b'{"minutes": 5}')
+    assert code == 409
+    await page.post("/api/sim/inputs/in1", b'{"active": true}')  # armed: would alarm
+    for _ in range(50):
+        if (await page.status())["walktest"].get("seen") == ["front-door"]:
+            break
+        await asyncio.sleep(0.05)
+    status = await page.status()
+    assert status["walktest"]["not_seen"] == ["hall-pir"]
+    assert status["outbox"]["depth"] == depth  # no alarm queued
+    async with page.session.delete(page.base + "/api/walktest") as r:
+        assert r.status == 200
+        summary = (await r.json())["summary"]
+    assert summary["seen"] == ["front-door"] and summary["not_seen"] == ["hall-pir"]
+    # the summary goes to the station as a manual test (601), and the front door,
+    # still open after the walk test, now alarms: the panel is armed
+    for _ in range(50):
+        if (await page.status())["outbox"]["depth"] >= depth + 2:
+            break
+        await asyncio.sleep(0.05)
+    after = await page.status()
+    assert after["walktest"] == {"running": False}
+    assert after["outbox"]["depth"] == depth + 2
+    async with page.session.delete(page.base + "/api/walktest") as r:
+        assert r.status == 409
