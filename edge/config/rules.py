@@ -28,6 +28,7 @@ def check(cfg: EdgeConfig) -> list[Problem]:
         *_pins(cfg),
         *_references(cfg),
         *_armed_state(cfg),
+        *_zone_timing(cfg),
         *_camera_sources(cfg),
         *_uplink(cfg),
         *_outputs(cfg),
@@ -104,6 +105,31 @@ def _armed_state(cfg: EdgeConfig) -> Iterator[Problem]:
             )
         else:
             first[zone.partition] = index
+
+
+# Zone keys a type has no use for: setting one is a mistake worth naming.
+_UNUSED_ZONE_KEYS: dict[ZoneType, tuple[tuple[str, ...], str]] = {
+    ZoneType.ARMED_STATE: (
+        ("restore_ms", "hold_s", "swinger_limit"),
+        "not used by an armed_state zone (it sends arm/disarm; only glitch_ms applies); remove it",
+    ),
+    ZoneType.AC_POWER: (
+        ("swinger_limit",),
+        "not used by a trouble zone (ac_power, battery): no swinger shutdown; remove it",
+    ),
+    ZoneType.BATTERY: (
+        ("swinger_limit",),
+        "not used by a trouble zone (ac_power, battery): no swinger shutdown; remove it",
+    ),
+}
+
+
+def _zone_timing(cfg: EdgeConfig) -> Iterator[Problem]:
+    for index, zone in enumerate(cfg.zones):
+        keys, rule = _UNUSED_ZONE_KEYS.get(zone.type, ((), ""))
+        for key in keys:
+            if key in zone.model_fields_set:
+                yield Problem(("zones", index, key), getattr(zone, key), rule)
 
 
 _SOURCE_FIELD = {"v4l2": "device", "rtsp": "url", "file": "path"}

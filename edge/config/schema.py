@@ -181,6 +181,27 @@ class ZoneConfig(Section):
     alarm_when_disarmed: bool | None = Field(
         default=None, description="Default: true for 24-hour types, false for intrusion."
     )
+    glitch_ms: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="An activation shorter than this is ignored; the alarm comes this long after.",
+    )
+    restore_ms: int = Field(
+        default=1000, ge=0, le=60_000, description="Restore after this long stable inactive."
+    )
+    hold_s: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="An alarm is held at least this long: re-activations meanwhile are one alarm.",
+    )
+    swinger_limit: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Alarms per arming period; one more and the zone is shut down until arm/disarm.",
+    )
 
 
 class CameraConfig(Section):
