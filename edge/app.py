@@ -27,7 +27,7 @@ from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs import walktest
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
-from edge.inputs.zones import PanelState, resume, step
+from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step
 from edge.model import Event, ZoneChanged, box_event
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
@@ -185,9 +185,14 @@ class Box:
     async def _run_zones(self) -> None:
         zones = self.zones
         while True:
-            change = await self.changes.get()
+            change = await self._next_zone_input()
             try:
-                if self.walk is not None and self.walk.covers(change.zone) and not change.initial:
+                if (
+                    isinstance(change, ZoneChanged)
+                    and self.walk is not None
+                    and self.walk.covers(change.zone)
+                    and not change.initial
+                ):
                     self.walk = walktest.observe(self.walk, change)
                     log.info(
                         "walk test: %s %s", change.zone, "active" if change.active else "quiet"
@@ -197,7 +202,19 @@ class Box:
                 for event in events:
                     await self.store(event)
             finally:
-                self.changes.task_done()
+                if isinstance(change, ZoneChanged):
+                    self.changes.task_done()
+
+    async def _next_zone_input(self) -> ZoneChanged | Tick:
+        """The next input change, or a tick if the zones' next timer comes first."""
+        deadline = next_deadline(self.panel)
+        if deadline is None or not self.changes.empty():
+            return await self.changes.get()
+        try:
+            timeout_s = max(0.0, deadline - self.clock.monotonic())
+            return await asyncio.wait_for(self.changes.get(), timeout_s)
+        except TimeoutError:
+            return Tick(self.clock.monotonic(), ms(self.clock.time()))
 
     async def store(self, event: Event) -> None:
         """Commit an event to the outbox, retrying until the disk takes it."""

@@ -121,6 +121,13 @@ _UNUSED_ZONE_KEYS: dict[ZoneType, tuple[tuple[str, ...], str]] = {
         ("swinger_limit",),
         "not used by a trouble zone (ac_power, battery): no swinger shutdown; remove it",
     ),
+    **{
+        t: (
+            ("swinger_limit",),
+            "not used by a life-safety zone (fire, panic, holdup): they always report; remove it",
+        )
+        for t in (ZoneType.FIRE, ZoneType.PANIC, ZoneType.HOLDUP)
+    },
 }
 
 

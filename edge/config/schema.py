@@ -200,7 +200,7 @@ class ZoneConfig(Section):
         default=3,
         ge=1,
         le=100,
-        description="Alarms per arming period; one more and the zone is shut down until arm/disarm.",
+        description="Alarms per arming period; the next shuts the zone down until arm/disarm.",
     )
 
 

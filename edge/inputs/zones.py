@@ -1,7 +1,43 @@
-"""The zone state machine: input changes in, events out. Pure.
+"""The zone state machine: input edges and the passing of time in, events out. Pure.
 
-``step(state, change, zones) -> (state, events)``. No clock, no I/O: the time
-of an event is the time of the edge that caused it.
+``step(state, change, zones, new_id) -> (state, events)``, where ``change`` is
+a :class:`~edge.model.ZoneChanged` (an input's level changed) or a
+:class:`Tick` (time has passed). No clock, no I/O: time comes in with each
+input. The app calls ``step`` for every change, and with a tick when
+:func:`next_deadline` comes. Per zone, with monotonic times (the wall clock
+never measures an interval here):
+
+* **Glitch filter.** An activation at ``a`` *trips* the zone at
+  ``a + glitch_ms`` if the input is still active then. Active for exactly
+  ``glitch_ms`` trips; a deactivation 1 ms earlier does not. Timers due at or
+  before the time of an input run before that input, so a late tick or the
+  next edge raises the alarm at the trip time, never later.
+* **Hold.** An alarm raised at ``T`` keeps the zone in alarm until at least
+  ``T + hold_s``. While in alarm, trips raise nothing: pulses are one alarm.
+* **Restore.** The restore fires at ``R = max(d + restore_ms, T + hold_s)``,
+  ``d`` being the last deactivation edge, if the input stays inactive from
+  ``d`` until ``R``; any activation, even a glitch, restarts the wait at its
+  own deactivation. So a pulse train (a siren-following PGM) gives one alarm
+  and one restore, ``restore_ms`` after its last pulse ends (or when the hold
+  ends, if that is later), and a zone alarms at most once per hold window.
+  An input stuck active raises one alarm and then nothing.
+* **Who reports.** 24-hour types report in any armed state; intrusion and
+  entry/exit only when their partition is armed; ``alarm_when_disarmed``
+  overrides both. A zone already active when its partition arms does not
+  alarm: alarms are trips, not levels.
+* **Swinger shutdown** (every type but armed_state, ac_power and battery).
+  A zone sends at most ``swinger_limit`` alarms between two arm/disarm events
+  of its partition; its next trip sends one trouble instead and the zone is
+  silent until the partition is armed or disarmed, which restores the trouble.
+* **Armed state.** Its input, filtered by ``glitch_ms`` both ways, sends arm
+  and disarm; the level read at start-up (``initial``) sets the armed state
+  without an event. Every event carries the armed state of its partition.
+
+An input older than the last one processed is taken at that later time: time
+here never runs backwards. An event is stamped with the wall-clock time at
+which its timer was due, taken from the input being processed (its
+``wall_ms`` minus how late the timer ran): with punctual ticks that is the
+tick's wall time, and a busy loop does not shift the stamps.
 """
 
 from __future__ import annotations
@@ -10,18 +46,52 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from edge import codes
-from edge.codes import TWENTY_FOUR_HOUR, ZONE_CONDITION, Kind, ZoneType
+from edge.codes import TWENTY_FOUR_HOUR, ZONE_CONDITION, Condition, Kind, ZoneType
 from edge.config import ZoneConfig
 from edge.model import Event, ZoneChanged, ZoneRef, new_event_id
 
 IdFactory = Callable[[int], str]
+US_PER_S = 1_000_000
+US_PER_MS = 1_000
 _REPORTED = frozenset({Kind.ALARM, Kind.TAMPER, Kind.TROUBLE})  # kinds that await a restore
+# No swinger shutdown for trouble zones (their troubles are not alarms, and a
+# swinger trouble there would look like their own trouble to resume()), nor for
+# life-safety zones: a fire, panic or hold-up must reach the station every time.
+_NO_SWINGER = frozenset(
+    {
+        ZoneType.ARMED_STATE,
+        ZoneType.AC_POWER,
+        ZoneType.BATTERY,
+        ZoneType.FIRE,
+        ZoneType.PANIC,
+        ZoneType.HOLDUP,
+    }
+)
+# Contact ID and SIA have no swinger code in our table (a bypass code, CID 570
+# or SIA UB, would be the closest). System trouble (CID 300, SIA YX/YZ) sent
+# with the zone's number and a plain text tells the operator which zone went
+# quiet and why, and has a restore for the end of the shutdown.
+SWINGER = Condition.SYSTEM_TROUBLE
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time has passed up to ``at_s`` (monotonic seconds); ``wall_ms`` is UTC then."""
+
+    at_s: float
+    wall_ms: int
 
 
 @dataclass(frozen=True)
 class ZoneState:
-    active: bool = False
+    active: bool = False  # the input's raw level
+    since_us: int | None = None  # monotonic µs of its last edge; None: unknown (resumed)
+    pending: bool = False  # the level since that edge has not passed the glitch filter yet
     reported: bool = False  # an alarm/tamper/trouble was sent and awaits its restore
+    hold_until_us: int | None = None  # no restore before this
+    alarms: int = 0  # alarms sent in this arming period (swinger count)
+    suppressed: bool = False  # swinger shutdown: its trouble was sent and awaits its restore
+    due_us: int | None = None  # when this zone's timer fires
     changes: int = 0
     last_change_ms: int | None = None
 
@@ -30,6 +100,7 @@ class ZoneState:
 class PanelState:
     zones: Mapping[str, ZoneState] = field(default_factory=dict)
     armed: Mapping[int, bool] = field(default_factory=dict)  # partition -> armed
+    now_us: int | None = None  # the time of the last input processed
 
     def zone(self, zone_id: str) -> ZoneState:
         return self.zones.get(zone_id, ZoneState())
@@ -37,71 +108,196 @@ class PanelState:
 
 def step(
     state: PanelState,
-    change: ZoneChanged,
+    change: ZoneChanged | Tick,
     zones: Mapping[str, ZoneConfig],
     new_id: IdFactory = new_event_id,
 ) -> tuple[PanelState, list[Event]]:
-    """Apply one input change; return the new state and the events it causes."""
-    zone = zones[change.zone]
-    before = state.zone(zone.id)
-    now = replace(before, active=change.active)
-    if change.active != before.active:
-        now = replace(now, changes=before.changes + 1, last_change_ms=change.wall_ms)
-    events: list[Event] = []
-    armed = dict(state.armed)
-    if zone.type is ZoneType.ARMED_STATE:
-        if change.initial:
-            # The level found at start-up: nobody armed or disarmed just now.
-            armed[zone.partition] = change.active
-        elif armed.get(zone.partition) is not change.active:
-            armed[zone.partition] = change.active
-            events.append(
-                _event(zone, change, restore=change.active, armed=change.active, new_id=new_id)
-            )
-    elif change.active and not before.reported:
-        if _reports_now(zone, armed.get(zone.partition)):
-            events.append(_event(zone, change, False, armed.get(zone.partition), new_id))
-            now = replace(now, reported=True)
-    elif not change.active and before.reported:
-        events.append(_event(zone, change, True, armed.get(zone.partition), new_id))
-        now = replace(now, reported=False)
-    return PanelState({**state.zones, zone.id: now}, armed), events
+    """Apply one input change or tick; return the new state and the events it causes."""
+    cfg = zones[change.zone] if isinstance(change, ZoneChanged) else None
+    at_us = round(change.at_s * US_PER_S)
+    if state.now_us is not None:
+        at_us = max(at_us, state.now_us)
+    run = _Run(state, zones, new_id, at_us, change.wall_ms)
+    run.advance()
+    if isinstance(change, ZoneChanged) and cfg is not None:
+        _edge(run, cfg, change)
+        run.advance()
+    return PanelState(run.zones, run.armed, at_us), run.events
+
+
+def next_deadline(state: PanelState) -> float | None:
+    """Monotonic seconds at which :func:`step` wants a :class:`Tick`; None: no timer."""
+    dues = [z.due_us for z in state.zones.values() if z.due_us is not None]
+    return min(dues) / US_PER_S if dues else None
 
 
 def resume(last: Mapping[str, Kind], zones: Mapping[str, ZoneConfig]) -> PanelState:
     """The state to start from, given the last event committed for each zone.
 
-    A zone whose last event was an alarm, tamper or trouble is still reported:
+    A zone whose last event was its alarm, tamper or trouble is still reported:
     found quiet at start-up it sends its restore (it ended while the box was
     down), found active it sends nothing new. Without this a restart between an
     alarm and its restore would leave the zone in alarm at the station for good.
+    A zone whose last event was a swinger trouble stays shut down until the
+    next arm or disarm, which restores that trouble.
     """
-    reported = {
-        z: ZoneState(active=True, reported=True)
-        for z, k in last.items()
-        if z in zones and k in _REPORTED
-    }
-    return PanelState(reported)
+    resumed: dict[str, ZoneState] = {}
+    for zone_id, kind in last.items():
+        cfg = zones.get(zone_id)
+        if cfg is None:
+            continue
+        own = codes.kind(ZONE_CONDITION[cfg.type], restore=False)
+        if kind is own and kind in _REPORTED:
+            resumed[zone_id] = ZoneState(active=True, reported=True)
+        elif kind is Kind.TROUBLE and cfg.type not in _NO_SWINGER:
+            resumed[zone_id] = ZoneState(suppressed=True, alarms=cfg.swinger_limit)
+    return PanelState(resumed)
+
+
+class _Run:
+    """One call of :func:`step`: working copies, the time processed, the events made."""
+
+    def __init__(
+        self,
+        state: PanelState,
+        cfg: Mapping[str, ZoneConfig],
+        new_id: IdFactory,
+        at_us: int,
+        wall_ms: int,
+    ) -> None:
+        self.cfg = cfg
+        self.zones = dict(state.zones)
+        self.armed = dict(state.armed)
+        self.new_id = new_id
+        self.at_us = at_us
+        self.wall_ms = wall_ms
+        self.events: list[Event] = []
+
+    def advance(self) -> None:
+        """Fire every timer due by now, earliest first (armed state first on a tie)."""
+        while True:
+            due = [
+                (z.due_us, zone_id)
+                for zone_id, z in self.zones.items()
+                if z.due_us is not None and z.due_us <= self.at_us
+            ]
+            if not due:
+                return
+            due_us, zone_id = min(due, key=self._firing_order)
+            _fire(self, self.cfg[zone_id], self.zones[zone_id], due_us)
+
+    def _firing_order(self, due: tuple[int, str]) -> tuple[int, bool, int]:
+        due_us, zone_id = due
+        arming = self.cfg[zone_id].type is ZoneType.ARMED_STATE
+        return due_us, not arming, list(self.cfg).index(zone_id)
+
+    def put(self, cfg: ZoneConfig, zone: ZoneState) -> None:
+        self.zones[cfg.id] = replace(zone, due_us=_due(zone, cfg))
+
+    def emit(
+        self, cfg: ZoneConfig, condition: Condition, restore: bool, at_us: int, text: str = ""
+    ) -> None:
+        at_ms = self.wall_ms - (self.at_us - at_us + US_PER_MS // 2) // US_PER_MS
+        kind = codes.kind(condition, restore)
+        self.events.append(
+            Event(
+                id=self.new_id(at_ms),
+                kind=kind,
+                condition=condition,
+                codes=codes.codes(condition, restore),
+                occurred_at_ms=at_ms,
+                partition=cfg.partition,
+                armed=self.armed.get(cfg.partition),
+                zone=ZoneRef(cfg.id, cfg.name, cfg.type, cfg.number),
+                text=text or f"{cfg.name}: {kind.value}",
+            )
+        )
+
+
+def _due(zone: ZoneState, cfg: ZoneConfig) -> int | None:
+    if zone.since_us is None:
+        return None
+    if zone.pending:
+        return zone.since_us + cfg.glitch_ms * US_PER_MS
+    if zone.reported and not zone.active:
+        quiet = zone.since_us + cfg.restore_ms * US_PER_MS
+        return max(quiet, zone.hold_until_us or quiet)
+    return None
+
+
+def _edge(run: _Run, cfg: ZoneConfig, change: ZoneChanged) -> None:
+    zone = run.zones.get(cfg.id, ZoneState())
+    moved = change.active != zone.active
+    if cfg.type is ZoneType.ARMED_STATE and change.initial:
+        # The level found at start-up: nobody armed or disarmed just now.
+        run.armed[cfg.partition] = change.active
+        pending = False
+    elif moved:
+        pending = change.active or cfg.type is ZoneType.ARMED_STATE
+    else:
+        return  # the same level again: not an edge
+    run.put(
+        cfg,
+        replace(
+            zone,
+            active=change.active,
+            since_us=run.at_us,
+            pending=pending,
+            changes=zone.changes + moved,
+            last_change_ms=change.wall_ms if moved else zone.last_change_ms,
+        ),
+    )
+
+
+def _fire(run: _Run, cfg: ZoneConfig, zone: ZoneState, due_us: int) -> None:
+    if cfg.type is ZoneType.ARMED_STATE:
+        _settle_arming(run, cfg, replace(zone, pending=False), due_us)
+    elif zone.pending:
+        _trip(run, cfg, replace(zone, pending=False), due_us)
+    else:  # reported, and quiet long enough
+        run.emit(cfg, ZONE_CONDITION[cfg.type], True, due_us)
+        run.put(cfg, replace(zone, reported=False, hold_until_us=None))
+
+
+def _trip(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> None:
+    if zone.reported or zone.suppressed or not _reports_now(cfg, run.armed.get(cfg.partition)):
+        run.put(cfg, zone)
+        return
+    swinger = cfg.type not in _NO_SWINGER
+    if swinger and zone.alarms >= cfg.swinger_limit:
+        text = (
+            f"{cfg.name}: swinger shutdown after {zone.alarms} alarms since the last arm or "
+            "disarm; zone silent until the next arm or disarm"
+        )
+        run.emit(cfg, SWINGER, False, at_us, text)
+        run.put(cfg, replace(zone, suppressed=True))
+        return
+    run.emit(cfg, ZONE_CONDITION[cfg.type], False, at_us)
+    hold_until_us = at_us + cfg.hold_s * US_PER_S
+    alarms = zone.alarms + 1 if swinger else 0
+    run.put(cfg, replace(zone, reported=True, hold_until_us=hold_until_us, alarms=alarms))
+
+
+def _settle_arming(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> None:
+    run.put(cfg, zone)
+    if run.armed.get(cfg.partition) is zone.active:
+        return  # back to the level it had before the glitch
+    run.armed[cfg.partition] = zone.active
+    run.emit(cfg, Condition.OPEN_CLOSE, zone.active, at_us)
+    # A new arming period: swinger counts start again, shut-down zones wake up.
+    how = "armed" if zone.active else "disarmed"
+    for other in run.cfg.values():
+        state = run.zones.get(other.id)
+        if other.partition != cfg.partition or state is None:
+            continue
+        if state.suppressed:
+            text = f"{other.name}: swinger shutdown ended, partition {how}"
+            run.emit(other, SWINGER, True, at_us, text)
+        if state.suppressed or state.alarms:
+            run.put(other, replace(state, alarms=0, suppressed=False))
 
 
 def _reports_now(zone: ZoneConfig, armed: bool | None) -> bool:
     if zone.alarm_when_disarmed is not None:
         return zone.alarm_when_disarmed or bool(armed)
     return zone.type in TWENTY_FOUR_HOUR or bool(armed)
-
-
-def _event(
-    zone: ZoneConfig, change: ZoneChanged, restore: bool, armed: bool | None, new_id: IdFactory
-) -> Event:
-    condition = ZONE_CONDITION[zone.type]
-    return Event(
-        id=new_id(change.wall_ms),
-        kind=codes.kind(condition, restore),
-        condition=condition,
-        codes=codes.codes(condition, restore),
-        occurred_at_ms=change.wall_ms,
-        partition=zone.partition,
-        armed=armed,
-        zone=ZoneRef(zone.id, zone.name, zone.type, zone.number),
-        text=f"{zone.name}: {codes.kind(condition, restore).value}",
-    )

@@ -585,6 +585,67 @@ MISTAKES = [
         "= '2 gigs': unknown unit: use B, KB, MB",
         id="bad-byte-unit",
     ),
+    # zone timing
+    pytest.param(
+        put("zones", 0, "glitch_ms", value=1001),
+        f"{Z0}.glitch_ms",
+        "= 1001: Input should be less than or equal to 1000",
+        id="glitch-above-1-s",
+    ),
+    pytest.param(
+        put("zones", 0, "glitch_ms", value="20"),
+        f"{Z0}.glitch_ms",
+        "= '20': must be a whole number, without quotes",
+        id="quoted-glitch",
+    ),
+    pytest.param(
+        put("zones", 0, "restore_ms", value=-1),
+        f"{Z0}.restore_ms",
+        "= -1: Input should be greater than or equal to 0",
+        id="negative-restore",
+    ),
+    pytest.param(
+        put("zones", 0, "restore_ms", value=60_001),
+        f"{Z0}.restore_ms",
+        "= 60001: Input should be less than or equal to 60000",
+        id="restore-above-a-minute",
+    ),
+    pytest.param(
+        put("zones", 1, "hold_s", value=3601),
+        f"{Z1}.hold_s",
+        "= 3601: Input should be less than or equal to 3600",
+        id="hold-above-an-hour",
+    ),
+    pytest.param(
+        put("zones", 1, "hold_s", value=1.5),
+        f"{Z1}.hold_s",
+        "= 1.5: must be a whole number, without quotes",
+        id="fractional-hold",
+    ),
+    pytest.param(
+        put("zones", 1, "swinger_limit", value=0),
+        f"{Z1}.swinger_limit",
+        "= 0: Input should be greater than or equal to 1",
+        id="swinger-limit-zero",
+    ),
+    pytest.param(
+        put("zones", 1, "swinger_limit", value=101),
+        f"{Z1}.swinger_limit",
+        "= 101: Input should be less than or equal to 100",
+        id="swinger-limit-above-100",
+    ),
+    pytest.param(
+        put("zones", 5, "hold_s", value=10),
+        "zones[5](id='armed').hold_s",
+        "= 10: not used by an armed_state zone (it sends arm/disarm; only glitch_ms applies)",
+        id="hold-on-armed-state",
+    ),
+    pytest.param(
+        put("zones", 6, "swinger_limit", value=3),
+        "zones[6](id='mains').swinger_limit",
+        "= 3: not used by a trouble zone (ac_power, battery): no swinger shutdown",
+        id="swinger-on-trouble-zone",
+    ),
     # zone type
     pytest.param(
         put("zones", 0, "type", value="burglar"),
@@ -611,6 +672,18 @@ def test_bad_zone_type_lists_every_allowed_value() -> None:
     message = message_for(errors(put("zones", 0, "type", value="burglar")), f"{Z0}.type")
     for zone_type in ZoneType:
         assert repr(zone_type.value) in message
+
+
+def test_zone_timing_defaults_and_the_armed_state_glitch_filter() -> None:
+    raw = demo_raw()
+    raw["zones"][5]["glitch_ms"] = 50  # the armed output filters arm and disarm
+    raw["zones"][1].update(glitch_ms=0, restore_ms=0, hold_s=0, swinger_limit=100)
+    cfg = validate(raw, SOURCE)
+    front, hall, armed = cfg.zone("front-door"), cfg.zone("hall-pir"), cfg.zone("armed")
+    timing = ("glitch_ms", "restore_ms", "hold_s", "swinger_limit")
+    assert [getattr(front, key) for key in timing] == [20, 1000, 10, 3]
+    assert [getattr(hall, key) for key in timing] == [0, 0, 0, 100]
+    assert armed.glitch_ms == 50
 
 
 # --- secrets never reach a message ------------------------------------------
