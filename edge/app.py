@@ -27,7 +27,7 @@ from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs import walktest
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
-from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step
+from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
 from edge.model import Event, ZoneChanged, box_event
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
@@ -104,6 +104,8 @@ class Box:
         self.changes: asyncio.Queue[ZoneChanged] = asyncio.Queue(maxsize=10_000)
         self.panel = PanelState()
         self.zones = {z.id: z for z in cfg.zones}
+        self.inputs_of = {z.id: [i.name for i in cfg.inputs if i.zone == z.id] for z in cfg.zones}
+        self.input_levels: dict[str, bool] = {}
         self.walk: walktest.WalkTest | None = None
         self.store_failing: str | None = None
         self.tasks: dict[str, asyncio.Task[Any]] = {}
@@ -187,6 +189,12 @@ class Box:
         while True:
             change = await self._next_zone_input()
             try:
+                if isinstance(change, ZoneChanged):  # a zone is active while any input is
+                    inputs = self.inputs_of[change.zone]
+                    self.input_levels, leveled = zone_level(self.input_levels, change, inputs)
+                    if leveled is None:
+                        continue
+                    change = leveled
                 if (
                     isinstance(change, ZoneChanged)
                     and self.walk is not None

@@ -42,7 +42,7 @@ tick's wall time, and a busy loop does not shift the stamps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from edge import codes
@@ -301,3 +301,21 @@ def _reports_now(zone: ZoneConfig, armed: bool | None) -> bool:
     if zone.alarm_when_disarmed is not None:
         return zone.alarm_when_disarmed or bool(armed)
     return zone.type in TWENTY_FOUR_HOUR or bool(armed)
+
+
+def zone_level(
+    levels: Mapping[str, bool], change: ZoneChanged, inputs: Sequence[str]
+) -> tuple[dict[str, bool], ZoneChanged | None]:
+    """A zone wired to several inputs is active while any of them is (pure).
+
+    ``levels`` is every input's last level; ``inputs`` are the inputs of the
+    change's zone. Returns the new levels and the change to feed :func:`step`
+    with the zone's level, or None when the zone's level did not change (an
+    initial reading always goes through).
+    """
+    before = any(levels.get(i, False) for i in inputs)
+    after_levels = {**levels, change.input: change.active}
+    after = any(after_levels.get(i, False) for i in inputs)
+    if after == before and not change.initial and len(inputs) > 1:
+        return after_levels, None
+    return after_levels, replace(change, active=after)

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from edge.codes import ZONE_CONDITION, Condition, Kind, ZoneType
 from edge.config.schema import ZoneConfig
-from edge.inputs.zones import PanelState, Tick, ZoneState, next_deadline, resume, step
+from edge.inputs.zones import (
+    PanelState,
+    Tick,
+    ZoneState,
+    next_deadline,
+    resume,
+    step,
+    zone_level,
+)
 from edge.model import Event, ZoneChanged, ZoneRef
 
 T0 = 1_795_875_790_000  # wall clock (UTC ms) at the start of a script
@@ -1090,3 +1098,36 @@ def test_life_safety_zones_are_never_shut_down_as_swingers(zone: str) -> None:
     panel = Panel()
     for _ in range(20):
         assert _kinds(panel.trip(zone)) == [Kind.ALARM, Kind.RESTORE]
+
+
+# --- a zone wired to several inputs -------------------------------------------------------
+
+
+def _edge(inp: str, active: bool, initial: bool = False) -> ZoneChanged:
+    return ZoneChanged(inp, "hall", active, 1.0, T0, initial=initial)
+
+
+def test_zone_with_two_inputs_is_active_while_either_is() -> None:
+    inputs = ["a", "b"]
+    levels: dict[str, bool] = {}
+    levels, out = zone_level(levels, _edge("a", True), inputs)
+    assert out is not None and out.active
+    levels, out = zone_level(levels, _edge("b", True), inputs)
+    assert out is None  # the zone was active already
+    levels, out = zone_level(levels, _edge("a", False), inputs)
+    assert out is None  # b still holds it active
+    levels, out = zone_level(levels, _edge("b", False), inputs)
+    assert out is not None and not out.active and out.input == "b"
+
+
+def test_single_input_zone_passes_every_change_through() -> None:
+    levels, out = zone_level({}, _edge("a", False), ["a"])
+    assert out == _edge("a", False)
+    _, out = zone_level(levels, _edge("a", False), ["a"])
+    assert out == _edge("a", False)  # the reducer decides what a repeat means
+
+
+def test_initial_readings_always_go_through() -> None:
+    levels, _ = zone_level({}, _edge("a", True), ["a", "b"])
+    _, out = zone_level(levels, _edge("b", True, initial=True), ["a", "b"])
+    assert out is not None and out.active and out.initial
