@@ -120,6 +120,9 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     trip.add_argument("zone")
     trip.add_argument("--hold-s", type=float, default=2.0)
     trip.set_defaults(func=_simulate_trip)
+    restore = ssub.add_parser("restore", help="release a zone's inputs (after set ... active)")
+    restore.add_argument("zone")
+    restore.set_defaults(func=_simulate_restore)
     for name, active in (("arm", True), ("disarm", False)):
         cmd = ssub.add_parser(name, help=f"{name} a partition through its armed_state input")
         cmd.add_argument("--partition", type=int, default=1)
@@ -335,6 +338,14 @@ def _walktest(args: argparse.Namespace) -> int:
             seen = ", ".join(running["seen"]) or "none"
             missing = ", ".join(running["not_seen"]) or "none"
             print(f"{running['remaining_s']} s left; seen: {seen}; not seen: {missing}")
+    return 0
+
+
+def _simulate_restore(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    for name in _inputs_of_zone(cfg, args.zone):
+        _post_input(cfg, name, False)
+    print(f"zone {args.zone}: quiet")
     return 0
 
 

@@ -222,6 +222,22 @@ def test_simulate_reports_unknown_zone_and_dead_box(tmp_path: Path) -> None:
     )
     assert unknown.returncode == 1
     assert "no input wired to zone 'nope'" in unknown.stderr
+    unknown = subprocess.run(
+        edge_cmd("simulate", "--config", str(config), "restore", "nope"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert unknown.returncode == 1
+    assert "no input wired to zone 'nope'" in unknown.stderr
+    dead = subprocess.run(
+        edge_cmd("simulate", "--config", str(config), "restore", "fire"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert dead.returncode == 1
+    assert "no box answering" in dead.stderr
     dead = subprocess.run(
         edge_cmd("simulate", "--config", str(config), "trip", "fire"),
         capture_output=True,
