@@ -15,6 +15,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs import walktest
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
+from edge.inputs.relay import EdgeRelay
 from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
 from edge.model import Event, ZoneChanged, box_event
 from edge.mqttio import LinkSettings, Message, MqttLink
@@ -42,6 +44,7 @@ from edge.web.server import WebServer
 
 log = logging.getLogger(__name__)
 STORE_RETRY_S = 1.0
+YIELD_EVERY = 64  # input changes handled before the zones task lets others run
 
 
 def state_dir_of(cfg: EdgeConfig, override: Path | None = None) -> Path:
@@ -108,6 +111,9 @@ class Box:
         self.input_levels: dict[str, bool] = {}
         self.walk: walktest.WalkTest | None = None
         self.store_failing: str | None = None
+        self.resync_pending = False  # edges were dropped: re-read the pins when caught up
+        self.edges_dropped = 0
+        self._handled = 0
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         simulated = self.inputs.simulated
         simulate = self.inputs.simulate if simulated else None
@@ -138,10 +144,7 @@ class Box:
         self._spawn(tg, "zones.walktest", self._run_walk_clock())
         loop = asyncio.get_running_loop()
 
-        def hop(change: ZoneChanged) -> None:  # runs on gpiozero's thread
-            loop.call_soon_threadsafe(self._on_change, change)
-
-        self.inputs.open(hop)
+        self.inputs.open(EdgeRelay(loop, self._on_edges).push)  # push: gpiozero's thread
         self.outputs.open(self.inputs.factory)
         # Armed state first, so a zone already active at start-up is judged armed or not.
         arming = {z.id for z in self.cfg.zones if z.type is ZoneType.ARMED_STATE}
@@ -179,10 +182,22 @@ class Box:
     # -- events ------------------------------------------------------------
 
     def _on_change(self, change: ZoneChanged) -> None:
-        try:
-            self.changes.put_nowait(change)
-        except asyncio.QueueFull:
-            log.critical("input queue full: change of %s lost", change.input)
+        self._on_edges([change], 0)
+
+    def _on_edges(self, changes: list[ZoneChanged], dropped: int) -> None:
+        """On the loop: queue edges for the zones task; on overflow, re-read the pins later."""
+        for change in changes:
+            try:
+                self.changes.put_nowait(change)
+            except asyncio.QueueFull:
+                dropped += 1
+        if dropped:
+            if not self.resync_pending:
+                log.error("input edges arriving faster than handled: re-reading the pins")
+            self.resync_pending = True
+            self.edges_dropped += dropped
+        if self.resync_pending and self.changes.empty():
+            self._resync()  # the zones task is idle: nothing else would
 
     async def _run_zones(self) -> None:
         zones = self.zones
@@ -215,6 +230,11 @@ class Box:
 
     async def _next_zone_input(self) -> ZoneChanged | Tick:
         """The next input change, or a tick if the zones' next timer comes first."""
+        self._handled += 1
+        if self._handled % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a backlog of edges must not starve the rest of the loop
+        if self.resync_pending and self.changes.empty():
+            self._resync()
         deadline = next_deadline(self.panel)
         if deadline is None or not self.changes.empty():
             return await self.changes.get()
@@ -223,6 +243,13 @@ class Box:
             return await asyncio.wait_for(self.changes.get(), timeout_s)
         except TimeoutError:
             return Tick(self.clock.monotonic(), ms(self.clock.time()))
+
+    def _resync(self) -> None:
+        """After dropped edges: the pins' present levels, as ordinary changes."""
+        self.resync_pending = False
+        for change in self.inputs.levels():
+            self.changes.put_nowait(replace(change, initial=False))
+        log.info("re-read the pins after %d dropped edge(s)", self.edges_dropped)
 
     async def store(self, event: Event) -> None:
         """Commit an event to the outbox, retrying until the disk takes it."""

@@ -88,4 +88,5 @@ def _zones(box: Any) -> dict[str, Any]:
                 "changes": st.changes,
             }
         )
-    return {"armed": {str(k): v for k, v in box.panel.armed.items()}, "zones": zones}
+    armed = {str(k): v for k, v in box.panel.armed.items()}
+    return {"armed": armed, "zones": zones, "edges_dropped": box.edges_dropped}

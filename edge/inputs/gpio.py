@@ -77,6 +77,7 @@ class GpioInputs:
             pin.drive_low()
         else:
             pin.drive_high()
+        pin.clear_states()  # the mock keeps every edge in a list: chatter would grow it
 
     def pulses(
         self, name: str, count: int, on_ms: float, off_ms: float

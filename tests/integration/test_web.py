@@ -279,3 +279,22 @@ async def test_walk_test_records_intrusion_zones_instead_of_alarming(page: Page)
     assert after["outbox"]["depth"] == depth + 2
     async with page.session.delete(page.base + "/api/walktest") as r:
         assert r.status == 409
+
+
+async def test_dropped_edges_are_recovered_by_reading_the_pins(tmp_path: Path) -> None:
+    cfg = parse(demo_text(free_port(), free_port()), "resync.toml")
+    async with RunningBox(cfg, tmp_path / "box") as box:
+        device = box.inputs._devices["in3"]  # the fire panel's input
+        callbacks = device.when_activated, device.when_deactivated
+        device.when_activated = device.when_deactivated = None  # its edge is "lost"
+        box.inputs.simulate("in3", True)
+        device.when_activated, device.when_deactivated = callbacks
+        await asyncio.sleep(0.1)
+        assert not box.panel.zone("fire").active
+        box._on_edges([], 1)  # what the relay reports when its buffer overflowed
+        for _ in range(100):
+            if box.panel.zone("fire").reported:
+                break
+            await asyncio.sleep(0.02)
+        assert box.panel.zone("fire").reported  # the alarm was raised after all
+        assert box.health.snapshot()["zones"]["edges_dropped"] == 1
