@@ -34,12 +34,37 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers
 
 from edge.errors import PublishRefused, UplinkError
 
 log = logging.getLogger(__name__)
 Pairs = tuple[tuple[str, str], ...]
+_PAHO_UNPACK: Any = Properties.unpack  # paho's own, kept before any patch
+
+
+def _trim_properties_buffer() -> None:
+    """Make paho decode MQTT v5 properties from the properties' bytes only.
+
+    paho 2.2 hands ``Properties.unpack`` the whole rest of a PUBLISH packet,
+    payload included, and re-slices it (a copy) for every byte and field it
+    reads: a 256 KiB media chunk with 7 user properties is copied dozens of
+    times, which made paho's property decoding the station's main cost. The
+    properties are the first ``length + len(length)`` bytes, so we pass only
+    those; the result is the same (checked in tests/unit/test_mqttio.py).
+    """
+    if getattr(Properties.unpack, "_trimmed", False):
+        return
+
+    decode: Any = VariableByteIntegers.decode
+    unpack_all: Any = _PAHO_UNPACK
+
+    def unpack(self: Properties, buffer: bytes) -> Any:
+        length, used = decode(buffer[:4])
+        return unpack_all(self, buffer[: used + length])
+
+    unpack._trimmed = True  # type: ignore[attr-defined]
+    Properties.unpack = unpack  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,7 @@ class MqttLink:
         """Start connecting in the background; returns at once."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        _trim_properties_buffer()
         self._client = self._make_client()
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"mqtt.{self.settings.client_id}"

@@ -48,3 +48,19 @@ def test_packet_size_bounds_the_real_publish_packet(payload: bytes) -> None:
     remaining = 2 + len(message.topic.encode()) + 2 + len(packed) + len(payload)
     real = 1 + _varint_len(remaining) + remaining
     assert real <= _packet_size(message) <= real + 16
+
+
+def test_trimmed_property_decoding_gives_paho_s_own_result() -> None:
+    from edge.mqttio import _PAHO_UNPACK, _trim_properties_buffer
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("index", "3"), ("count", "9"), ("sha256", "ab" * 32)]
+    rest = props.pack() + bytes(range(256)) * 1024  # properties, then a 256 KiB payload
+
+    theirs, their_length = _PAHO_UNPACK(Properties(PacketTypes.PUBLISH), rest)
+    _trim_properties_buffer()
+    _trim_properties_buffer()  # twice is once
+    ours, our_length = Properties(PacketTypes.PUBLISH).unpack(rest)
+    assert Properties.unpack is not _PAHO_UNPACK  # the patch is in place
+    assert our_length == their_length == len(props.pack())
+    assert ours.UserProperty == theirs.UserProperty == props.UserProperty
