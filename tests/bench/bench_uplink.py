@@ -279,7 +279,12 @@ def drain(events: int = 10_000, media: int = 8, media_bytes: int = 5 * 1024 * 10
         _backlog(Path(tmp) / "m", media, media, media_bytes, chunk)
         seconds = asyncio.run(_drain(port, Path(tmp) / "m", chunk, "media"))
         mb = media * media_bytes / 1e6
-        floor_rate = _raw_publish_rate(port, media * media_bytes // chunk, chunk) * chunk / 1e6
+        # the floor is short and noisy: its best of three (the harder bar for us)
+        floor_rate = (
+            max(_raw_publish_rate(port, media * media_bytes // chunk, chunk) for _ in range(3))
+            * chunk
+            / 1e6
+        )
         rows.append(
             (
                 f"media drained ({media} x {media_bytes >> 20} MiB)",
