@@ -27,6 +27,7 @@ from edge.outbox.schema import priority
 from edge.outbox.store import Outbox, PutResult
 
 log = logging.getLogger(__name__)
+FIGURES_PERIOD_S = 0.1  # the status figures lag commits by at most this, under load
 P = ParamSpec("P")
 T = TypeVar("T")
 Pending = tuple[Event, int, "asyncio.Future[StoredEvent] | None"]
@@ -97,7 +98,8 @@ class AsyncOutbox:
 
     async def ack(self, ids: list[str] | tuple[str, ...]) -> int:
         deleted = await self._run(self.outbox.ack, ids)
-        await self._refresh()
+        if deleted:
+            self._figures_stale()  # refreshed in the background, at most ~10 times/s
         return deleted
 
     async def zone_kinds(self) -> dict[str, Kind]:
@@ -218,16 +220,22 @@ class AsyncOutbox:
         self._loop.call_soon_threadsafe(self._stored)
 
     def _stored(self) -> None:
+        self._figures_stale()
+        self.on_stored()
+
+    def _figures_stale(self) -> None:
         self._stale = True
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.create_task(self._refresh_stale(), name="outbox.figures")
-        self.on_stored()
 
     async def _refresh_stale(self) -> None:
-        """Refresh until no commit came in meanwhile (its figures might be missed)."""
+        """Refresh until no commit came in meanwhile (its figures might be missed);
+        under a stream of commits, at most every FIGURES_PERIOD_S."""
         while self._stale:
             self._stale = False
             await self._refresh()
+            if self._stale:
+                await asyncio.sleep(FIGURES_PERIOD_S)
 
     def _settle(
         self,

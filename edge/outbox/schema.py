@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS events (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_order ON events (priority, seq);
 CREATE INDEX IF NOT EXISTS events_zone ON events (zone, attempts, created_ms);
+CREATE INDEX IF NOT EXISTS events_created ON events (created_ms);
 CREATE TABLE IF NOT EXISTS media (
     id TEXT PRIMARY KEY,
     event_id TEXT NOT NULL,

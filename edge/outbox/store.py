@@ -25,18 +25,26 @@ from edge.outbox.recovery import open_checked
 from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, priority
 from edge.protocol import event_from_record, event_record
 
-# Due events in send order (see Outbox.lease). Held back, in the query itself so
-# that they do not use up the limit: a live event never sent, of a zone that
-# still has backlog never sent. Parameters: ?1 now, ?2 live_after, ?3 limit.
-_DUE = """
-SELECT body, seq, priority, attempts, first_sent_ms FROM events e
-WHERE next_send_ms <= ?1 AND NOT (
-    e.zone IS NOT NULL AND e.attempts = 0 AND e.created_ms >= ?2 AND EXISTS (
+# Due events in send order (see Outbox.lease), in two index-friendly halves
+# merged in Python: the backlog walks the (priority, seq) index and stops at the
+# limit; the live events (few) come by creation time. A live event never sent,
+# of a zone that still has backlog never sent, is held back in the query itself
+# so that it does not use up the limit. Parameters: ?1 now, ?2 live_after, ?3 limit.
+_COLUMNS = "body, seq, priority, attempts, first_sent_ms"
+_DUE_BACKLOG = f"""
+SELECT {_COLUMNS} FROM events INDEXED BY events_order
+WHERE next_send_ms <= ?1 AND created_ms < ?2
+ORDER BY priority, seq LIMIT ?3
+"""  # noqa: S608 (constant)
+_DUE_LIVE = f"""
+SELECT {_COLUMNS} FROM events e
+WHERE created_ms >= ?2 AND next_send_ms <= ?1 AND NOT (
+    e.zone IS NOT NULL AND e.attempts = 0 AND EXISTS (
         SELECT 1 FROM events b WHERE b.zone = e.zone AND b.attempts = 0 AND b.created_ms < ?2
     )
 )
-ORDER BY priority, created_ms >= ?2 DESC, seq LIMIT ?3
-"""
+ORDER BY priority, seq LIMIT ?3
+"""  # noqa: S608 (constant)
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,15 @@ class Outbox:
         unsent backlog waits for it, so each zone's events go in order.
         """
         with self._tx() as db:
-            chosen = db.execute(_DUE, (now_ms, live_after_ms, limit)).fetchall()
+            args = (now_ms, live_after_ms, limit)
+            live = db.execute(_DUE_LIVE, args).fetchall()
+            backlog = db.execute(_DUE_BACKLOG, args).fetchall()
+            # priority class first, then live before backlog, then sequence
+            ranked = sorted(
+                [(r, 0) for r in live] + [(r, 1) for r in backlog],
+                key=lambda pair: (pair[0][2], pair[1], pair[0][1]),
+            )
+            chosen = [r for r, _live in ranked[:limit]]
             db.executemany(
                 "UPDATE events SET attempts = attempts + 1, "
                 "first_sent_ms = COALESCE(first_sent_ms, ?), next_send_ms = ? WHERE seq = ?",
