@@ -211,33 +211,29 @@ def test_cli_box_station_and_simulator(
         store.close()
 
 
-def test_simulate_reports_unknown_zone_and_dead_box(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("trip", "nope"), "no input wired to zone 'nope'"),
+        (("restore", "nope"), "no input wired to zone 'nope'"),
+        (("trip", "fire"), "no box answering"),
+        (("restore", "fire"), "no box answering"),
+        (("pulse", "fire"), "no box answering"),
+    ],
+)
+def test_simulate_reports_unknown_zone_and_dead_box(
+    tmp_path: Path, args: tuple[str, ...], error: str
+) -> None:
     config = tmp_path / "edge.toml"
     config.write_text(demo_text(free_port(), free_port()))
-    unknown = subprocess.run(
-        edge_cmd("simulate", "--config", str(config), "trip", "nope"),
+    result = subprocess.run(
+        edge_cmd("simulate", "--config", str(config), *args),
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert unknown.returncode == 1
-    assert "no input wired to zone 'nope'" in unknown.stderr
-    unknown = subprocess.run(
-        edge_cmd("simulate", "--config", str(config), "restore", "nope"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert unknown.returncode == 1
-    assert "no input wired to zone 'nope'" in unknown.stderr
-    dead = subprocess.run(
-        edge_cmd("simulate", "--config", str(config), "restore", "fire"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert dead.returncode == 1
-    assert "no box answering" in dead.stderr
+    assert result.returncode == 1
+    assert error in result.stderr
     dead = subprocess.run(
         edge_cmd("simulate", "--config", str(config), "trip", "fire"),
         capture_output=True,
