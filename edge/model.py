@@ -103,13 +103,6 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
-class EventAcked:
-    """The station confirmed it durably stored these event ids."""
-
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class QueuedMedia:
     """A still or clip waiting in the outbox for the station."""
 

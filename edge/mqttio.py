@@ -27,7 +27,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,6 @@ class LinkStatus:
     in_flight: int = 0
     window: int = 0
     max_packet: int | None = None  # the broker's Maximum Packet Size, from its CONNACK
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MqttLink:
@@ -178,9 +177,6 @@ class MqttLink:
         except TimeoutError:
             return False
         return True
-
-    async def wait_disconnected(self) -> None:
-        await self._down.wait()
 
     # -- publishing --------------------------------------------------------
 
