@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from edge import codes
 from edge.codes import Codes, Condition, Kind, ZoneType
 
@@ -37,6 +40,20 @@ def new_event_id(now_ms: int) -> str:
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ts & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
+
+
+Gray = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One small grey frame (the "lores" stream) with its identity and time."""
+
+    camera: str
+    index: int
+    at_s: float
+    wall_ms: int
+    gray: Gray = field(repr=False)
 
 
 @dataclass(frozen=True)

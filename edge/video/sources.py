@@ -8,27 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from edge.clock import Clock, ms
 from edge.config import CameraConfig
-
-Gray = npt.NDArray[np.uint8]
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One small grey frame (the "lores" stream) with its identity and time."""
-
-    camera: str
-    index: int
-    at_s: float
-    wall_ms: int
-    gray: Gray = field(repr=False)
+from edge.model import Frame, Gray
 
 
 @dataclass
