@@ -30,6 +30,7 @@ def check(cfg: EdgeConfig) -> list[Problem]:
         *_armed_state(cfg),
         *_zone_timing(cfg),
         *_camera_sources(cfg),
+        *_camera_pictures(cfg),
         *_uplink(cfg),
         *_outputs(cfg),
         *_supervision(cfg),
@@ -159,6 +160,23 @@ def _camera_sources(cfg: EdgeConfig) -> Iterator[Problem]:
                 )
         if cam.source == "rtsp" and cam.url and not cam.url.startswith(("rtsp://", "rtsps://")):
             yield Problem(("cameras", index, "url"), cam.url, "must start with rtsp:// or rtsps://")
+
+
+def _camera_pictures(cfg: EdgeConfig) -> Iterator[Problem]:
+    """Sizes the H.264 encoder takes (even) and masks inside the picture."""
+    for index, cam in enumerate(cfg.cameras):
+        for field in ("width", "height"):
+            value = getattr(cam, field)
+            if value % 2:
+                yield Problem(("cameras", index, field), value, "must be an even number (H.264)")
+        for m, polygon in enumerate(cam.privacy_masks):
+            for c, (x, y) in enumerate(polygon):
+                if x > cam.width or y > cam.height:
+                    yield Problem(
+                        ("cameras", index, "privacy_masks", m, c),
+                        [x, y],
+                        f"outside the {cam.width}x{cam.height} picture",
+                    )
 
 
 def _uplink(cfg: EdgeConfig) -> Iterator[Problem]:

@@ -204,6 +204,19 @@ class ZoneConfig(Section):
     )
 
 
+def _polygon(value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    if len(value) < 3:
+        raise ValueError(
+            "a privacy mask needs at least 3 corners, e.g. [[0, 0], [100, 0], [0, 80]]"
+        )
+    if any(x < 0 or y < 0 for x, y in value):
+        raise ValueError("mask corners are pixel positions: no negative numbers")
+    return value
+
+
+Polygon = Annotated[tuple[tuple[int, int], ...], AfterValidator(_polygon)]
+
+
 class CameraConfig(Section):
     id: Slug
     source: Literal["synthetic", "picamera2", "v4l2", "rtsp", "file"]
@@ -214,12 +227,36 @@ class CameraConfig(Section):
     height: int = Field(default=720, ge=120, le=2160)
     fps: float = Field(default=15.0, gt=0, le=60)
     keyframe_interval_s: float = Field(default=1.0, ge=0.25, le=10.0)
+    bitrate_kbps: int = Field(
+        default=2000, ge=100, le=20_000, description="Target bitrate of the H.264 stream."
+    )
+    privacy_masks: tuple[Polygon, ...] = Field(
+        default=(),
+        description="Polygons of [x, y] pixel corners blanked before encoding.",
+    )
+
+
+RETENTION_CAP_DAYS = 30  # French CSI L252-5
+
+
+def _retention(value: int) -> int:
+    if value > RETENTION_CAP_DAYS:
+        raise ValueError(
+            f"must be at most {RETENTION_CAP_DAYS} days: the legal cap for video surveillance "
+            "(French Code de la sécurité intérieure, L252-5)"
+        )
+    return value
 
 
 class RecordingConfig(Section):
     enabled: bool = True
-    retention_days: int = Field(
-        default=30, ge=1, le=30, description="Legal cap: 30 days (French CSI L252-5)."
+    mode: Literal["alarms", "motion", "continuous"] = Field(
+        default="continuous",
+        description="Which footage is kept on disk: around alarms, around motion, or all.",
+    )
+    segment_s: int = Field(default=60, ge=10, le=600, description="Length of one MP4 file.")
+    retention_days: Annotated[int, AfterValidator(_retention)] = Field(
+        default=30, ge=1, description="Legal cap: 30 days (French CSI L252-5)."
     )
     pre_roll_s: float = Field(default=10.0, ge=0.0, le=30.0)
     post_roll_s: float = Field(default=10.0, ge=0.0, le=120.0)
@@ -230,6 +267,13 @@ class WebConfig(Section):
     enabled: bool = True
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=1, le=65535)
+    tls: bool = Field(default=False, description="HTTPS with a certificate made at first start.")
+    api_token: SecretStr | None = Field(
+        default=None, min_length=24, max_length=256, description="Bearer token for scripts."
+    )
+    session_idle_s: int = Field(default=1800, ge=60, le=86_400)
+    login_max_failures: int = Field(default=5, ge=3, le=20)
+    lockout_s: int = Field(default=300, ge=10, le=3600)
 
 
 class OutboxConfig(Section):

@@ -256,7 +256,7 @@ MISTAKES = [
     pytest.param(
         put("recording", "retention_days", value=31),
         "recording.retention_days",
-        "= 31: Input should be less than or equal to 30",
+        "= 31: must be at most 30 days: the legal cap for video surveillance",
         id="retention-above-30-days",
     ),
     pytest.param(
