@@ -76,14 +76,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+DB_HELP = "an SQLite file, or a postgresql://user@host/db URL"
+
+
+def _db_target(value: str) -> Path | str:
+    return value if value.startswith(("postgresql://", "postgres://")) else Path(value)
+
+
 def _station_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     station = sub.add_parser("station", help="reference central-station receiver")
     ssub = station.add_subparsers(required=True, metavar="ACTION")
     run = ssub.add_parser("run", help="receive, store and acknowledge events")
     run.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    run.add_argument("--db", type=Path, required=True)
+    run.add_argument("--db", type=_db_target, required=True, help=DB_HELP)
+    run.add_argument("--media", type=Path, help="media folder (required with PostgreSQL)")
     run.add_argument("--prefix", default="edge")
     run.add_argument("--client-id", default="station-receiver")
+    run.add_argument(
+        "--share-group", help="MQTT v5 shared subscription: receivers of a group split the load"
+    )
     run.add_argument("--ca-file", type=Path, help="with mqtts://: the broker's CA")
     run.add_argument("--cert-file", type=Path, help="with mqtts://: this receiver's certificate")
     run.add_argument("--key-file", type=Path, help="with mqtts://: its private key")
@@ -190,6 +201,8 @@ def _station_run(args: argparse.Namespace) -> int:
         cert_file=args.cert_file,
         key_file=args.key_file,
         db=args.db,
+        media=args.media,
+        share_group=args.share_group,
         prefix=args.prefix,
         client_id=args.client_id,
         batch_max=args.batch_max,

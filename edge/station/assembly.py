@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import enum
 import logging
-import sqlite3
+import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from edge.station import media, parts
 from edge.station.media import Header, MediaKey, part_of, relative_path
+from edge.station.sql import Db
 
 log = logging.getLogger(__name__)
+
+ORPHAN_AGE_S = 3600.0  # shared store: a part file no row owns yet, left alone this long
 
 
 class Outcome(enum.Enum):
@@ -32,7 +36,7 @@ class Outcome(enum.Enum):
 
 
 def finish(
-    db: sqlite3.Connection, root: Path, keys: Iterable[MediaKey], at_ms: int
+    db: Db, root: Path, keys: Iterable[MediaKey], at_ms: int
 ) -> list[tuple[MediaKey, Header, Outcome]]:
     """Verify, rename and record every media of ``keys`` whose chunks are all in.
 
@@ -82,16 +86,23 @@ def finish(
     return outcomes
 
 
-def sweep(db: sqlite3.Connection, root: Path) -> int:
+def sweep(db: Db, root: Path, *, shared: bool = False) -> int:
     """After a restart: match part files and chunk rows; how many chunk rows were dropped.
 
-    A part file no pending media owns is removed. A chunk row whose bytes lie
-    beyond the end of its part file, or whose part file is gone, is dropped:
-    ``have`` falls and the box resends it. Run only by the one writer.
+    A part file no pending media owns is removed; in a ``shared`` store only
+    once it is ``ORPHAN_AGE_S`` old, since another receiver may be writing
+    its first chunk right now. A chunk row whose bytes lie beyond the end of
+    its part file, or whose part file is gone, is dropped: ``have`` falls and
+    the box resends it (a committed row's bytes were fsynced before its commit).
     """
     pending = media.pending(db)
+    min_mtime = time.time() - ORPHAN_AGE_S if shared else math.inf
     try:
-        orphans = [p for d, m, p in parts.part_files(root) if MediaKey(d, m) not in pending]
+        orphans = [
+            p
+            for d, m, p in parts.part_files(root)
+            if MediaKey(d, m) not in pending and p.stat().st_mtime < min_mtime
+        ]
     except OSError as exc:
         log.error("cannot list part files under %s: %s", root, exc)
         orphans = []

@@ -56,7 +56,7 @@ def parse(message: Message, prefix: str) -> Inbound | None:
         return _chunk(message, prefix)
     if rest == "/state":
         state = protocol.decode_object(message.payload).get("state")
-        if not isinstance(state, str) or not state:
+        if not isinstance(state, str) or not state or "\x00" in state:
             raise ProtocolError(f"state must be a non-empty string, not {state!r}")
         return StateReceived(device, state)
     if rest == "/heartbeat":
@@ -73,6 +73,7 @@ def _event(device: str, payload: bytes) -> EventReceived:
         raise ProtocolError(f"event names device {message.device!r} on {device!r}'s topic")
     _int64(message.seq, "seq")
     _int64(message.event.partition, "partition")
+    _no_nul(payload)
     return EventReceived(device, message)
 
 
@@ -96,3 +97,9 @@ def _int64(value: object, name: str) -> int:
     if value not in INT64:
         raise ProtocolError(f"{name} {value} is out of range")
     return value
+
+
+def _no_nul(payload: bytes) -> None:
+    """No NUL character in a JSON text (PostgreSQL's text cannot hold one)."""
+    if b"\\u0000" in payload.replace(b"\\\\", b""):
+        raise ProtocolError("a NUL character (\\u0000) in an event is not accepted")

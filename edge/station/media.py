@@ -31,6 +31,7 @@ from edge.protocol import Chunk, MediaProgress
 from edge.station import parts
 from edge.station.inbound import ChunkReceived
 from edge.station.parts import PartWriter
+from edge.station.sql import Db
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,11 @@ def chunk_bytes(chunk: Chunk, length: int) -> int | None:
     return step if expected_length(chunk, step) == length else None
 
 
+def lock(db: Db, key: MediaKey) -> None:
+    """Hold ``key`` until the transaction ends, against other receivers of a shared store."""
+    db.lock(f"media/{key.device}/{key.media_id}")
+
+
 def part_of(root: Path, key: MediaKey) -> Path:
     return parts.part_path(root, key.device, key.media_id)
 
@@ -178,13 +184,14 @@ def part_of(root: Path, key: MediaKey) -> Path:
 # -- inside a transaction ------------------------------------------------------
 
 
-def put_chunk(db: sqlite3.Connection, writer: PartWriter, item: ChunkReceived, at_ms: int) -> Put:
+def put_chunk(db: Db, writer: PartWriter, item: ChunkReceived, at_ms: int) -> Put:
     """Store one chunk: its bytes into the part file (fsynced by the caller), its row.
 
     ProtocolError if its header contradicts the media's.
     """
     key = MediaKey(item.device, item.media_id)
     chunk, length = item.chunk, len(item.data)
+    lock(db, key)  # receivers sharing a store: one decides a media's first chunk
     found = _header(db, key)
     if found is None:
         step = chunk_bytes(chunk, length)
@@ -230,7 +237,7 @@ def put_chunk(db: sqlite3.Connection, writer: PartWriter, item: ChunkReceived, a
     return Put.NEW
 
 
-def progress(db: sqlite3.Connection, key: MediaKey) -> MediaProgress:
+def progress(db: Db, key: MediaKey) -> MediaProgress:
     """What to acknowledge: chunks from 0 without a gap, and whether the file is stored."""
     row = db.execute(
         "SELECT count FROM media WHERE device = ? AND media_id = ?", (key.device, key.media_id)
@@ -244,8 +251,9 @@ def progress(db: sqlite3.Connection, key: MediaKey) -> MediaProgress:
     return MediaProgress(key.media_id, contiguous(int(r[0]) for r in indices))
 
 
-def ready(db: sqlite3.Connection, key: MediaKey) -> Header | None:
+def ready(db: Db, key: MediaKey) -> Header | None:
     """The header of a media whose chunks are all stored but whose file is not yet."""
+    lock(db, key)  # receivers sharing a store: one finishes the file
     found = _header(db, key)
     if found is None or found[1] is None:
         return None
@@ -257,13 +265,13 @@ def ready(db: sqlite3.Connection, key: MediaKey) -> Header | None:
     return header if stored == header.count else None
 
 
-def waiting(db: sqlite3.Connection) -> list[MediaKey]:
+def waiting(db: Db) -> list[MediaKey]:
     """Every media with chunks still pending (to finish after a crash)."""
     rows = db.execute("SELECT device, media_id FROM media_pending ORDER BY first_ms")
     return [MediaKey(r[0], r[1]) for r in rows]
 
 
-def pending(db: sqlite3.Connection) -> dict[MediaKey, tuple[Header, int]]:
+def pending(db: Db) -> dict[MediaKey, tuple[Header, int]]:
     """Every media with chunks still pending: its header and ``chunk_bytes``."""
     rows = db.execute(
         f"SELECT device, media_id, {_HEADER}, chunk_bytes FROM media_pending"  # noqa: S608
@@ -271,7 +279,7 @@ def pending(db: sqlite3.Connection) -> dict[MediaKey, tuple[Header, int]]:
     return {MediaKey(r[0], r[1]): (Header(*r[2:8]), int(r[8])) for r in rows}
 
 
-def record(db: sqlite3.Connection, key: MediaKey, header: Header, at_ms: int) -> None:
+def record(db: Db, key: MediaKey, header: Header, at_ms: int) -> None:
     """Record a media whose file is in place (and fsynced) as complete; drop its chunk rows."""
     db.execute(
         "INSERT INTO media (device, media_id, event_id, kind, content_type, size, sha256, "
@@ -292,7 +300,7 @@ def record(db: sqlite3.Connection, key: MediaKey, header: Header, at_ms: int) ->
     forget(db, key)
 
 
-def forget(db: sqlite3.Connection, key: MediaKey) -> None:
+def forget(db: Db, key: MediaKey) -> None:
     """Delete a media's pending rows (its part file is the caller's to remove)."""
     for table in ("media_chunks", "media_pending"):
         db.execute(
@@ -330,7 +338,7 @@ def upgrade(db: sqlite3.Connection) -> int | None:
     return int(dropped)
 
 
-def _header(db: sqlite3.Connection, key: MediaKey) -> tuple[Header, int | None] | None:
+def _header(db: Db, key: MediaKey) -> tuple[Header, int | None] | None:
     """The media's header and ``chunk_bytes``, None for a complete media; None if unknown."""
     args = (key.device, key.media_id)
     row = db.execute(
@@ -346,7 +354,7 @@ def _header(db: sqlite3.Connection, key: MediaKey) -> tuple[Header, int | None] 
     return None if row is None else (Header(*row[:6]), int(row[6]))
 
 
-def _has(db: sqlite3.Connection, key: MediaKey, index: int) -> bool:
+def _has(db: Db, key: MediaKey, index: int) -> bool:
     row = db.execute(
         "SELECT 1 FROM media_chunks WHERE device = ? AND media_id = ? AND idx = ?",
         (key.device, key.media_id, index),

@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 class StationSettings:
     host: str
     port: int
-    db: Path
+    db: Path | str  # an SQLite file, or a postgresql:// URL
     prefix: str = "edge"
+    media: Path | None = None  # default: <db>.media/ beside an SQLite file
+    share_group: str | None = None  # receivers in one group split the boxes' messages
     client_id: str = "station-receiver"
     username: str | None = None
     password: str | None = None
@@ -87,7 +89,7 @@ class Receiver:
         self, settings: StationSettings, link: Link | None = None, clock: Clock | None = None
     ) -> None:
         self.settings = settings
-        self.store = StationStore(settings.db)
+        self.store = StationStore(settings.db, settings.media)
         self.link: Link = link or MqttLink(_link_settings(settings))
         self.clock: Clock = clock or SystemClock()
         self.stats = ReceiverStats()
@@ -214,6 +216,15 @@ class Receiver:
 
 def _link_settings(s: StationSettings) -> LinkSettings:
     filters = protocol.station_filters(s.prefix)
+    subscriptions = [(f, 1) for f in filters.values()]
+    if s.share_group is not None:
+        # A shared subscription gets no retained message (MQTT v5, 4.8.2), and
+        # every receiver keeps its own view of the boxes' state: state stays
+        # a plain subscription; all else is split among the group's receivers.
+        subscriptions = [
+            (f if f == filters["state"] else f"$share/{s.share_group}/{f}", 1)
+            for f in filters.values()
+        ]
     return LinkSettings(
         host=s.host,
         port=s.port,
@@ -225,7 +236,7 @@ def _link_settings(s: StationSettings) -> LinkSettings:
         cert_file=s.cert_file,
         key_file=s.key_file,
         session_expiry_s=s.session_expiry_s,
-        subscriptions=tuple((f, 1) for f in filters.values()),
+        subscriptions=tuple(subscriptions),
     )
 
 

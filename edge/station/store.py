@@ -10,19 +10,18 @@ unfinished ones in ``<db>.media/.partial/`` (see :mod:`edge.station.media`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.db import Transaction, open_db
 from edge.errors import ProtocolError, StorageError
 from edge.protocol import EventMessage, MediaProgress, event_record, iso_ms
-from edge.station import assembly, media, parts
+from edge.station import assembly, media, parts, sql
 from edge.station.assembly import Outcome
 from edge.station.inbound import (
     ChunkReceived,
@@ -32,6 +31,7 @@ from edge.station.inbound import (
 )
 from edge.station.media import MediaKey, Put
 from edge.station.parts import PartWriter
+from edge.station.sql import Backend, Db, SqliteBackend
 
 log = logging.getLogger(__name__)
 
@@ -143,31 +143,38 @@ class _Batch:
 
 
 class StationStore:
-    """Construct (no I/O), then :meth:`open`. Thread-safe: one transaction at a time."""
+    """Construct (no I/O), then :meth:`open`. Thread-safe: one transaction at a time.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.media_root = path.with_name(path.name + ".media")
+    ``target``: the path of an SQLite file (media default to ``<file>.media/``)
+    or a ``postgresql://`` URL (then ``media_root`` is required: a folder every
+    receiver sharing the database reaches).
+    """
+
+    def __init__(self, target: Path | str, media_root: Path | None = None) -> None:
+        self.backend: Backend = sql.backend(target)
+        if isinstance(self.backend, SqliteBackend):
+            self.path = self.backend.path
+            media_root = media_root or self.path.with_name(self.path.name + ".media")
+        elif media_root is None:
+            raise StorageError("a PostgreSQL station store needs a media folder")
+        self.media_root = media_root
+        self.label = self.backend.label
         self.commits = 0  # transactions committed (group commit keeps this low)
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
 
     def open(self) -> None:
-        db = open_db(self.path, SCHEMA, "station store")
+        self.backend.open(SCHEMA)
+        if not isinstance(self.backend, SqliteBackend) or self.backend.conn is None:
+            return
         try:
-            dropped = media.upgrade(db)
+            dropped = media.upgrade(self.backend.conn)
         except sqlite3.Error as exc:
-            db.close()
-            raise StorageError(f"cannot upgrade station store {self.path}: {exc}") from exc
+            self.backend.close()
+            raise StorageError(f"cannot upgrade {self.label}: {exc}") from exc
         if dropped is not None:
             log.warning("station store upgraded: %d media chunks dropped, to be resent", dropped)
-        self._db = db
 
     def close(self) -> None:
-        with self._lock:  # waits for a commit running in another thread
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self.backend.close()  # waits for a commit running in another thread
 
     def commit(self, items: Sequence[Inbound], received_ms: int) -> Receipt:
         """Store ``items`` in one transaction, then finish any media they completed.
@@ -184,9 +191,9 @@ class StationStore:
                     self._put(db, item, batch)
                 writer.sync()  # the chunks' bytes are on disk before their rows commit
         except (OverflowError, ValueError) as exc:  # too big an integer, a lone surrogate
-            raise StorageError(f"station store {self.path}: {exc}") from exc
+            raise StorageError(f"{self.label}: {exc}") from exc
         except OSError as exc:
-            raise StorageError(f"station store {self.path}: cannot sync part files: {exc}") from exc
+            raise StorageError(f"{self.label}: cannot sync part files: {exc}") from exc
         self.commits += 1
         try:
             self._finish(batch.touched, received_ms, batch.receipt, batch)
@@ -200,7 +207,7 @@ class StationStore:
         For the receiver's start only: a part file no committed row owns yet is removed.
         """
         with self._tx() as db:
-            dropped = assembly.sweep(db, self.media_root)
+            dropped = assembly.sweep(db, self.media_root, shared=self.backend.shared)
             keys = media.waiting(db)
         if dropped:
             log.warning("%d media chunks lost from their part files, to be resent", dropped)
@@ -280,7 +287,7 @@ class StationStore:
 
     def _put(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         item: Inbound,
         batch: _Batch,
     ) -> None:
@@ -313,7 +320,7 @@ class StationStore:
                 (item.device, received_ms, item.interval_s),
             )
 
-    def _put_chunk(self, db: sqlite3.Connection, item: ChunkReceived, batch: _Batch) -> None:
+    def _put_chunk(self, db: Db, item: ChunkReceived, batch: _Batch) -> None:
         key, receipt = MediaKey(item.device, item.media_id), batch.receipt
         if key in batch.discarded:  # acked have=0: the box resends from chunk 0
             return
@@ -364,11 +371,11 @@ class StationStore:
             else:
                 receipt.unwritten += 1
 
-    def _tx(self) -> Transaction:
-        return Transaction(self._db, self._lock, f"station store {self.path}")
+    def _tx(self) -> contextlib.AbstractContextManager[Db]:
+        return self.backend.transaction()
 
 
-def _put_event(db: sqlite3.Connection, message: EventMessage, received_ms: int) -> bool:
+def _put_event(db: Db, message: EventMessage, received_ms: int) -> bool:
     """Insert the event once; a retransmit only counts a delivery. True if new."""
     event = message.event
     body = {**event_record(event), "seq": message.seq, "device": message.device}

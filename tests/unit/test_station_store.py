@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from edge import codes
@@ -27,11 +30,13 @@ from edge.protocol import (
     decode_ack,
     encode_event,
 )
-from edge.station import inbound, media
+from edge.station import assembly, inbound, media
 from edge.station.inbound import ChunkReceived, EventReceived, HeartbeatReceived, StateReceived
 from edge.station.media import Header, MediaKey
 from edge.station.receiver import Receiver, StationSettings
+from edge.station.sql import PgBackend
 from edge.station.store import StationStore
+from tests.postgres import Postgres, postgres  # noqa: F401 (fixture)
 
 T0 = 1_795_875_790_000
 DEVICE = "gw-1"
@@ -96,18 +101,36 @@ def blob(size: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+MakeStore = Callable[[], StationStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
+    """A new store on this test's database each call (a restart): SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        return lambda: StationStore(tmp_path / "station.sqlite")
+    server: Postgres = request.getfixturevalue("postgres")
+    url = server.fresh("station")
+    return lambda: StationStore(url, tmp_path / "media")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[StationStore]:
-    s = StationStore(tmp_path / "station.sqlite")
+def store(make_store: MakeStore) -> Iterator[StationStore]:
+    s = make_store()
     s.open()
     yield s
     s.close()
 
 
 def count(store: StationStore, table: str) -> int:
+    """Rows of ``table``, as committed (a new connection sees only commits)."""
+    query = f"SELECT COUNT(*) FROM {table}"
+    if isinstance(store.backend, PgBackend):
+        with psycopg.connect(store.backend.url) as pg:
+            return int(pg.execute(query).fetchone()[0])  # type: ignore[index]
     con = sqlite3.connect(store.path)
     try:
-        return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        return int(con.execute(query).fetchone()[0])
     finally:
         con.close()
 
@@ -263,14 +286,14 @@ def test_chunk_contradicting_earlier_chunks_is_rejected(store: StationStore, fie
     assert store.commit([liar], T0).rejected
 
 
-def test_restart_mid_file_keeps_the_stored_chunks(tmp_path: Path) -> None:
+def test_restart_mid_file_keeps_the_stored_chunks(make_store: MakeStore) -> None:
     data = blob(1_000, seed=11)
     items = chunks(data, 200, kind="clip", media_id="clip-1")
-    first = StationStore(tmp_path / "station.sqlite")
+    first = make_store()
     first.open()
     first.commit([items[0], items[1], items[3]], T0)
     first.close()
-    second = StationStore(tmp_path / "station.sqlite")
+    second = make_store()
     second.open()
     try:
         assert progress(second, [items[1]]) == MediaProgress("clip-1", 2)  # the box resumes
@@ -280,10 +303,9 @@ def test_restart_mid_file_keeps_the_stored_chunks(tmp_path: Path) -> None:
         second.close()
 
 
-def test_file_not_written_keeps_chunks_and_is_finished_after_restart(tmp_path: Path) -> None:
-    db = tmp_path / "station.sqlite"
+def test_file_not_written_keeps_chunks_and_is_finished_after_restart(make_store: MakeStore) -> None:
     data = blob(300)
-    store = StationStore(db)
+    store = make_store()
     store.open()
     blocked = store.media_root / DEVICE  # where the device's files go: the disk refuses
     blocked.parent.mkdir()
@@ -294,7 +316,7 @@ def test_file_not_written_keeps_chunks_and_is_finished_after_restart(tmp_path: P
     assert count(store, "media_chunks") == 3
     store.close()
     blocked.unlink()  # repaired
-    store = StationStore(db)
+    store = make_store()
     store.open()
     try:
         assert store.finish_waiting(T0 + 1).complete == 1
@@ -357,12 +379,9 @@ def test_chunk_bytes_are_in_place_and_fsynced_before_their_rows_commit(
     assert progress(store, [items[0], items[3]]) == MediaProgress("still-1", 1)
     assert seen == [(0, data[:100] + bytes(200) + data[300:400])]  # rows not yet committed
     assert count(store, "media_chunks") == 2
-    con = sqlite3.connect(store.path)
-    try:
-        columns = {r[1] for r in con.execute("PRAGMA table_info(media_chunks)")}
-    finally:
-        con.close()
-    assert "data" not in columns  # no bytes in SQLite
+    with store.backend.transaction() as db:
+        row = db.execute("SELECT * FROM media_chunks").fetchone()
+    assert not any(isinstance(v, bytes) for v in row)  # no bytes in the database
     assert progress(store, items) == MediaProgress("still-1", 10, complete=True)
     assert (store.media_root / DEVICE / EVENT / "still-1.jpg").read_bytes() == data
     assert list(part(store).parent.iterdir()) == []
@@ -421,10 +440,9 @@ def test_a_failed_batch_leaves_a_part_file_the_next_first_chunk_truncates(
     assert (store.media_root / DEVICE / EVENT / "still-1.jpg").read_bytes() == data
 
 
-def test_restart_matches_part_files_and_chunk_rows(tmp_path: Path) -> None:
-    db = tmp_path / "station.sqlite"
+def test_restart_matches_part_files_and_chunk_rows(make_store: MakeStore) -> None:
     one, two = blob(1_000, 1), blob(300, 2)
-    first = StationStore(db)
+    first = make_store()
     first.open()
     a = chunks(one, 200, media_id="clip-a", kind="clip")
     b = chunks(two, media_id="still-b")
@@ -435,11 +453,16 @@ def test_restart_matches_part_files_and_chunk_rows(tmp_path: Path) -> None:
     part(first, "still-b").unlink()
     orphan = part(first, "ghost")
     orphan.write_bytes(b"left by a batch that never committed")
-    second = StationStore(db)
+    long_ago = time.time() - 2 * assembly.ORPHAN_AGE_S
+    os.utime(orphan, (long_ago, long_ago))
+    young = part(first, "in-flight")  # another receiver of a shared store is writing it
+    young.write_bytes(b"first chunk, not yet committed")
+    second = make_store()
     second.open()
     try:
         second.finish_waiting(T0 + 1)
         assert not orphan.exists()
+        assert young.exists() == second.backend.shared
         assert progress(second, a[:1]) == MediaProgress("clip-a", 1)  # have fell from 2
         assert progress(second, b[:1]) == MediaProgress("still-b", 1)
         assert count(second, "media_chunks") == 2
@@ -451,15 +474,14 @@ def test_restart_matches_part_files_and_chunk_rows(tmp_path: Path) -> None:
 
 
 def test_file_renamed_but_not_recorded_is_recorded_after_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "station.sqlite"
     data = blob(300)
-    store = StationStore(db)
+    store = make_store()
     store.open()
 
     def crash(*_args: object) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+        raise StorageError("disk I/O error")
 
     with monkeypatch.context() as m:
         m.setattr(media, "record", crash)  # the crash falls between rename and commit
@@ -469,7 +491,7 @@ def test_file_renamed_but_not_recorded_is_recorded_after_restart(
     assert path.read_bytes() == data and not part(store).exists()
     assert count(store, "media_chunks") == 3
     store.close()
-    store = StationStore(db)
+    store = make_store()
     store.open()
     try:
         assert store.finish_waiting(T0 + 1).complete == 1  # verified where it is
