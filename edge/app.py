@@ -21,7 +21,7 @@ from typing import Any
 
 from edge import __version__, protocol
 from edge.clock import Clock, SystemClock, ms
-from edge.codes import Condition, ZoneType
+from edge.codes import Condition, Kind, ZoneType
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
@@ -39,11 +39,12 @@ from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder, ForwardSettings
 from edge.uplink.inbox import dispatch
 from edge.uplink.supervision import PROFILES, Profile, Supervisor
-from edge.video.sources import SyntheticCamera
+from edge.video.service import VideoService
 from edge.web.server import WebServer
 
 log = logging.getLogger(__name__)
 STORE_RETRY_S = 1.0
+VIDEO_KINDS = (Kind.ALARM, Kind.TAMPER)  # events that get a clip and stills
 YIELD_EVERY = 64  # input changes handled before the zones task lets others run
 
 
@@ -101,9 +102,10 @@ class Box:
             lambda text: self.raise_event(Condition.PERIODIC_TEST, False, text),
         )
         self.commands = CommandHandler(self.link, self.topics, self.clock, self.raise_event)
-        self.cameras = [
-            SyntheticCamera(c, self.clock) for c in cfg.cameras if c.source == "synthetic"
-        ]
+        self.video = VideoService(
+            cfg, state_dir, self.clock, self.outbox.put_media, self._camera_trouble
+        )
+        self.cameras = [cam.runner for cam in self.video.cameras.values()]
         self.changes: asyncio.Queue[ZoneChanged] = asyncio.Queue(maxsize=10_000)
         self.panel = PanelState()
         self.zones = {z.id: z for z in cfg.zones}
@@ -150,8 +152,8 @@ class Box:
         arming = {z.id for z in self.cfg.zones if z.type is ZoneType.ARMED_STATE}
         for change in sorted(self.inputs.levels(), key=lambda c: c.zone not in arming):
             self._on_change(change)
-        for camera in self.cameras:
-            self._spawn(tg, f"camera.{camera.cfg.id}", camera.run(lambda _frame: None))
+        self.video.start()  # each camera captures on its own thread
+        self._spawn(tg, "video.retention", self.video.run_retention())
         interval = watchdog_interval_s()
         if interval is not None:
             self._spawn(tg, "watchdog", self.health.run_watchdog(interval))
@@ -162,7 +164,8 @@ class Box:
         self.inputs.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changes.join(), 5.0)
-        await self._cancel("camera.", "zones", "watchdog")
+        await self.video.stop()
+        await self._cancel("camera.", "video.", "zones", "watchdog")
         await self._cancel("uplink.")
         await self.link.stop(last_words=self._state_message("offline"))
         await self.outbox.close()
@@ -172,6 +175,8 @@ class Box:
 
     async def close(self) -> None:
         """Release whatever is still held (after a crash); safe to call twice."""
+        for camera in self.cameras:
+            camera.stop_flag.set()
         self.outputs.close()
         self.inputs.release()
         await self.link.stop()
@@ -252,7 +257,13 @@ class Box:
         log.info("re-read the pins after %d dropped edge(s)", self.edges_dropped)
 
     async def store(self, event: Event) -> None:
-        """Commit an event to the outbox, retrying until the disk takes it."""
+        """Commit an event to the outbox, retrying until the disk takes it.
+
+        An alarm or tamper of a zone with cameras starts its clip and stills
+        first (which never waits) and carries their ids in ``extra``."""
+        zone = self.zones.get(event.zone.id) if event.zone is not None else None
+        if zone is not None and zone.cameras and event.kind in VIDEO_KINDS:
+            event = self.video.plan(event, zone.cameras)
         while True:
             try:
                 stored = await self.outbox.put(event, ms(self.clock.time()))
@@ -324,6 +335,9 @@ class Box:
             await asyncio.sleep(1.0)
             if self.walk is not None and walktest.expired(self.walk, self.clock.monotonic()):
                 await self.stop_walk("timeout")
+
+    async def _camera_trouble(self, lost: bool, text: str) -> None:
+        await self.raise_event(Condition.SYSTEM_TROUBLE, restore=not lost, text=text)
 
     async def _path_trouble(self, lost: bool, text: str) -> None:
         await self.raise_event(Condition.COMM_TROUBLE, restore=not lost, text=text)

@@ -1,76 +1,234 @@
-"""Camera sources behind one small interface.
+"""Camera sources behind one small interface: ``open``, ``read``, ``close``.
 
-For now the synthetic scene only (the demo and the tests); picamera2 and
-PyAV sources plug in here behind the same ``run(sink)`` seam.
+``read`` blocks until the next frame and returns it as I420 at the camera's
+configured size, or raises :class:`VideoError` when the camera is lost (the
+runner then reports the trouble and reconnects with backoff). Sources that
+do not wait for real time themselves (the synthetic scene, files) say
+``paced = False`` and the runner paces them.
+
+- :class:`SyntheticCamera`: a generated scene (the demo and the tests).
+- :class:`AvCamera`: PyAV for V4L2 devices, RTSP/HTTP cameras and video files
+  (looped). Every frame is decoded, masked and encoded once on ingest by the
+  pipeline, whatever the source's codec (MS-MPEG4, MJPEG, H.264...).
+- :class:`Picamera2Camera`: the Pi camera; picamera2 is imported lazily, only here.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from edge.clock import Clock, ms
 from edge.config import CameraConfig
-from edge.model import Frame, Gray
+from edge.video.codec import VideoError, Yuv
+
+READ_TIMEOUT_S = 5.0  # a live camera silent this long is lost
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    yuv: Yuv
+    at_s: float  # monotonic seconds when captured
+    wall_ms: int
 
 
 @dataclass
 class SourceStatus:
-    state: str = "stopped"
+    state: str = "stopped"  # stopped | running | lost
     frames: int = 0
     fps: float = 0.0
     width: int = 0
     height: int = 0
+    error: str = ""
+    ring_bytes: int = 0  # pre-alarm ring: memory held
+    ring_seconds: float = 0.0  # and seconds of video in it
+
+
+class Source(Protocol):
+    cfg: CameraConfig
+    paced: bool
+
+    def open(self) -> None: ...
+
+    def read(self) -> RawFrame: ...
+
+    def close(self) -> None: ...
+
+
+def lores_step(width: int) -> int:
+    """Every n-th pixel of the luma plane makes the lores frame (about 320 px wide)."""
+    return max(1, width // 320)
 
 
 def lores_size(cfg: CameraConfig) -> tuple[int, int]:
-    """Width and height of the small analysis stream: about 320 px wide, even sizes."""
-    scale = min(1.0, 320 / cfg.width)
-    return max(2, round(cfg.width * scale / 2) * 2), max(2, round(cfg.height * scale / 2) * 2)
+    """Width and height of the small analysis stream (luma subsampled by ``lores_step``)."""
+    step = lores_step(cfg.width)
+    return -(-cfg.width // step), -(-cfg.height // step)
 
 
 class SyntheticCamera:
-    """A scene with a figure walking across a textured background, plus sensor noise."""
+    """Figures walking across a textured background, slow lighting changes, sensor noise."""
+
+    paced = False
 
     def __init__(self, cfg: CameraConfig, clock: Clock, seed: int = 0) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.status = SourceStatus()
-        self.width, self.height = lores_size(cfg)
+        self.index = 0
         self._rng = np.random.default_rng(seed)
-        x = np.linspace(0, 1, self.width)
-        y = np.linspace(0, 1, self.height)
-        self._background = (60 + 80 * np.outer(y, np.ones_like(x)) + 30 * x).astype(np.uint8)
+        w, h = cfg.width, cfg.height
+        x = np.linspace(0, 1, w)
+        y = np.linspace(0, 1, h)
+        texture = 60 + 80 * np.outer(y, np.ones_like(x)) + 30 * x
+        texture += 12 * np.sin(np.outer(np.ones_like(y), x) * 40)  # fence posts: some detail
+        self._background = texture.astype(np.int16)
+        self._noise = self._rng.integers(-3, 4, (h, w), dtype=np.int16)
 
-    def render(self, index: int) -> Gray:
-        frame = self._background.copy()
-        size = max(4, self.height // 4)
+    def open(self) -> None:
+        self.index = 0
+
+    def render(self, index: int) -> Yuv:
+        w, h = self.cfg.width, self.cfg.height
+        light = int(10 * np.sin(index / max(1.0, self.cfg.fps * 20) * 2 * np.pi))
+        luma = self._background + light + np.roll(self._noise, index * 7)
+        size = max(4, h // 4)
         period = max(1, round(self.cfg.fps * 8))
-        left = (index % period) * (self.width + size) // period - size
-        top = self.height // 2 - size // 2
-        frame[top : top + size, max(0, left) : max(0, left + size // 2)] = 220
-        noise = self._rng.integers(-3, 4, frame.shape, dtype=np.int16)
-        noisy: Gray = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-        return noisy
+        for n, speed in enumerate((1, 2)):  # two figures, different speeds
+            left = ((index * speed) % period) * (w + size) // period - size
+            top = h // 2 - size // 2 + n * size // 2
+            luma[top : top + size, max(0, left) : max(0, left + size // 2)] = 220 - 60 * n
+        yuv = np.empty((h * 3 // 2, w), dtype=np.uint8)
+        yuv[:h] = np.clip(luma, 0, 255)
+        yuv[h:] = 128
+        return yuv
 
-    async def run(self, sink: Callable[[Frame], Any]) -> None:
-        """Produce frames at the configured rate until cancelled; ``sink`` must not block."""
-        self.status = SourceStatus("running", 0, 0.0, self.width, self.height)
-        period_s = 1.0 / self.cfg.fps
-        start = self.clock.monotonic()
-        index = 0
+    def read(self) -> RawFrame:
+        frame = RawFrame(self.render(self.index), self.clock.monotonic(), ms(self.clock.time()))
+        self.index += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+class AvCamera:
+    """V4L2, RTSP/HTTP or a file through PyAV (FFmpeg); a file loops at its own rate."""
+
+    def __init__(self, cfg: CameraConfig, clock: Clock) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.paced = cfg.source != "file"  # live sources deliver at their own rate
+        self.file_fps: float | None = None
+        self._container: Any = None
+        self._frames: Any = None
+
+    def _target(self) -> tuple[str, dict[str, Any]]:
+        cfg = self.cfg
+        if cfg.source == "v4l2":
+            size = f"{cfg.width}x{cfg.height}"
+            options = {"video_size": size, "framerate": str(cfg.fps)}
+            return str(cfg.device), {"format": "v4l2", "options": options}
+        if cfg.source == "rtsp":
+            return str(cfg.url), {"options": {"rtsp_transport": "tcp"}}
+        return str(cfg.path), {}
+
+    def open(self) -> None:
+        import av
+
+        target, kwargs = self._target()
+        if self.cfg.source == "file" and not Path(target).is_file():
+            raise VideoError(f"camera {self.cfg.id}: no such file {target}")
         try:
-            while True:
-                now = self.clock.monotonic()
-                sink(Frame(self.cfg.id, index, now, ms(self.clock.time()), self.render(index)))
-                index += 1
-                self.status.frames = index
-                elapsed = now - start
-                self.status.fps = round(index / elapsed, 1) if elapsed > 0 else 0.0
-                await asyncio.sleep(max(0.0, start + index * period_s - self.clock.monotonic()))
-        finally:
-            self.status.state = "stopped"
+            self._container = av.open(target, timeout=(READ_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
+            stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError, OSError) as exc:
+            raise VideoError(f"camera {self.cfg.id}: cannot open {target}: {exc}") from exc
+        rate = stream.average_rate or stream.guessed_rate
+        self.file_fps = float(rate) if rate else None
+        self._frames = self._container.decode(stream)
+
+    def read(self) -> RawFrame:
+        import av
+
+        if self._container is None:
+            raise VideoError(f"camera {self.cfg.id}: not open")
+        try:
+            frame = next(self._frames, None)
+            if frame is None and self.cfg.source == "file":  # loop the file
+                self._container.seek(0)
+                self._frames = self._container.decode(self._container.streams.video[0])
+                frame = next(self._frames, None)
+        except av.FFmpegError as exc:
+            raise VideoError(f"camera {self.cfg.id}: {exc}") from exc
+        if frame is None:
+            raise VideoError(f"camera {self.cfg.id}: stream ended")
+        out = frame.reformat(self.cfg.width, self.cfg.height, "yuv420p")
+        yuv = np.ascontiguousarray(out.to_ndarray())
+        return RawFrame(yuv, self.clock.monotonic(), ms(self.clock.time()))
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = self._frames = None
+
+
+class Picamera2Camera:
+    """The Raspberry Pi camera through picamera2 (imported here only, lazily).
+
+    The main stream is taken as YUV420 at the configured size and goes through
+    the same mask-then-libx264 pipeline as every other source, which is what a
+    Pi 5 does anyway (it has no H.264 block). NOT yet checked on a Pi: see the
+    README section "What must be checked on a real Pi".
+    """
+
+    paced = True
+
+    def __init__(self, cfg: CameraConfig, clock: Clock) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self._cam: Any = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise VideoError("picamera2 is not installed (only on a Raspberry Pi)") from exc
+        try:
+            cam = Picamera2()
+            size = (self.cfg.width, self.cfg.height)
+            config = cam.create_video_configuration(
+                main={"size": size, "format": "YUV420"},
+                controls={"FrameRate": self.cfg.fps},
+            )
+            cam.configure(config)
+            cam.start()
+        except Exception as exc:
+            raise VideoError(f"camera {self.cfg.id}: picamera2: {exc}") from exc
+        self._cam = cam
+
+    def read(self) -> RawFrame:
+        if self._cam is None:
+            raise VideoError(f"camera {self.cfg.id}: not open")
+        try:
+            array = self._cam.capture_array("main")
+        except Exception as exc:
+            raise VideoError(f"camera {self.cfg.id}: picamera2: {exc}") from exc
+        yuv = np.ascontiguousarray(array[: self.cfg.height * 3 // 2, : self.cfg.width])
+        return RawFrame(yuv, self.clock.monotonic(), ms(self.clock.time()))
+
+    def close(self) -> None:
+        if self._cam is not None:
+            self._cam.stop()
+            self._cam.close()
+        self._cam = None
+
+
+def make_source(cfg: CameraConfig, clock: Clock) -> Source:
+    if cfg.source == "synthetic":
+        return SyntheticCamera(cfg, clock)
+    if cfg.source == "picamera2":
+        return Picamera2Camera(cfg, clock)
+    return AvCamera(cfg, clock)

@@ -1,0 +1,296 @@
+"""The video stage as the box sees it: cameras, alarm clips and stills, recorder.
+
+Wired by ``app.py`` through callbacks only (``put_media`` into the outbox,
+``trouble`` and ``raise_event`` for box events), so this package imports no
+other stage. Threads: each camera captures and encodes on its own thread;
+everything here runs on the event loop, CPU work (JPEG, MP4) in worker
+threads.
+
+API for the other stages (motion, web):
+- ``add_lores_sink(fn)``: ``fn(frame: Frame)`` on the event loop for every lores
+  frame; if the loop falls behind by ``LORES_BACKLOG`` frames for that sink,
+  frames are dropped for it (counted in ``lores_dropped``), capture never waits.
+- ``latest_lores(camera)``: the newest lores ``Frame`` or None.
+- ``await snapshot_jpeg(camera)``: a full-size JPEG of the newest frame (masked).
+- ``status()``: per camera state, fps, frames, ring bytes/seconds; recorder figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.clock import Clock, ms
+from edge.config import EdgeConfig
+from edge.model import Event, Frame
+from edge.video.camera import CameraRunner, Pipeline, StillTaken
+from edge.video.clips import ClipJob, VideoPlan
+from edge.video.codec import VideoError, jpeg, mp4_bytes
+from edge.video.recorder import Recorder, RecorderSettings, SegmentWriter
+from edge.video.sources import make_source
+
+log = logging.getLogger(__name__)
+LORES_BACKLOG = 4
+SWEEP_EVERY_S = 3600.0
+
+PutMedia = Callable[[Event, str, str, str, bytes], Awaitable[Any]]
+Trouble = Callable[[bool, str], Awaitable[Any]]
+
+
+@dataclass
+class _Camera:
+    pipeline: Pipeline
+    runner: CameraRunner
+    writer: SegmentWriter | None
+
+
+class VideoService:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        state_dir: Path,
+        clock: Clock,
+        put_media: PutMedia,
+        trouble: Trouble,
+        preset: str = "veryfast",
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.put_media = put_media
+        self.trouble = trouble
+        rec = cfg.recording
+        self.recorder = Recorder(
+            RecorderSettings(
+                root=state_dir / "recordings",
+                mode=rec.mode,
+                segment_s=rec.segment_s,
+                retention_days=rec.retention_days,
+                max_bytes=int(rec.max_bytes) if rec.max_bytes is not None else None,
+                pre_roll_s=rec.pre_roll_s,
+                post_roll_s=rec.post_roll_s,
+            ),
+            {c.id: c.fps for c in cfg.cameras},
+        )
+        self.cameras: dict[str, _Camera] = {}
+        for c in cfg.cameras:
+            pipeline = Pipeline(c, rec.pre_roll_s, rec.post_roll_s, preset)
+            runner = CameraRunner(
+                make_source(c, clock), pipeline, self._trouble_from_thread, clock.monotonic
+            )
+            writer = self.recorder.writer(c.id, c.width, c.height) if rec.enabled else None
+            if writer is not None:
+                pipeline.packet_sinks.append(writer)
+            self.cameras[c.id] = _Camera(pipeline, runner, writer)
+        self.events: dict[str, Event] = {}  # events whose media are still being made
+        self.lores_dropped = 0
+        self.media_failed = 0
+        self.first_still_ms: dict[str, int] = {}  # event id -> when its first still was queued
+        self.clip_queued_ms: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for cid, cam in self.cameras.items():
+            cam.pipeline.on_still = self._hop_still(cid)
+            cam.pipeline.on_clip = self._hop_clip(cid)
+            cam.runner.start()
+
+    async def stop(self) -> None:
+        """Stop capture, send the clips cut short, close the open segments."""
+        for cam in self.cameras.values():
+            await asyncio.to_thread(cam.runner.stop)
+            job = cam.pipeline.flush()
+            if job is not None:
+                self._clip(cam.pipeline.cfg.id, job)
+            if cam.writer is not None:
+                await asyncio.to_thread(cam.writer.close)
+        await asyncio.to_thread(self.recorder.settle)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    async def run_retention(self) -> None:
+        while True:
+            try:
+                gone = await asyncio.to_thread(self.recorder.sweep, ms(self.clock.time()))
+                if gone:
+                    log.info("retention deleted %d segment(s)", len(gone))
+            except OSError as exc:
+                log.error("retention sweep failed: %s", exc)
+            await asyncio.sleep(SWEEP_EVERY_S)
+
+    # -- alarms ------------------------------------------------------------------
+
+    def plan(self, event: Event, cameras: tuple[str, ...]) -> Event:
+        """Start the clip and stills of ``event`` on ``cameras``; the event gains
+        their ids and pre/post seconds in ``extra``. Never waits."""
+        plans: list[VideoPlan] = []
+        now_mono, now_wall = self.clock.monotonic(), ms(self.clock.time())
+        alarm_mono_ms = round((now_mono - (now_wall - event.occurred_at_ms) / 1000) * 1000)
+        for camera in cameras:
+            cam = self.cameras.get(camera)
+            if cam is None:
+                continue
+            plans.append(cam.pipeline.alarm(event.id, alarm_mono_ms, event.occurred_at_ms))
+            self.recorder.mark(camera, event.occurred_at_ms, "alarm")
+        if not plans:
+            return event
+        extra = dict(event.extra)
+        for plan in plans:
+            prefix = "" if len(plans) == 1 else f"{plan.camera}:"
+            extra.update({prefix + k: v for k, v in plan.extra().items()})
+        planned = Event(**{**event.__dict__, "extra": extra})
+        self.events[event.id] = planned
+        return planned
+
+    def mark_motion(self, camera: str, at_ms: int) -> None:
+        """Motion seen (from the motion stage): kept on disk in ``motion`` mode."""
+        self.recorder.mark(camera, at_ms, "motion")
+
+    # -- commands ------------------------------------------------------------------
+
+    async def snapshot_jpeg(self, camera: str) -> bytes:
+        cam = self.cameras.get(camera)
+        frame = cam.pipeline.latest if cam is not None else None
+        if frame is None:
+            raise VideoError(f"camera {camera} has no picture (offline or starting)")
+        return await asyncio.to_thread(jpeg, frame.yuv)
+
+    async def export_clip(self, camera: str, from_ms: int, to_ms: int, who: str) -> bytes:
+        if camera not in self.cameras:
+            raise VideoError(f"no camera {camera}")
+        data, _first, _last = await asyncio.to_thread(
+            self.recorder.export,
+            camera,
+            from_ms,
+            to_ms,
+            who,
+            "operator request",
+            ms(self.clock.time()),
+        )
+        return data
+
+    def camera_ids(self) -> list[str]:
+        return list(self.cameras)
+
+    def latest_jpeg(self, camera: str) -> bytes | None:
+        """The newest full-size frame as JPEG (a few ms of CPU), or None."""
+        cam = self.cameras.get(camera)
+        frame = cam.pipeline.latest if cam is not None else None
+        return jpeg(frame.yuv) if frame is not None else None
+
+    def masks(self, camera: str) -> list[list[list[int]]]:
+        cam = self.cameras.get(camera)
+        if cam is None:
+            return []
+        return [[list(c) for c in poly] for poly in cam.pipeline.cfg.privacy_masks]
+
+    def latest_lores(self, camera: str) -> Frame | None:
+        cam = self.cameras.get(camera)
+        return cam.pipeline.latest_lores if cam is not None else None
+
+    def add_lores_sink(self, fn: Callable[[Frame], None]) -> None:
+        backlog = [0]
+        loop = self._loop or asyncio.get_event_loop()
+
+        def on_loop(frame: Frame) -> None:
+            backlog[0] -= 1
+            fn(frame)
+
+        def from_thread(frame: Frame) -> None:
+            if backlog[0] >= LORES_BACKLOG:
+                self.lores_dropped += 1
+                return
+            backlog[0] += 1
+            loop.call_soon_threadsafe(on_loop, frame)
+
+        for cam in self.cameras.values():
+            cam.pipeline.lores_sinks.append(from_thread)
+
+    def status(self) -> dict[str, Any]:
+        cams = {}
+        for cid, cam in self.cameras.items():
+            st = cam.runner.status
+            ring = cam.pipeline.ring.figures
+            cams[cid] = {
+                "state": st.state,
+                "error": st.error,
+                "frames": st.frames,
+                "fps": st.fps,
+                "width": st.width,
+                "height": st.height,
+                "ring_bytes": ring.bytes,
+                "ring_seconds": round(ring.seconds, 2),
+            }
+        return {
+            "cameras": cams,
+            "lores_dropped": self.lores_dropped,
+            "media_failed": self.media_failed,
+            "recorder": {"mode": self.recorder.settings.mode, "kept": self.recorder.kept},
+        }
+
+    # -- from the capture threads ------------------------------------------------------
+
+    def _hop_still(self, camera: str) -> Callable[[StillTaken], None]:
+        loop = self._loop
+        assert loop is not None
+
+        def hop(still: StillTaken) -> None:
+            loop.call_soon_threadsafe(self._still, camera, still)
+
+        return hop
+
+    def _hop_clip(self, camera: str) -> Callable[[ClipJob], None]:
+        loop = self._loop
+        assert loop is not None
+
+        def hop(job: ClipJob) -> None:
+            loop.call_soon_threadsafe(self._clip, camera, job)
+
+        return hop
+
+    def _trouble_from_thread(self, lost: bool, text: str) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self.trouble(lost, text))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _still(self, _camera: str, still: StillTaken) -> None:
+        event = self.events.get(still.event_id)
+        if event is not None:
+            self._spawn(self._put_still(event, still))
+
+    async def _put_still(self, event: Event, still: StillTaken) -> None:
+        try:
+            data = await asyncio.to_thread(jpeg, still.yuv)
+            await self.put_media(event, still.media_id, "still", "image/jpeg", data)
+            self.first_still_ms.setdefault(event.id, ms(self.clock.time()))
+        except Exception:
+            self.media_failed += 1
+            log.exception("still %s of event %s not queued", still.media_id, event.id)
+
+    def _clip(self, camera: str, job: ClipJob) -> None:
+        event = self.events.get(job.event_id)
+        cfg = self.cameras[camera].pipeline.cfg if camera in self.cameras else None
+        if event is None or cfg is None:
+            return
+        self._spawn(self._put_clip(event, job, cfg.width, cfg.height))
+
+    async def _put_clip(self, event: Event, job: ClipJob, width: int, height: int) -> None:
+        try:
+            data = await asyncio.to_thread(mp4_bytes, job.packets, width, height)
+            await self.put_media(event, job.clip_id, "clip", "video/mp4", data)
+            self.clip_queued_ms[event.id] = ms(self.clock.time())
+            log.info("clip %s of event %s queued (%d bytes)", job.clip_id, event.id, len(data))
+        except Exception:
+            self.media_failed += 1
+            log.exception("clip %s of event %s not queued", job.clip_id, event.id)
