@@ -3,6 +3,7 @@ Every clip is checked with the real ffprobe."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -12,13 +13,13 @@ import av
 import numpy as np
 import pytest
 
+from edge.clock import FakeClock
 from edge.config.schema import CameraConfig
 from edge.video.camera import Pipeline, StillTaken
 from edge.video.clips import ClipJob
 from edge.video.codec import EncodedPacket, mp4_bytes
 from edge.video.ring import PacketRing
 from edge.video.sources import RawFrame, SyntheticCamera
-from edge.clock import FakeClock
 
 FPS = 10
 
@@ -127,7 +128,9 @@ def test_alarm_clip_starts_before_the_alarm_and_ffprobe_agrees(tmp_path: Path) -
     path.write_bytes(mp4_bytes(drive.clips[0].packets, 160, 120))
     check_clip(path, plan.pre_s + plan.post_s)
     times = sorted(s.pts_ms for s in drive.stills)
-    assert times[0] < drive.now_ms - 2000 and all(b - a <= 1000 for a, b in zip(times, times[1:]))
+    assert times[0] < drive.now_ms - 2000 and all(
+        b - a <= 1000 for a, b in itertools.pairwise(times)
+    )
 
 
 def test_overlapping_alarms_share_and_extend_one_clip(tmp_path: Path) -> None:

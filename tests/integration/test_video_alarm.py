@@ -1,0 +1,83 @@
+"""An alarm in the demo reaches the station with its stills and its clip, through a
+real mosquitto and the reference station receiver; the clip is checked with ffprobe:
+H.264, its duration what the event says, starting before the alarm."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge.config import parse
+from edge.station.store import StationStore
+from tests.conftest import Broker, free_port
+from tests.integration.test_end_to_end import (
+    RunningBox,
+    demo_text,
+    device_states,
+    start_station,
+    station_rows,
+    until,
+)
+from tests.unit.test_video_pipeline import check_clip
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def small_demo(broker_port: int) -> str:
+    text = demo_text(broker_port, free_port())
+    for old, new in (
+        ("width = 640\nheight = 360\nfps = 10", "width = 320\nheight = 180\nfps = 10"),
+        ("pre_roll_s = 5\npost_roll_s = 5", "pre_roll_s = 2\npost_roll_s = 2"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def media_of(db: Path, event_id: str) -> list[tuple[str, Path]]:
+    if not db.exists():
+        return []
+    store = StationStore(db)
+    store.open()
+    try:
+        return [(m.kind, m.path) for m in store.media(event_id)]
+    finally:
+        store.close()
+
+
+async def test_demo_alarm_arrives_with_stills_and_a_clip_that_starts_before_it(
+    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    station_db = tmp_path / "station.sqlite"
+    start_station(spawn, broker, station_db)
+    cfg = parse(small_demo(broker.port), "video.toml")
+    async with RunningBox(cfg, tmp_path / "box") as box:
+        await until(lambda: device_states(station_db), 15, "station subscribed")
+        await until(
+            lambda: box.video.status()["cameras"]["entrance"]["ring_seconds"] >= 2, 15, "ring"
+        )
+        box.inputs.simulate("in3", True)  # the fire panel's output
+        await until(lambda: station_rows(station_db, kind="alarm"), 10, "the alarm")
+        alarm = station_rows(station_db, kind="alarm")[0]
+        await until(lambda: len(media_of(station_db, alarm["id"])) >= 6, 20, "stills and clip")
+        box.inputs.simulate("in3", False)
+        await until(lambda: box.outbox.depth == 0, 10, "all acknowledged")
+        first_still_ms = box.video.first_still_ms[alarm["id"]]
+        clip_ms = box.video.clip_queued_ms[alarm["id"]]
+    extra = json.loads(alarm["body"])["extra"]
+    media = media_of(station_db, alarm["id"])
+    stills = [p for kind, p in media if kind == "still"]
+    clips = [p for kind, p in media if kind == "clip"]
+    assert len(stills) == 5 and len(clips) == 1
+    assert all(p.read_bytes()[:3] == b"\xff\xd8\xff" for p in stills)  # JPEG
+    assert sorted(p.stem for p in stills) == sorted(extra["still_ids"].split())
+    pre_s, post_s = float(extra["clip_pre_s"]), float(extra["clip_post_s"])
+    assert 2.0 <= pre_s <= 3.0 + 0.2 and post_s == 2.0
+    check_clip(clips[0], pre_s + post_s)
+    assert int(extra["clip_start_ms"]) < alarm["occurred_ms"]  # the clip starts before it
+    assert first_still_ms - alarm["occurred_ms"] <= 1000  # first still queued within 1 s
+    assert clip_ms - alarm["occurred_ms"] <= (post_s + 2) * 1000
