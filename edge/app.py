@@ -23,17 +23,18 @@ from edge import __version__, protocol
 from edge.clock import Clock, SystemClock, ms
 from edge.codes import Condition, Kind, ZoneType
 from edge.config import EdgeConfig
-from edge.errors import ConfigError, StorageError
+from edge.errors import ConfigError, HardwareError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs import walktest
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
 from edge.inputs.relay import EdgeRelay
 from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
-from edge.model import Event, ZoneChanged, box_event
+from edge.model import Event, ZoneChanged, box_event, new_event_id
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
 from edge.outbox.store import Limits, Outbox
+from edge.protocol.commands import ClipArgs, SnapshotArgs
 from edge.status import register_status
 from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder, ForwardSettings
@@ -101,7 +102,13 @@ class Box:
             self.outputs.set,
             lambda text: self.raise_event(Condition.PERIODIC_TEST, False, text),
         )
-        self.commands = CommandHandler(self.link, self.topics, self.clock, self.raise_event)
+        self.commands = CommandHandler(
+            self.link,
+            self.topics,
+            self.clock,
+            self.raise_event,
+            self._video_command if cfg.cameras else None,
+        )
         self.video = VideoService(
             cfg, state_dir, self.clock, self.outbox.put_media, self._camera_trouble
         )
@@ -335,6 +342,27 @@ class Box:
             await asyncio.sleep(1.0)
             if self.walk is not None and walktest.expired(self.walk, self.clock.monotonic()):
                 await self.stop_walk("timeout")
+
+    async def _video_command(
+        self, args: ClipArgs | SnapshotArgs, command_id: str
+    ) -> tuple[str, list[str]]:
+        """A station's snapshot or clip command; a manual test event (601) carries the file."""
+        if isinstance(args, SnapshotArgs):
+            data = await self.video.snapshot_jpeg(args.camera)
+            kind, ctype, what = "still", "image/jpeg", f"snapshot of camera {args.camera}"
+        else:
+            who = f"station command {command_id}"
+            data = await self.video.export_clip(args.camera, args.from_ms, args.to_ms, who)
+            kind, ctype, what = "clip", "video/mp4", f"recording of camera {args.camera}"
+        event = await self.raise_event(
+            Condition.MANUAL_TEST, False, f"{what} for station command {command_id}"
+        )
+        media_id = new_event_id(ms(self.clock.time()))
+        try:
+            await self.outbox.put_media(event, media_id, kind, ctype, data)
+        except StorageError as exc:
+            raise HardwareError(f"could not queue the {kind}: {exc}") from exc
+        return event.id, [media_id]
 
     async def _camera_trouble(self, lost: bool, text: str) -> None:
         await self.raise_event(Condition.SYSTEM_TROUBLE, restore=not lost, text=text)

@@ -3,8 +3,11 @@
 Every command is schema-checked by :mod:`edge.protocol.commands`; an expired,
 malformed or unknown one is rejected with a reason, never crashes anything.
 A test command puts a manual test event (601) through the whole chain. Clip
-and snapshot need the video recorder, which this box does not have yet: they
-are answered ``failed`` with that reason rather than pretended.
+and snapshot go to the ``video`` callback given by the composition root (this
+stage does not import the video stage): a clip is answered ``accepted`` first,
+then ``done`` with the event id whose media topics carry the files, or
+``failed`` with the reason (``HardwareError``). A box without cameras has no
+callback and answers ``failed: unavailable``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from edge import protocol
 from edge.clock import Clock, ms
 from edge.codes import Condition
-from edge.errors import UplinkError
+from edge.errors import HardwareError, UplinkError
 from edge.model import Event
 from edge.mqttio import Message, MqttLink
 from edge.protocol.commands import (
@@ -31,13 +34,21 @@ from edge.protocol.commands import (
 log = logging.getLogger(__name__)
 REMEMBERED = 1000  # command ids whose answers are kept for duplicates
 RaiseEvent = Callable[[Condition, bool, str], Awaitable[Event]]
+# (args, command id) -> (event id, media ids); HardwareError when it cannot be done
+VideoCommand = Callable[[ClipArgs | SnapshotArgs, str], Awaitable[tuple[str, list[str]]]]
 
 
 class CommandHandler:
     def __init__(
-        self, link: MqttLink, topics: protocol.Topics, clock: Clock, raise_event: RaiseEvent
+        self,
+        link: MqttLink,
+        topics: protocol.Topics,
+        clock: Clock,
+        raise_event: RaiseEvent,
+        video: VideoCommand | None = None,
     ) -> None:
         self.link = link
+        self.video = video
         self.topics = topics
         self.clock = clock
         self.raise_event = raise_event
@@ -70,16 +81,25 @@ class CommandHandler:
                 command.id, "done", at_ms=ms(self.clock.time()), event_id=event.id
             )
         elif isinstance(args, ClipArgs | SnapshotArgs):
-            result = encode_result(
-                command.id,
-                "failed",
-                f"unavailable: no video recorder on this box yet ({args.TYPE})",
-                at_ms=now,
-            )
+            result = await self._video(command.id, args, now)
         self._answers[command.id] = result
         while len(self._answers) > REMEMBERED:
             self._answers.popitem(last=False)
         await self._answer(result)
+
+    async def _video(self, command_id: str, args: ClipArgs | SnapshotArgs, now: int) -> bytes:
+        if self.video is None:
+            reason = f"unavailable: no video recorder on this box ({args.TYPE})"
+            return encode_result(command_id, "failed", reason, at_ms=now)
+        if isinstance(args, ClipArgs):  # takes a while: say so first
+            await self._answer(encode_result(command_id, "accepted", at_ms=now))
+        try:
+            event_id, media_ids = await self.video(args, command_id)
+        except HardwareError as exc:
+            log.warning("command %s failed: %s", command_id, exc)
+            return encode_result(command_id, "failed", str(exc), at_ms=ms(self.clock.time()))
+        at = ms(self.clock.time())
+        return encode_result(command_id, "done", at_ms=at, event_id=event_id, media_ids=media_ids)
 
     async def _answer(self, payload: bytes) -> None:
         try:

@@ -29,7 +29,7 @@ from edge.config import EdgeConfig
 from edge.model import Event, Frame
 from edge.video.camera import CameraRunner, Pipeline, StillTaken
 from edge.video.clips import ClipJob, VideoPlan
-from edge.video.codec import VideoError, jpeg, mp4_bytes
+from edge.video.codec import EncodedPacket, VideoError, jpeg, mp4_bytes
 from edge.video.recorder import Recorder, RecorderSettings, SegmentWriter
 from edge.video.sources import make_source
 
@@ -163,16 +163,28 @@ class VideoService:
         return await asyncio.to_thread(jpeg, frame.yuv)
 
     async def export_clip(self, camera: str, from_ms: int, to_ms: int, who: str) -> bytes:
-        if camera not in self.cameras:
+        """Recorded video of ``[from_ms, to_ms]`` (wall ms) as MP4, no re-encoding: from
+        the segments on disk, else from the pre-alarm ring (the last seconds)."""
+        cam = self.cameras.get(camera)
+        if cam is None:
             raise VideoError(f"no camera {camera}")
-        data, _first, _last = await asyncio.to_thread(
-            self.recorder.export,
-            camera,
-            from_ms,
-            to_ms,
-            who,
-            "operator request",
-            ms(self.clock.time()),
+        now = ms(self.clock.time())
+        try:
+            data, _first, _last = await asyncio.to_thread(
+                self.recorder.export, camera, from_ms, to_ms, who, "operator request", now
+            )
+            return data
+        except VideoError:
+            with cam.pipeline.lock:
+                held = cam.pipeline.ring.since(-(2**62))
+            packets = _window(held, from_ms, to_ms)
+            if not packets:
+                raise
+        cfg = cam.pipeline.cfg
+        data = await asyncio.to_thread(mp4_bytes, packets, cfg.width, cfg.height)
+        footage = f"camera {camera} {packets[0].wall_ms}..{packets[-1].wall_ms} (memory)"
+        await asyncio.to_thread(
+            self.recorder.access.write, now, who, "export", footage, "operator request"
         )
         return data
 
@@ -294,3 +306,16 @@ class VideoService:
         except Exception:
             self.media_failed += 1
             log.exception("clip %s of event %s not queued", job.clip_id, event.id)
+
+
+def _window(packets: list[EncodedPacket], from_ms: int, to_ms: int) -> list[EncodedPacket]:
+    """Packets from the keyframe at or before wall ``from_ms`` up to ``to_ms``."""
+    start = None
+    for i, p in enumerate(packets):
+        if p.wall_ms > from_ms and start is not None:
+            break
+        if p.keyframe:
+            start = i
+    if start is None:
+        return []
+    return [p for p in packets[start:] if p.wall_ms <= to_ms]
