@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 import numpy.typing as npt
+from av.bitstream import BitStreamFilterContext
 
 from edge.errors import HardwareError
 
@@ -176,11 +177,13 @@ def mp4_bytes(packets: list[EncodedPacket], width: int, height: int) -> bytes:
 
 def read_mp4(path: Path, start_wall_ms: int) -> Iterator[EncodedPacket]:
     """The packets of one of our MP4 files, with wall times from the file's start."""
+
     try:
         with av.open(str(path)) as src:
             stream = src.streams.video[0]
             base = stream.time_base or MS
-            for pkt in src.demux(stream):
+            annexb = BitStreamFilterContext("h264_mp4toannexb", stream)  # as the encoder gives
+            for pkt in _annexb(annexb, src, stream):
                 if pkt.size == 0 or pkt.pts is None:
                     continue
                 pts_ms = round(pkt.pts * base * 1000)
@@ -189,3 +192,10 @@ def read_mp4(path: Path, start_wall_ms: int) -> Iterator[EncodedPacket]:
                 )
     except av.FFmpegError as exc:
         raise VideoError(f"reading {path.name}: {exc}") from exc
+
+
+def _annexb(bsf: Any, src: Any, stream: Any) -> Iterator[Any]:
+    for pkt in src.demux(stream):
+        if pkt.size:
+            yield from bsf.filter(pkt)
+    yield from bsf.filter(None)

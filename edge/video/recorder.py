@@ -215,7 +215,10 @@ class Recorder:
             decide, self._pending = self._pending, []
             keep = list(self._keep)
         for seg in decide:
-            if not _overlaps(seg, keep):
+            if _overlaps(seg, keep):
+                self.kept += 1
+            else:
+                self.dropped += 1
                 seg.path.unlink(missing_ok=True)
 
     # -- footage on disk ---------------------------------------------------------
@@ -326,7 +329,7 @@ def _size(path: Path) -> tuple[int, int]:
 
 def _overlaps(seg: Segment, windows: list[tuple[str | None, int, int]]) -> bool:
     return any(
-        (cam is None or cam == seg.camera) and seg.start_ms <= to and seg.end_ms >= frm
+        (cam is None or cam == seg.camera) and seg.start_ms < to and seg.end_ms > frm
         for cam, frm, to in windows
     )
 

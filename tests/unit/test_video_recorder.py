@@ -1,0 +1,105 @@
+"""The recorder on a synthetic camera, frame by frame: segments cut on keyframes,
+exports across segments without re-encoding (ffprobe), retention by age and quota
+with incident holds, alarms-only mode, and the append-only access log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.video.camera import Pipeline
+from edge.video.recorder import DAY_MS, Recorder, RecorderSettings
+from tests.unit.test_video_pipeline import Drive, camera, check_clip
+
+
+def recorder(root: Path, mode: str = "continuous", **changes: object) -> Recorder:
+    settings = {
+        "root": root,
+        "mode": mode,
+        "segment_s": 1,
+        "retention_days": 30,
+        "max_bytes": None,
+        "pre_roll_s": 1.0,
+        "post_roll_s": 1.0,
+    }
+    settings.update(changes)
+    return Recorder(RecorderSettings(**settings), {"cam": 10.0})  # type: ignore[arg-type]
+
+
+def record(rec: Recorder, seconds: float) -> Drive:
+    pipe = Pipeline(camera(), pre_roll_s=1.0, post_roll_s=1.0)
+    writer = rec.writer("cam", 160, 120)
+    pipe.packet_sinks.append(writer)
+    drive = Drive(pipe)
+    drive.run(seconds)
+    writer.close()
+    return drive
+
+
+def test_segments_are_cut_on_keyframes_and_each_plays(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    record(rec, 3.5)
+    segments = rec.segments("cam")
+    assert len(segments) == 4  # 1 s, 1 s, 1 s and the last half second
+    for seg in segments[:3]:
+        assert seg.end_ms - seg.start_ms == 1000
+        check_clip(seg.path, 1.0)
+    assert [s.start_ms for s in segments] == sorted(s.start_ms for s in segments)
+
+
+def test_export_of_a_range_spans_segments_without_reencoding(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    drive = record(rec, 4.0)
+    start = rec.segments("cam")[0].start_ms
+    data, first, last = rec.export("cam", start + 1500, start + 3200, "op7", "check", 1)
+    assert first == start + 1000  # the keyframe at or before the start of the range
+    assert last <= start + 3200
+    path = tmp_path / "export.mp4"
+    path.write_bytes(data)
+    check_clip(path, (last - first) / 1000 + 0.1)
+    [entry] = rec.access.entries()
+    assert entry["who"] == "op7" and entry["action"] == "export" and entry["why"] == "check"
+    assert drive.pipeline.frames == 40
+
+
+def test_retention_by_age_and_quota_spares_held_footage(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, max_bytes=None, retention_days=7)
+    record(rec, 3.0)
+    segments = rec.segments("cam")
+    first = segments[0]
+    rec.hold("cam", first.start_ms, first.end_ms, "gendarmerie", "incident 42", 1)
+    now = segments[-1].end_ms + 8 * DAY_MS  # everything is 8 days old
+    gone = rec.sweep(now)
+    assert [g.path for g in gone] == [s.path for s in segments[1:]]
+    assert [s.path for s in rec.segments()] == [first.path]  # held: never deleted
+    log = rec.access.entries()
+    assert [e["action"] for e in log] == ["hold", "delete", "delete"]
+    assert log[1]["who"] == "retention" and "older than 7 days" in log[1]["why"]
+
+
+def test_quota_deletes_the_oldest_first(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    record(rec, 4.0)
+    segments = rec.segments("cam")
+    total = sum(s.size for s in segments)
+    rec.settings = RecorderSettings(**{**rec.settings.__dict__, "max_bytes": total - 1})
+    gone = rec.sweep(segments[-1].end_ms)
+    assert [g.path for g in gone] == [segments[0].path]
+    assert "disk quota" in rec.access.entries()[0]["why"]
+
+
+def test_alarms_mode_keeps_only_the_footage_around_alarms(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, mode="alarms")
+    pipe = Pipeline(camera(), pre_roll_s=1.0, post_roll_s=1.0)
+    writer = rec.writer("cam", 160, 120)
+    pipe.packet_sinks.append(writer)
+    drive = Drive(pipe)
+    drive.run(3.0)
+    rec.mark("cam", round(drive.clock.time() * 1000), "alarm")  # an alarm at 3 s
+    drive.run(7.0)
+    writer.close()
+    rec.settle()
+    kept = rec.segments("cam")
+    assert kept and rec.dropped >= 4
+    alarm_ms = kept[0].start_ms
+    assert all(s.start_ms <= alarm_ms + 4000 for s in kept)
+    assert rec.access.entries() == []  # footage never kept is not a deletion of record
