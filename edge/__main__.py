@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
+import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from edge.station.store import StationStore
 
 EXIT_CONFIG = 2
+EXIT_RESTART = 75  # EX_TEMPFAIL: systemd's Restart=on-failure starts the box again
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
     _station_parser(sub)
     _simulate_parser(sub)
+    setpw = sub.add_parser("set-password", help="set the technician page's password")
+    setpw.add_argument("--config", type=Path, required=True)
+    setpw.add_argument(
+        "--state-dir", type=Path, help="default: device.state_dir or $STATE_DIRECTORY"
+    )
+    setpw.set_defaults(func=_set_password)
     walk = sub.add_parser("walktest", help="walk test of a running box's intrusion zones")
     walk.add_argument("--config", type=Path, default=Path("config/demo.toml"))
     walk.add_argument("action", choices=("start", "stop", "status"))
@@ -156,12 +166,41 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge import app
+    from edge import app, boxweb
 
     logs.setup(args.log_level)
-    cfg = load(args.config)
+    try:
+        cfg = load(args.config)
+    except ConfigError:
+        # a config applied from the web page that does not even load: put the old one back
+        env = os.environ.get("STATE_DIRECTORY", "").split(":", 1)[0]
+        state = args.state_dir or (Path(env) if env else None)
+        if state is not None and boxweb.roll_back(args.config, state / "web", "does not load"):
+            return EXIT_RESTART
+        raise
     state_dir = app.state_dir_of(cfg, args.state_dir)
-    asyncio.run(app.run(cfg, state_dir))
+    restart = asyncio.run(app.run(cfg, state_dir, config_path=args.config))
+    return EXIT_RESTART if restart else 0
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    """Store the web page's password hash; read from stdin when it is not a terminal."""
+    from edge import app
+    from edge.web import auth
+
+    cfg = load(args.config)
+    web_dir = app.state_dir_of(cfg, args.state_dir) / "web"
+    if sys.stdin.isatty():
+        password = getpass.getpass("new web password: ")
+        if getpass.getpass("again: ") != password:
+            raise EdgeError("the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        path = auth.write_password(web_dir, password)
+    except auth.AuthError as exc:
+        raise EdgeError(str(exc)) from exc
+    print(f"web password set ({path}); restart the box to log out open sessions")
     return 0
 
 
@@ -262,7 +301,8 @@ def _station_media(args: argparse.Namespace) -> int:
 
 def _box_url(cfg: EdgeConfig, path: str) -> str:
     host = "127.0.0.1" if cfg.web.host in ("0.0.0.0", "::") else cfg.web.host  # noqa: S104
-    return f"http://{host}:{cfg.web.port}{path}"
+    scheme = "https" if cfg.web.tls else "http"
+    return f"{scheme}://{host}:{cfg.web.port}{path}"
 
 
 def _post_input(cfg: EdgeConfig, name: str, active: bool) -> None:
@@ -291,14 +331,22 @@ def _simulate_trip(args: argparse.Namespace) -> int:
 
 
 def _post(cfg: EdgeConfig, path: str, body: dict[str, object] | None, method: str = "POST") -> Any:
-    request = urllib.request.Request(  # noqa: S310 (always http:// to the box)
+    headers = {"Content-Type": "application/json"}
+    if cfg.web.api_token is not None:
+        headers["Authorization"] = f"Bearer {cfg.web.api_token.get_secret_value()}"
+    request = urllib.request.Request(  # noqa: S310 (always http(s):// to the box)
         _box_url(cfg, path),
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=headers,
         method=method,
     )
+    context = None
+    if cfg.web.tls:  # the box's own self-signed certificate, on the box itself
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:  # noqa: S310
             return json.load(response)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")

@@ -20,6 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__, protocol
+from edge.boxweb import (
+    CONFIRM_AFTER_S,
+    Cameras,
+    ConfigFile,
+    JournaledOutbox,
+    pending_previous,
+    roll_back,
+)
+from edge.boxweb import confirm as confirm_config
 from edge.clock import Clock, SystemClock, ms
 from edge.codes import Condition, Kind, ZoneType
 from edge.config import EdgeConfig
@@ -32,7 +41,6 @@ from edge.inputs.relay import EdgeRelay
 from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
 from edge.model import Event, ZoneChanged, box_event, new_event_id
 from edge.mqttio import LinkSettings, Message, MqttLink
-from edge.outbox.aio import AsyncOutbox
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, SnapshotArgs
 from edge.status import register_status
@@ -41,7 +49,9 @@ from edge.uplink.forwarder import Forwarder, ForwardSettings
 from edge.uplink.inbox import dispatch
 from edge.uplink.supervision import PROFILES, Profile, Supervisor
 from edge.video.service import VideoService
-from edge.web.server import WebServer
+from edge.web.hooks import Hooks
+from edge.web.journal import Journal
+from edge.web.server import WebServer, WebSettings
 
 log = logging.getLogger(__name__)
 STORE_RETRY_S = 1.0
@@ -75,8 +85,18 @@ def profile_of(cfg: EdgeConfig) -> Profile:
 class Box:
     """Every stage of one box, wired. Construction does no I/O."""
 
-    def __init__(self, cfg: EdgeConfig, state_dir: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        state_dir: Path,
+        clock: Clock | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.state_dir = state_dir
+        self.config_path = config_path
+        self.stop_event: asyncio.Event | None = None  # set by run(): what ends the box
+        self.restart_requested = False
         self.clock = clock or SystemClock()
         self.boot_id = str(uuid.uuid4())
         self.started_s = self.clock.monotonic()
@@ -85,7 +105,9 @@ class Box:
         limits = Limits(
             cfg.outbox.max_events, int(cfg.outbox.media_quota_bytes), cfg.uplink.chunk_bytes
         )
-        self.outbox = AsyncOutbox(Outbox(state_dir / "outbox.sqlite", limits), self.clock)
+        self.journal = Journal()
+        self.outbox = JournaledOutbox(Outbox(state_dir / "outbox.sqlite", limits), self.clock)
+        self.outbox.journal = self.journal
         self.link = MqttLink(self._link_settings(), birth=lambda: self._state_message("online"))
         self.forwarder = Forwarder(self.link, self.outbox, self.topics, self._forward(), self.clock)
         self.outbox.on_stored = self.forwarder.kick
@@ -124,14 +146,7 @@ class Box:
         self.edges_dropped = 0
         self._handled = 0
         self.tasks: dict[str, asyncio.Task[Any]] = {}
-        simulated = self.inputs.simulated
-        simulate = self.inputs.simulate if simulated else None
-        pulses = self.inputs.pulses if simulated else None
-        self.web = (
-            WebServer(cfg.web.host, cfg.web.port, self.health.snapshot, simulate, pulses, self)
-            if cfg.web.enabled
-            else None
-        )
+        self.web = self._web_server() if cfg.web.enabled else None
         register_status(self)
 
     # -- lifecycle ---------------------------------------------------------
@@ -164,6 +179,8 @@ class Box:
         interval = watchdog_interval_s()
         if interval is not None:
             self._spawn(tg, "watchdog", self.health.run_watchdog(interval))
+        if pending_previous(self.state_dir / "web") is not None:
+            self._spawn(tg, "web.config_probation", self._config_probation())
 
     async def shutdown(self) -> None:
         """Ordered stop: sources, then zones (drained), uplink, outbox, web."""
@@ -372,6 +389,55 @@ class Box:
 
     # -- wiring helpers ----------------------------------------------------
 
+    def _web_server(self) -> WebServer:
+        w, simulated = self.cfg.web, self.inputs.simulated
+        settings = WebSettings(
+            host=w.host,
+            port=w.port,
+            web_dir=self.state_dir / "web",
+            device_id=self.cfg.device.id,
+            tls=w.tls,
+            api_token=w.api_token.get_secret_value() if w.api_token else None,
+            session_idle_s=w.session_idle_s,
+            login_max_failures=w.login_max_failures,
+            lockout_s=w.lockout_s,
+        )
+        hooks = Hooks(
+            status=self.health.snapshot,
+            simulate=self.inputs.simulate if simulated else None,
+            pulses=self.inputs.pulses if simulated else None,
+            walk=self,
+            journal=self.journal,
+            send_test=self._test_event,
+            cameras=Cameras(self.video) if self.video.camera_ids() else None,
+            config=ConfigFile(
+                self.cfg, self.config_path, self.state_dir / "web", self.request_restart
+            ),
+            monotonic=self.clock.monotonic,
+        )
+        return WebServer(settings, hooks)
+
+    async def _test_event(self, text: str) -> str:
+        return (await self.raise_event(Condition.MANUAL_TEST, False, text)).id
+
+    def request_restart(self) -> None:
+        """Stop, and have the process exit with EXIT_RESTART so systemd starts it again."""
+        self.restart_requested = True
+        if self.stop_event is not None:
+            self.stop_event.set()
+
+    async def _config_probation(self) -> None:
+        """A config applied from the page is kept only if the box stays healthy."""
+        await asyncio.sleep(CONFIRM_AFTER_S)
+        web_dir = self.state_dir / "web"
+        problems = self.health.problems()
+        if not problems:
+            confirm_config(web_dir)
+        elif self.config_path is not None and roll_back(
+            self.config_path, web_dir, "; ".join(problems.values())
+        ):
+            self.request_restart()
+
     def _spawn(self, tg: asyncio.TaskGroup, name: str, coro: Any) -> None:
         self.tasks[name] = tg.create_task(coro, name=name)
 
@@ -426,10 +492,13 @@ async def run(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     ready: Callable[[Box], None] | None = None,
-) -> None:
-    """Run the box until SIGTERM/SIGINT (or ``stop`` is set), then stop in order."""
-    box = Box(cfg, state_dir, clock)
+    config_path: Path | None = None,
+) -> bool:
+    """Run the box until SIGTERM/SIGINT (or ``stop`` is set), then stop in order.
+    True when the box asked to be restarted (a config applied from the page)."""
+    box = Box(cfg, state_dir, clock, config_path)
     stop = stop or asyncio.Event()
+    box.stop_event = stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -449,3 +518,4 @@ async def run(
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    return box.restart_requested

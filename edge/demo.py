@@ -23,7 +23,9 @@ from pathlib import Path
 from edge.codes import TWENTY_FOUR_HOUR
 from edge.config import EdgeConfig, load
 from edge.errors import EdgeError
+from edge.web import auth
 
+DEMO_PASSWORD = "demo-technician"  # noqa: S105 - the demo's, printed on its banner
 MOSQUITTO_CONF = """\
 # Demo broker: loopback only, anonymous, no persistence.
 listener {port} {host}
@@ -87,13 +89,15 @@ def _wait_port(host: str, port: int, proc: Process, timeout_s: float = 10.0) -> 
 
 def _wait_box(cfg: EdgeConfig, box: Process, timeout_s: float = 20.0) -> None:
     url = f"http://{cfg.web.host}:{cfg.web.port}/api/status"
+    token = cfg.web.api_token.get_secret_value() if cfg.web.api_token else ""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if box.proc.poll() is not None:
             raise EdgeError(f"the box exited with {box.proc.returncode}")
         with (
             contextlib.suppress(OSError, ValueError, KeyError),
-            urllib.request.urlopen(url, timeout=1) as response,
+            urllib.request.urlopen(request, timeout=1) as response,  # noqa: S310
         ):
             if json.load(response)["uplink"]["connected"]:
                 return
@@ -140,6 +144,7 @@ def run(config: Path, work_dir: Path) -> int:
                 ],
             )
         )
+        auth.write_password(work_dir / "box" / "web", DEMO_PASSWORD)
         box = Process(
             "box", [*py, "run", "--config", str(config), "--state-dir", str(work_dir / "box")]
         )
@@ -179,6 +184,7 @@ def _banner(cfg: EdgeConfig, config: Path, station_db: Path) -> None:
         f"""
 ================================================================================
  Demo running. Technician page: {web}
+   log in with the demo password: {DEMO_PASSWORD}
  Trip a zone:      .venv/bin/edge simulate --config {config} trip ZONE
  Arm / disarm:     .venv/bin/edge simulate --config {config} arm | disarm
  Zones:            {zones}

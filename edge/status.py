@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from edge import __version__, protocol
@@ -20,6 +25,7 @@ def register_status(box: Any) -> None:
     h.section("outputs", lambda: dict(box.outputs.state))
     h.section("walktest", lambda: box.walk_status() or {"running": False})
     h.section("cameras", lambda: {c.cfg.id: vars(c.status) for c in box.cameras})
+    h.section("system", lambda: _system(box))
 
 
 def _dead_tasks(box: Any) -> str | None:
@@ -54,6 +60,9 @@ def _uplink(box: Any) -> dict[str, Any]:
         "media_chunks": f.chunks,
         "media_done": f.media_done,
         "last_ack_at": None if f.last_ack_ms is None else protocol.iso_ms(f.last_ack_ms),
+        "connected_since": _wall_iso(box, s.connected_since),
+        "margin_s": _margin_s(box),
+        "profile": box.cfg.supervision.profile,
         "heartbeat_s": box.supervisor.profile.heartbeat_s,
         "path_loss_s": box.supervisor.profile.path_loss_s,
         "path_lost": w.path_lost,
@@ -66,11 +75,15 @@ def _uplink(box: Any) -> dict[str, Any]:
 def _outbox(box: Any) -> dict[str, Any]:
     o = box.outbox
     age = None if o.oldest_ms is None else round(ms(box.clock.time()) - o.oldest_ms) / 1000
+    # the deepest the queue got since it was last empty: the page's drain progress
+    peak = 0 if o.depth == 0 else max(o.depth, getattr(box, "outbox_peak", 0))
+    box.outbox_peak = peak
     return {
         "depth": o.depth,
         "oldest_age_s": age,
         "media": o.media_count,
         "media_bytes": o.media_bytes,
+        "peak_depth": peak,
     }
 
 
@@ -86,7 +99,118 @@ def _zones(box: Any) -> dict[str, Any]:
                 "number": z.number,
                 "active": st.active,
                 "changes": st.changes,
+                "last_change_at": (
+                    None if st.last_change_ms is None else protocol.iso_ms(st.last_change_ms)
+                ),
             }
         )
     armed = {str(k): v for k, v in box.panel.armed.items()}
     return {"armed": armed, "zones": zones, "edges_dropped": box.edges_dropped}
+
+
+def _wall_iso(box: Any, monotonic_s: float | None) -> str | None:
+    """A monotonic instant of this process as UTC wall time."""
+    if monotonic_s is None:
+        return None
+    wall_ms = ms(box.clock.time()) - round((box.clock.monotonic() - monotonic_s) * 1000)
+    return protocol.iso_ms(wall_ms)
+
+
+def _margin_s(box: Any) -> float:
+    """Seconds left before a down link becomes a path-loss trouble (the whole profile if up)."""
+    profile, watch = box.supervisor.profile, box.supervisor.watch
+    path_loss_s = float(profile.path_loss_s)
+    if watch.down_since_s is None:
+        return path_loss_s
+    down_s = float(box.clock.monotonic() - watch.down_since_s)
+    return round(max(0.0, path_loss_s - down_s), 1)
+
+
+def _system(box: Any) -> dict[str, Any]:
+    synced, offset_ms = clock_sync()
+    figures: dict[str, Any] = {
+        "clock_synchronized": synced,
+        "clock_offset_ms": offset_ms,
+        "load_1m": os.getloadavg()[0],
+        "cpu_temp_c": cpu_temp_c(),
+        "retention_days": box.cfg.recording.retention_days,
+    }
+    figures.update(memory())
+    state_dir = getattr(box, "state_dir", None)
+    if state_dir is not None:
+        usage = shutil.disk_usage(state_dir)
+        figures |= {"disk_total_bytes": usage.total, "disk_used_bytes": usage.used}
+    return figures
+
+
+def cpu_temp_c(root: Path = Path("/sys/class/thermal")) -> float | None:
+    """The SoC's temperature (thermal_zone0 on a Pi); None where there is none."""
+    try:
+        return round(int((root / "thermal_zone0" / "temp").read_text()) / 1000, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def memory(path: Path = Path("/proc/meminfo")) -> dict[str, int]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    kib = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if v}
+    total, available = kib.get("MemTotal"), kib.get("MemAvailable")
+    if total is None or available is None:
+        return {}
+    return {"memory_total_bytes": total * 1024, "memory_used_bytes": (total - available) * 1024}
+
+
+class _Timex(ctypes.Structure):
+    """Linux ``struct timex`` (adjtimex(2)), read-only use."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("constant", ctypes.c_long),
+        ("precision", ctypes.c_long),
+        ("tolerance", ctypes.c_long),
+        ("time_sec", ctypes.c_long),
+        ("time_usec", ctypes.c_long),
+        ("tick", ctypes.c_long),
+        ("ppsfreq", ctypes.c_long),
+        ("jitter", ctypes.c_long),
+        ("shift", ctypes.c_int),
+        ("stabil", ctypes.c_long),
+        ("jitcnt", ctypes.c_long),
+        ("calcnt", ctypes.c_long),
+        ("errcnt", ctypes.c_long),
+        ("stbcnt", ctypes.c_long),
+        ("tai", ctypes.c_int),
+        ("padding", ctypes.c_int * 11),
+    ]
+
+
+STA_UNSYNC, STA_NANO, TIME_ERROR = 0x0040, 0x2000, 5
+
+
+def clock_sync() -> tuple[bool | None, float | None]:
+    """Whether the kernel's clock is NTP-synchronised, and its last offset (ms).
+
+    Read with adjtimex(2) in read-only mode (modes = 0), as ``timedatectl`` does.
+    ``(None, None)`` where the call is not available."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None, None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        tx = _Timex()
+        state = libc.adjtimex(ctypes.byref(tx))
+    except (OSError, AttributeError):
+        return None, None
+    if state < 0:
+        return None, None
+    synced = state != TIME_ERROR and not tx.status & STA_UNSYNC
+    divisor = 1_000_000 if tx.status & STA_NANO else 1000
+    return synced, round(tx.offset / divisor, 3)

@@ -17,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo.toml"
+DEMO_API_TOKEN = "demo-api-token-for-simulated-boxes-only"  # config/demo.toml [web] api_token
+BOX_AUTH = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}  # for a box's web API
 
 
 def free_port() -> int:

@@ -1,178 +1,245 @@
-"""The technician's local page and its JSON API (aiohttp). Reads status snapshots only."""
+"""The technician's local page and its JSON API (aiohttp).
+
+Every route needs a logged-in session (cookie) or the config's bearer token,
+except the login page and ``/healthz``. Every state-changing request made
+with a session carries its CSRF token in ``X-CSRF-Token``. The page reads
+status snapshots and calls back into the box only through :class:`Hooks`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from edge.web import auth, tls
+from edge.web.api import WHO, Api
+from edge.web.diagnostics import LogRing
+from edge.web.hooks import Hooks
+from edge.web.openapi import ROUTES, Route
+
 log = logging.getLogger(__name__)
 
-StatusFn = Callable[[], Mapping[str, Any]]
-SimulateFn = Callable[[str, bool], None]
-PulseFn = Callable[[str, int, float, float], Coroutine[Any, Any, None]]
+SESSION_COOKIE = "edge_session"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_BODY = 64 * 1024
+MAX_CONFIG_BODY = 1024 * 1024
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+STATIC = resources.files("edge.web").joinpath("static")
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
-class WalkControl(Protocol):
-    def start_walk(self, duration_s: float) -> dict[str, Any]: ...
+@dataclass(frozen=True)
+class WebSettings:
+    host: str
+    port: int
+    web_dir: Path | None = None  # password and TLS files; None: nobody can log in
+    device_id: str = "edge"
+    tls: bool = False
+    api_token: str | None = None
+    session_idle_s: float = 1800.0
+    login_max_failures: int = 5
+    lockout_s: float = 300.0
 
-    def walk_status(self) -> dict[str, Any] | None: ...
 
-    async def stop_walk(self, ended_by: str = "stopped") -> dict[str, Any] | None: ...
+@dataclass
+class Gate:
+    """The mutable security state of one server: sessions, lockout, setup code."""
 
-
-MAX_PULSES = 100_000
+    sessions: auth.Sessions
+    lockout: auth.Lockout
+    setup_code: str | None = None
+    logins: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 class WebServer:
-    """Serve the status page on ``host:port``. Construct, then ``await start()``."""
+    """Serve the page on ``host:port``. Construct (no I/O), then ``await start()``."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        status: StatusFn,
-        simulate: SimulateFn | None = None,
-        pulses: PulseFn | None = None,
-        walk: WalkControl | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self._status = status
-        self._simulate = simulate
-        self._pulses = pulses
-        self._walk = walk
-        self._patterns: dict[str, asyncio.Task[None]] = {}
+    def __init__(self, settings: WebSettings, hooks: Hooks) -> None:
+        self.settings = settings
+        self.hooks = hooks
+        self.gate = Gate(
+            auth.Sessions(settings.session_idle_s),
+            auth.Lockout(settings.login_max_failures, settings.lockout_s),
+        )
+        self.logs = LogRing()
+        self.closing = asyncio.Event()
+        self.api = Api(self)
+        self.scheme = "https" if settings.tls else "http"
         self._runner: web.AppRunner | None = None
 
+    @property
+    def now(self) -> float:
+        return self.hooks.monotonic()
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
-        app.router.add_get("/", self._index)
-        app.router.add_get("/api/status", self._api_status)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_post("/api/sim/inputs/{name}", self._api_simulate)
-        app.router.add_post("/api/sim/inputs/{name}/pulses", self._api_pulses)
-        app.router.add_get("/api/walktest", self._api_walk_status)
-        app.router.add_post("/api/walktest", self._api_walk_start)
-        app.router.add_delete("/api/walktest", self._api_walk_stop)
+        app = web.Application(
+            client_max_size=MAX_CONFIG_BODY,
+            middlewares=[self._headers, self._guard],
+        )
+        for route in ROUTES:
+            handler = getattr(self.api, route.handler)
+            app.router.add_route(route.method, route.path, _tagged(handler, route))
+        app.router.add_static("/static", Path(str(STATIC)), follow_symlinks=False)
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self.closing.clear()
+        logging.getLogger().addHandler(self.logs)
+        self._prepare_password()
+        context = None
+        if self.settings.tls:
+            if self.settings.web_dir is None:
+                raise auth.AuthError("web.tls needs a state directory for its certificate")
+            cert, key = await asyncio.to_thread(
+                tls.ensure_certificate,
+                self.settings.web_dir / "tls",
+                self.settings.device_id,
+                self.settings.host,
+            )
+            context = tls.server_context(cert, key)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=context
+        )
         await site.start()
-        log.info("web page on http://%s:%d/", self.host, self.port)
+        log.info("web page on %s://%s:%d/", self.scheme, self.settings.host, self.settings.port)
 
     async def stop(self) -> None:
-        for task in self._patterns.values():
-            task.cancel()
+        self.closing.set()
+        self.api.cancel_tasks()
+        logging.getLogger().removeHandler(self.logs)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _index(self, _request: web.Request) -> web.Response:
-        page = resources.files("edge.web").joinpath("static/index.html").read_text("utf-8")
-        return web.Response(text=page, content_type="text/html")
+    def password_hash(self) -> str | None:
+        if self.settings.web_dir is None:
+            return None
+        return auth.read_password(self.settings.web_dir)
 
-    async def _api_status(self, _request: web.Request) -> web.Response:
-        return web.json_response(self._status(), dumps=_dumps)
-
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        status = self._status()
-        healthy = bool(status.get("healthy"))
-        body = {"healthy": healthy, "problems": status.get("problems", {})}
-        return web.json_response(body, status=200 if healthy else 503)
-
-    async def _api_simulate(self, request: web.Request) -> web.Response:
-        if self._simulate is None:
-            return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
-        name = request.match_info["name"]
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, LookupError):  # LookupError: charset
-            return _error(400, 'body must be JSON: {"active": true|false}')
-        active = body.get("active") if isinstance(body, dict) else None
-        if not isinstance(active, bool):
-            return _error(400, 'body must be JSON: {"active": true|false}')
-        try:
-            self._simulate(name, active)
-        except KeyError:
-            return _error(404, f"no input named {name!r}")
-        return web.json_response({"input": name, "active": active})
-
-    async def _api_pulses(self, request: web.Request) -> web.Response:
-        """Start a pulse train on a simulated input: {"count", "on_ms", "off_ms"}."""
-        usage = 'body must be JSON: {"count": 1..100000, "on_ms": >0, "off_ms": >0}'
-        if self._pulses is None:
-            return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
-        name = request.match_info["name"]
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, LookupError):
-            return _error(400, usage)
-        if not isinstance(body, dict) or set(body) != {"count", "on_ms", "off_ms"}:
-            return _error(400, usage)
-        count, on_ms, off_ms = body["count"], body["on_ms"], body["off_ms"]
-        numbers = all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in (on_ms, off_ms)
+    def _prepare_password(self) -> None:
+        if self.settings.web_dir is None or self.password_hash() is not None:
+            return
+        self.gate.setup_code = auth.setup_code()
+        # Printed on the console (journal) only: whoever reads it has the box in hand.
+        log.warning(
+            "no web password is set: open the page and use the one-time setup code %s "
+            "(or run: edge set-password)",
+            self.gate.setup_code,
         )
-        whole = isinstance(count, int) and not isinstance(count, bool)
-        if not (whole and 1 <= count <= MAX_PULSES and numbers):
-            return _error(400, usage)
-        if on_ms <= 0 or off_ms <= 0:
-            return _error(400, usage)
-        running = self._patterns.get(name)
-        if running is not None and not running.done():
-            return _error(409, f"input {name!r} is already pulsing")
-        try:
-            coro = self._pulses(name, count, float(on_ms), float(off_ms))
-        except KeyError:
-            return _error(404, f"no input named {name!r}")
-        self._patterns[name] = asyncio.create_task(coro, name=f"sim.pulses.{name}")
-        return web.json_response({"input": name, "count": count}, status=202)
 
-    async def _api_walk_status(self, _request: web.Request) -> web.Response:
-        if self._walk is None:
-            return _error(404, "no walk test on this box")
-        return web.json_response({"running": self._walk.walk_status()})
+    # -- middlewares ----------------------------------------------------------
 
-    async def _api_walk_start(self, request: web.Request) -> web.Response:
-        usage = 'body must be JSON: {"minutes": 1..240}'
-        if self._walk is None:
-            return _error(404, "no walk test on this box")
+    @web.middleware
+    async def _headers(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, LookupError):
-            return _error(400, usage)
-        minutes = body.get("minutes") if isinstance(body, dict) else None
-        if not isinstance(minutes, int | float) or isinstance(minutes, bool):
-            return _error(400, usage)
-        if not 0 < minutes <= 240:
-            return _error(400, usage)
-        try:
-            running = self._walk.start_walk(float(minutes) * 60)
-        except ValueError as exc:
-            return _error(409, str(exc))
-        return web.json_response({"running": running}, status=201)
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        for key, value in HEADERS.items():
+            response.headers.setdefault(key, value)
+        if self.settings.tls:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
 
-    async def _api_walk_stop(self, _request: web.Request) -> web.Response:
-        if self._walk is None:
-            return _error(404, "no walk test on this box")
-        summary = await self._walk.stop_walk()
-        if summary is None:
-            return _error(409, "no walk test is running")
-        return web.json_response({"summary": summary})
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        route: Route | None = getattr(request.match_info.handler, "route", None)
+        limit = MAX_CONFIG_BODY if route is not None and route.big_body else MAX_BODY
+        if request.content_length is not None and request.content_length > limit:
+            return _error(413, f"request body over {limit} bytes")
+        public = route is None or route.public  # static files: the router checks the path
+        if public and not _static_private(request):
+            if request.method in UNSAFE and not self._same_origin(request):
+                return _error(403, "cross-site request refused")
+            return await handler(request)
+        who = self._who(request)
+        if who is None:
+            self._count_refusal(request)
+            if request.method == "GET" and request.path == "/":
+                raise web.HTTPFound("/login")
+            return _error(401, "log in first")
+        if request.method in UNSAFE and who != "token":
+            if not self._same_origin(request):
+                return _error(403, "cross-site request refused")
+            session = self.gate.sessions.get(request.cookies.get(SESSION_COOKIE), self.now)
+            if session is None or not auth.same_secret(
+                request.headers.get(CSRF_HEADER), session.csrf
+            ):
+                return _error(403, "missing or wrong CSRF token")
+        request[WHO] = who
+        return await handler(request)
+
+    def _who(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and auth.same_secret(
+            header.removeprefix("Bearer ").strip(), self.settings.api_token
+        ):
+            return "token"
+        if self.gate.sessions.get(request.cookies.get(SESSION_COOKIE), self.now) is not None:
+            return "session"
+        return None
+
+    def _same_origin(self, request: web.Request) -> bool:
+        """An Origin header, when the browser sends one, must be this page's own."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        return origin == f"{self.scheme}://{request.host}"
+
+    def _count_refusal(self, request: web.Request) -> None:
+        client = request.remote or "?"
+        self.gate.refused[client] = self.gate.refused.get(client, 0) + 1
+
+
+def _static_private(request: web.Request) -> bool:
+    """Static assets of the logged-in page are private; the login page's are not."""
+    if not request.path.startswith("/static/"):
+        return False
+    return request.path not in ("/static/login.js", "/static/style.css")
+
+
+def _tagged(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], route: Route
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def tagged(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    tagged.route = route  # type: ignore[attr-defined]
+    return tagged
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+def wall_time() -> float:
+    return time.time()

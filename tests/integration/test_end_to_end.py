@@ -17,7 +17,7 @@ import pytest
 from edge import app
 from edge.config import EdgeConfig, parse
 from edge.station.store import StationStore
-from tests.conftest import DEMO_CONFIG, Broker, edge_cmd, free_port, wait_for
+from tests.conftest import BOX_AUTH, DEMO_CONFIG, Broker, edge_cmd, free_port, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -74,7 +74,8 @@ def start_station(spawn: Callable[..., subprocess.Popen[bytes]], broker: Broker,
 
 
 def box_status(web_port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/status", timeout=5) as resp:
+    url = f"http://127.0.0.1:{web_port}/api/status"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=BOX_AUTH), timeout=5) as resp:
         status: dict[str, Any] = json.load(resp)
     return status
 

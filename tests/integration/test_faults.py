@@ -39,7 +39,7 @@ from edge.codes import Condition, Kind, ZoneType
 from edge.config import parse
 from edge.model import Event, ZoneRef, new_event_id
 from edge.outbox.store import Limits, Outbox
-from tests.conftest import Broker, free_port, start_broker, wait_for
+from tests.conftest import BOX_AUTH, Broker, free_port, start_broker, wait_for
 from tests.integration.test_end_to_end import RunningBox, box_status, demo_text, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -371,7 +371,7 @@ class Driver(threading.Thread):
             request = urllib.request.Request(
                 self.url + name,
                 data=body,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **BOX_AUTH},
                 method="POST",
             )
             try:

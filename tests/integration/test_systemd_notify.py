@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, Broker, edge_cmd, free_port, wait_for
+from tests.conftest import BOX_AUTH, REPO, Broker, edge_cmd, free_port, wait_for
 from tests.integration.test_end_to_end import demo_text
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
@@ -112,7 +112,8 @@ def boxes() -> Iterator[list[Popen]]:
 
 
 def get_json(url: str) -> tuple[int, Any]:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    request = urllib.request.Request(url, headers=BOX_AUTH)
+    with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, json.loads(response.read())
 
 

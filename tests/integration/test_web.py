@@ -16,8 +16,9 @@ import aiohttp
 import pytest
 
 from edge.config import parse
-from edge.web.server import WebServer
-from tests.conftest import free_port
+from edge.web.hooks import Hooks
+from edge.web.server import WebServer, WebSettings
+from tests.conftest import BOX_AUTH, free_port
 from tests.integration.test_end_to_end import RunningBox, demo_text
 
 MAX_BODY = 64 * 1024
@@ -57,7 +58,7 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
     cfg = parse(demo_text(free_port(), web_port), "web.toml")  # no broker there
     async with (
         RunningBox(cfg, tmp_path / "box"),
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), headers=BOX_AUTH) as session,
     ):
         yield Page(session, f"http://127.0.0.1:{web_port}")
 
@@ -78,7 +79,7 @@ async def test_status_has_every_section(page: Page) -> None:
     assert status["device"]["simulated_inputs"] is True
     assert status["uplink"]["connected"] is False
     assert status["uplink"]["broker"].startswith("mqtt://127.0.0.1:")
-    assert set(status["outbox"]) == {"depth", "oldest_age_s", "media", "media_bytes"}
+    assert set(status["outbox"]) == {"depth", "oldest_age_s", "media", "media_bytes", "peak_depth"}
     assert status["outputs"] == {"path_fault": False, "delivery_failure": False}
     assert [z["id"] for z in status["zones"]["zones"]] == [
         "front-door",
@@ -97,7 +98,7 @@ async def test_index_is_the_html_page(page: Page) -> None:
     code, content_type, text = await page.get("/")
     assert (code, content_type) == (200, "text/html")
     assert text.lstrip().lower().startswith("<!doctype html>")
-    assert "/api/status" in text
+    assert "/static/app.js" in text
 
 
 async def test_healthz(page: Page) -> None:
@@ -174,10 +175,14 @@ async def test_simulate_refuses_an_oversized_body(page: Page) -> None:
 async def test_simulate_is_404_on_real_pins() -> None:
     """A box on real GPIO has no simulator: the endpoint says so, and nothing is driven."""
     port = free_port()
-    server = WebServer("127.0.0.1", port, lambda: {"healthy": False, "problems": {"x": "y"}})
+    hooks = Hooks(status=lambda: {"healthy": False, "problems": {"x": "y"}})
+    token = BOX_AUTH["Authorization"].removeprefix("Bearer ")
+    server = WebServer(WebSettings("127.0.0.1", port, api_token=token), hooks)
     await server.start()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=5), headers=BOX_AUTH
+        ) as session:
             page = Page(session, f"http://127.0.0.1:{port}")
             code, answer = await page.post("/api/sim/inputs/in1", b'{"active": true}')
             assert code == 404

@@ -1,0 +1,432 @@
+"""Handlers of the page's routes (the table is in :mod:`edge.web.openapi`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from edge.web import auth, diagnostics, metrics, openapi
+from edge.web.journal import STATES
+from edge.web.png import gray_png
+
+if TYPE_CHECKING:
+    from edge.web.server import WebServer
+
+log = logging.getLogger(__name__)
+MAX_PULSES = 100_000
+STREAM_POLL_S = 0.05
+STREAM_KEEPALIVE_S = 15.0
+DOWNLOADS = ("logs.txt", "bundle.zip")
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError, LookupError)  # LookupError: charset
+
+
+WHO = web.RequestKey("who", str)  # "session" or "token": how the request was let in
+
+
+class BadRequest(Exception):
+    """A request body that is not what the route takes."""
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+async def _json_object(request: web.Request, usage: str) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except _JSON_ERRORS as exc:
+        raise BadRequest(usage) from exc
+    if not isinstance(body, dict):
+        raise BadRequest(usage)
+    return body
+
+
+def _page(name: str) -> web.Response:
+    text = resources.files("edge.web").joinpath(f"static/{name}").read_text("utf-8")
+    return web.Response(text=text, content_type="text/html")
+
+
+class Api:
+    def __init__(self, server: WebServer) -> None:
+        self.server = server
+        self.hooks = server.hooks
+        self._patterns: dict[str, asyncio.Task[None]] = {}
+
+    def cancel_tasks(self) -> None:
+        for task in self._patterns.values():
+            task.cancel()
+
+    # -- pages and sessions ------------------------------------------------------
+
+    async def index(self, _request: web.Request) -> web.Response:
+        return _page("index.html")
+
+    async def login_page(self, _request: web.Request) -> web.Response:
+        return _page("login.html")
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        status = self.hooks.status()
+        healthy = bool(status.get("healthy"))
+        body = {"healthy": healthy, "problems": status.get("problems", {})}
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def login_state(self, _request: web.Request) -> web.Response:
+        return web.json_response({"password_set": self.server.password_hash() is not None})
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        client = request.remote or "?"
+        wait = self._locked(client)
+        if wait is not None:
+            return wait
+        try:
+            body = await _json_object(request, 'body must be JSON: {"password": "..."}')
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        password = body.get("password")
+        if not isinstance(password, str):
+            return _error(400, 'body must be JSON: {"password": "..."}')
+        stored = self.server.password_hash()
+        if stored is None:
+            return _error(409, "no password is set yet: use the setup code from the console")
+        ok = await asyncio.to_thread(auth.verify_password, password, stored)
+        if not ok:
+            return self._failed(client, "wrong password")
+        return self._logged_in(client)
+
+    async def setup(self, request: web.Request) -> web.StreamResponse:
+        client = request.remote or "?"
+        wait = self._locked(client)
+        if wait is not None:
+            return wait
+        usage = 'body must be JSON: {"code": "...", "password": "..."}'
+        try:
+            body = await _json_object(request, usage)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        code, password = body.get("code"), body.get("password")
+        if not isinstance(code, str) or not isinstance(password, str):
+            return _error(400, usage)
+        web_dir = self.server.settings.web_dir
+        if web_dir is None or self.server.password_hash() is not None:
+            return _error(409, "a password is already set: log in")
+        wanted = self.server.gate.setup_code
+        if not auth.same_secret(code.strip().upper(), wanted):
+            return self._failed(client, "wrong setup code")
+        try:
+            auth.check_password_rules(password)
+        except auth.AuthError as exc:
+            return _error(400, str(exc))
+        await asyncio.to_thread(auth.write_password, web_dir, password)
+        self.server.gate.setup_code = None
+        log.warning("web password set with the setup code from %s", client)
+        return self._logged_in(client)
+
+    def _locked(self, client: str) -> web.Response | None:
+        wait_s = self.server.gate.lockout.retry_after_s(client, self.server.now)
+        if wait_s <= 0:
+            return None
+        response = _error(429, f"too many failed logins: try again in {wait_s:.0f} s")
+        response.headers["Retry-After"] = str(max(1, round(wait_s)))
+        return response
+
+    def _failed(self, client: str, why: str) -> web.Response:
+        self.server.gate.lockout.failed(client, self.server.now)
+        log.warning("web login refused from %s: %s", client, why)
+        return _error(401, why)
+
+    def _logged_in(self, client: str) -> web.Response:
+        gate = self.server.gate
+        gate.lockout.succeeded(client)
+        gate.logins += 1
+        sid, session = gate.sessions.create(self.server.now)
+        log.info("web login from %s", client)
+        response = web.json_response({"csrf": session.csrf})
+        response.set_cookie(
+            "edge_session",
+            sid,
+            httponly=True,
+            samesite="Strict",
+            secure=self.server.settings.tls,
+            path="/",
+        )
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        self.server.gate.sessions.drop(request.cookies.get("edge_session"))
+        response = web.json_response({"logged_out": True})
+        response.del_cookie("edge_session", path="/")
+        return response
+
+    async def session(self, request: web.Request) -> web.Response:
+        if request.get(WHO) == "token":
+            return web.json_response({"csrf": None, "via": "token"})
+        session = self.server.gate.sessions.get(request.cookies.get("edge_session"), 0.0)
+        return web.json_response({"csrf": session.csrf if session else None, "via": "session"})
+
+    # -- status and inputs -------------------------------------------------------
+
+    async def status(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.hooks.status(), dumps=_dumps)
+
+    async def inputs(self, _request: web.Request) -> web.Response:
+        return web.json_response(_inputs(self.hooks.status()), dumps=_dumps)
+
+    async def inputs_stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: the zones and the walk test, sent whenever they change."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
+        last, idle_s = "", 0.0
+        closing = self.server.closing
+        try:
+            while not closing.is_set():
+                text = _dumps(_inputs(self.hooks.status()))
+                if text != last:
+                    await response.write(f"data: {text}\n\n".encode())
+                    last, idle_s = text, 0.0
+                elif idle_s >= STREAM_KEEPALIVE_S:
+                    await response.write(b": keep-alive\n\n")
+                    idle_s = 0.0
+                await asyncio.sleep(STREAM_POLL_S)
+                idle_s += STREAM_POLL_S
+        except (ConnectionResetError, ConnectionError):
+            pass  # the browser went away
+        return response
+
+    async def simulate(self, request: web.Request) -> web.Response:
+        usage = 'body must be JSON: {"active": true|false}'
+        if self.hooks.simulate is None:
+            return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
+        name = request.match_info["name"]
+        try:
+            body = await _json_object(request, usage)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        active = body.get("active")
+        if not isinstance(active, bool):
+            return _error(400, usage)
+        try:
+            self.hooks.simulate(name, active)
+        except KeyError:
+            return _error(404, f"no input named {name!r}")
+        return web.json_response({"input": name, "active": active})
+
+    async def pulses(self, request: web.Request) -> web.Response:
+        """Start a pulse train on a simulated input: {"count", "on_ms", "off_ms"}."""
+        usage = 'body must be JSON: {"count": 1..100000, "on_ms": >0, "off_ms": >0}'
+        if self.hooks.pulses is None:
+            return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
+        name = request.match_info["name"]
+        try:
+            body = await _json_object(request, usage)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        if set(body) != {"count", "on_ms", "off_ms"}:
+            return _error(400, usage)
+        count, on_ms, off_ms = body["count"], body["on_ms"], body["off_ms"]
+        numbers = all(_is_number(v) for v in (on_ms, off_ms))
+        whole = isinstance(count, int) and not isinstance(count, bool)
+        if not (whole and 1 <= count <= MAX_PULSES and numbers) or on_ms <= 0 or off_ms <= 0:
+            return _error(400, usage)
+        running = self._patterns.get(name)
+        if running is not None and not running.done():
+            return _error(409, f"input {name!r} is already pulsing")
+        try:
+            coro = self.hooks.pulses(name, count, float(on_ms), float(off_ms))
+        except KeyError:
+            return _error(404, f"no input named {name!r}")
+        self._patterns[name] = asyncio.create_task(coro, name=f"sim.pulses.{name}")
+        return web.json_response({"input": name, "count": count}, status=202)
+
+    # -- walk test ---------------------------------------------------------------
+
+    async def walk_status(self, _request: web.Request) -> web.Response:
+        if self.hooks.walk is None:
+            return _error(404, "no walk test on this box")
+        return web.json_response({"running": self.hooks.walk.walk_status()})
+
+    async def walk_start(self, request: web.Request) -> web.Response:
+        usage = 'body must be JSON: {"minutes": 1..240}'
+        if self.hooks.walk is None:
+            return _error(404, "no walk test on this box")
+        try:
+            body = await _json_object(request, usage)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        minutes = body.get("minutes")
+        if not isinstance(minutes, int | float) or isinstance(minutes, bool):
+            return _error(400, usage)
+        if not 0 < minutes <= 240:
+            return _error(400, usage)
+        try:
+            running = self.hooks.walk.start_walk(float(minutes) * 60)
+        except ValueError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"running": running}, status=201)
+
+    async def walk_stop(self, _request: web.Request) -> web.Response:
+        if self.hooks.walk is None:
+            return _error(404, "no walk test on this box")
+        summary = await self.hooks.walk.stop_walk()
+        if summary is None:
+            return _error(409, "no walk test is running")
+        return web.json_response({"summary": summary})
+
+    # -- events ------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.Response:
+        journal = self.hooks.journal
+        if journal is None:
+            return _error(404, "no event journal on this box")
+        q = request.query
+        state = q.get("state") or None
+        if state is not None and state not in STATES:
+            return _error(400, f"state must be one of {', '.join(STATES)}")
+        try:
+            limit = int(q.get("limit", "200"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return _error(400, "limit must be a whole number from 1 to 1000")
+        found = journal.query(q.get("kind") or None, q.get("zone") or None, state, limit)
+        return web.json_response({"events": found, "counts": journal.counts()})
+
+    async def test_event(self, _request: web.Request) -> web.Response:
+        if self.hooks.send_test is None:
+            return _error(404, "this box cannot send test events")
+        event_id = await self.hooks.send_test("test event from the technician's page")
+        return web.json_response({"id": event_id}, status=201)
+
+    # -- cameras -------------------------------------------------------------------
+
+    async def cameras(self, _request: web.Request) -> web.Response:
+        status = self.hooks.status().get("cameras", {})
+        view = self.hooks.cameras
+        ids = view.camera_ids() if view is not None else []
+        found = []
+        for cam_id in ids:
+            state = status.get(cam_id, {}) if isinstance(status, Mapping) else {}
+            found.append({"id": cam_id, "status": state, "overlays": view.overlays(cam_id)})  # type: ignore[union-attr]
+        return web.json_response({"cameras": found}, dumps=_dumps)
+
+    async def camera_frame(self, request: web.Request) -> web.Response:
+        view, cam_id = self.hooks.cameras, request.match_info["camera"]
+        if view is None or cam_id not in view.camera_ids():
+            return _error(404, f"no camera {cam_id!r}")
+        jpeg = view.latest_jpeg(cam_id)
+        if jpeg is not None:
+            return web.Response(body=jpeg, content_type="image/jpeg")
+        gray = view.latest_gray(cam_id)
+        if gray is None:
+            return _error(404, f"camera {cam_id!r} has no frame yet")
+        png = await asyncio.to_thread(gray_png, gray)
+        return web.Response(body=png, content_type="image/png")
+
+    async def camera_snapshot(self, request: web.Request) -> web.Response:
+        view, cam_id = self.hooks.cameras, request.match_info["camera"]
+        if view is None or cam_id not in view.camera_ids():
+            return _error(404, f"no camera {cam_id!r}")
+        try:
+            jpeg = await view.snapshot(cam_id)
+        except LookupError as exc:
+            return _error(404, str(exc))
+        name = f"{cam_id}-snapshot.jpg"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
+
+    # -- config ------------------------------------------------------------------------
+
+    async def config(self, _request: web.Request) -> web.Response:
+        if self.hooks.config is None:
+            return _error(404, "no config file on this box")
+        return web.json_response({"text": self.hooks.config.redacted()})
+
+    async def config_check(self, request: web.Request) -> web.Response:
+        if self.hooks.config is None:
+            return _error(404, "no config file on this box")
+        try:
+            text, name = await _config_text(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        problems = await asyncio.to_thread(self.hooks.config.check, text, name)
+        return web.json_response(
+            {"ok": not problems, "problems": problems}, status=422 if problems else 200
+        )
+
+    async def config_apply(self, request: web.Request) -> web.Response:
+        if self.hooks.config is None:
+            return _error(404, "no config file on this box")
+        try:
+            text, name = await _config_text(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        problems = await asyncio.to_thread(self.hooks.config.check, text, name)
+        if problems:
+            return web.json_response({"ok": False, "problems": problems}, status=422)
+        try:
+            result = await self.hooks.config.apply(text)
+        except ValueError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"ok": True, **result}, status=202)
+
+    # -- diagnostics, API description, metrics --------------------------------------
+
+    async def diagnostics(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in DOWNLOADS:  # a fixed list: no path ever reaches the disk
+            return _error(404, f"no download {name!r}; there are: {', '.join(DOWNLOADS)}")
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        logs = self.server.logs.text()
+        if name == "logs.txt":
+            return web.Response(text=logs, content_type="text/plain", headers=disposition)
+        config = self.hooks.config.redacted() if self.hooks.config is not None else ""
+        journal = self.hooks.journal
+        events = journal.query(limit=1000) if journal is not None else []
+        status = dict(self.hooks.status())
+        data = await asyncio.to_thread(diagnostics.bundle, config, status, events, logs)
+        return web.Response(body=data, content_type="application/zip", headers=disposition)
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(openapi.document())
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        text = metrics.render(self.hooks.status())
+        return web.Response(text=text, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _inputs(status: Mapping[str, Any]) -> dict[str, Any]:
+    zones = status.get("zones", {})
+    return {
+        "zones": zones.get("zones", []),
+        "armed": zones.get("armed", {}),
+        "walktest": status.get("walktest", {"running": False}),
+    }
+
+
+async def _config_text(request: web.Request) -> tuple[str, str]:
+    """The uploaded TOML text and the file name its problems are reported under."""
+    usage = 'body must be JSON: {"text": "<the TOML config>", "name": "file.toml"}'
+    body = await _json_object(request, usage)
+    text, name = body.get("text"), body.get("name", "upload.toml")
+    if not isinstance(text, str) or not isinstance(name, str):
+        raise BadRequest(usage)
+    if not NAME_RE.fullmatch(name):
+        raise BadRequest("name must be a plain file name such as edge.toml")
+    return text, name
