@@ -101,10 +101,11 @@ def test_gradual_gain_change_auto_exposure_is_not_motion() -> None:
     assert sum(r.motion for r in run(frames)) == 0
 
 
-def test_ir_day_night_switch_relearns_instead_of_firing() -> None:
+@pytest.mark.parametrize(("gain", "offset"), [(0.35, 25), (0.7, 30), (1.0, 0)])
+def test_ir_day_night_switch_relearns_instead_of_firing(gain: float, offset: float) -> None:
     rng = np.random.default_rng(5)
     day = scene(1)
-    night = 0.35 * day + 25  # monochrome, low contrast
+    night = gain * day + offset  # monochrome, other exposure
     night[40:140, 20:200] = 210 - 0.5 * night[40:140, 20:200]  # IR turns foliage bright
     frames = [noisy(day, rng) for _ in range(40)] + [noisy(night, rng, 4) for _ in range(100)]
     results = run(frames)
