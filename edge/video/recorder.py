@@ -30,6 +30,7 @@ from edge.video.codec import MS, EncodedPacket, VideoError, read_mp4, write_mp4
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class SegmentWriter:
     def _open(self, packet: EncodedPacket) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._part = self.folder / f"{packet.wall_ms}.mp4.part"
-        self._out = av.open(str(self._part), "w", format="mp4")
+        # fragmented: a power cut leaves a playable file up to the last keyframe
+        self._out = av.open(str(self._part), "w", format="mp4", options=FRAGMENTED)
         stream: Any = self._out.add_stream("h264")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         stream.time_base = MS
@@ -222,6 +224,27 @@ class Recorder:
                 seg.path.unlink(missing_ok=True)
 
     # -- footage on disk ---------------------------------------------------------
+
+    def recover_parts(self) -> tuple[int, int]:
+        """At start: segments cut short by a crash or power loss are fragmented MP4,
+        playable up to their last fragment: renamed into place with the end they
+        really have; an empty one is removed. Returns (recovered, removed)."""
+        root = self.settings.root
+        recovered = removed = 0
+        for part in sorted(root.glob("*/*.mp4.part")) if root.is_dir() else []:
+            start = int(part.name.split(".")[0])
+            try:
+                last = max((p.wall_ms for p in read_mp4(part, start)), default=None)
+            except VideoError:
+                last = None
+            if last is None:
+                part.unlink(missing_ok=True)
+                removed += 1
+                continue
+            period = round(1000 / self.fps_of(part.parent.name))
+            part.replace(part.with_name(f"{start}-{last + period}.mp4"))
+            recovered += 1
+        return recovered, removed
 
     def segments(self, camera: str | None = None) -> list[Segment]:
         root = self.settings.root

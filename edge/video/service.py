@@ -36,6 +36,7 @@ from edge.video.sources import make_source
 log = logging.getLogger(__name__)
 LORES_BACKLOG = 4
 SWEEP_EVERY_S = 3600.0
+FORGET_AFTER_MS = 15 * 60_000  # longer than the longest clip (MAX_CLIP_S + pre-roll)
 
 PutMedia = Callable[[Event, str, str, str, bytes], Awaitable[Any]]
 Trouble = Callable[[bool, str], Awaitable[Any]]
@@ -97,6 +98,9 @@ class VideoService:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        recovered, removed = self.recorder.recover_parts()
+        if recovered or removed:
+            log.warning("segments cut short by the last run: %d kept, %d empty", recovered, removed)
         for cid, cam in self.cameras.items():
             cam.pipeline.on_still = self._hop_still(cid)
             cam.pipeline.on_clip = self._hop_clip(cid)
@@ -141,6 +145,7 @@ class VideoService:
             self.recorder.mark(camera, event.occurred_at_ms, "alarm")
         if not plans:
             return event
+        self._forget_older_than(now_wall - FORGET_AFTER_MS)
         extra = dict(event.extra)
         for plan in plans:
             prefix = "" if len(plans) == 1 else f"{plan.camera}:"
@@ -148,6 +153,14 @@ class VideoService:
         planned = Event(**{**event.__dict__, "extra": extra})
         self.events[event.id] = planned
         return planned
+
+    def _forget_older_than(self, cutoff_ms: int) -> None:
+        """Events whose media are long done: their bookkeeping goes (memory stays bounded)."""
+        old = [i for i, e in self.events.items() if e.occurred_at_ms < cutoff_ms]
+        for event_id in old:
+            del self.events[event_id]
+            self.first_still_ms.pop(event_id, None)
+            self.clip_queued_ms.pop(event_id, None)
 
     def mark_motion(self, camera: str, at_ms: int) -> None:
         """Motion seen (from the motion stage): kept on disk in ``motion`` mode."""

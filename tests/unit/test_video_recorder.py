@@ -103,3 +103,23 @@ def test_alarms_mode_keeps_only_the_footage_around_alarms(tmp_path: Path) -> Non
     alarm_ms = kept[0].start_ms
     assert all(s.start_ms <= alarm_ms + 4000 for s in kept)
     assert rec.access.entries() == []  # footage never kept is not a deletion of record
+
+
+def test_a_segment_cut_short_by_a_power_cut_is_recovered_up_to_its_last_fragment(
+    tmp_path: Path,
+) -> None:
+    rec = recorder(tmp_path, segment_s=10)
+    pipe = Pipeline(camera(), pre_roll_s=1.0, post_roll_s=1.0)
+    writer = rec.writer("cam", 160, 120)
+    pipe.packet_sinks.append(writer)
+    Drive(pipe).run(3.05)  # three keyframes written, the file never closed
+    [part] = list((tmp_path / "cam").glob("*.part"))
+    copy = part.with_name("copy.bin")
+    copy.write_bytes(part.read_bytes())  # what the disk holds at the power cut
+    writer._abort()
+    copy.rename(part)
+    (tmp_path / "cam" / "0.mp4.part").write_bytes(b"")  # cut before its first byte
+    assert rec.recover_parts() == (1, 1)
+    [segment] = rec.segments("cam")
+    check_clip(segment.path, (segment.end_ms - segment.start_ms) / 1000)
+    assert segment.end_ms - segment.start_ms >= 2000
