@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV ?= .venv
-SYS_PACKAGES := python3 python3-venv mosquitto mosquitto-clients ffmpeg systemd postgresql
+SYS_PACKAGES := python3 python3-venv mosquitto mosquitto-clients ffmpeg systemd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 

@@ -172,7 +172,9 @@ class Api:
     async def session(self, request: web.Request) -> web.Response:
         if request.get(WHO) == "token":
             return web.json_response({"csrf": None, "via": "token"})
-        session = self.server.gate.sessions.get(request.cookies.get("edge_session"), 0.0)
+        session = self.server.gate.sessions.get(
+            request.cookies.get("edge_session"), self.server.now
+        )
         return web.json_response({"csrf": session.csrf if session else None, "via": "session"})
 
     # -- status and inputs -------------------------------------------------------

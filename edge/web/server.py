@@ -157,7 +157,9 @@ class WebServer:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            response = exc
+            for key, value in HEADERS.items():
+                exc.headers.setdefault(key, value)
+            raise
         for key, value in HEADERS.items():
             response.headers.setdefault(key, value)
         if self.settings.tls:
