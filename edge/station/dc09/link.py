@@ -1,0 +1,232 @@
+"""Send DC-09 messages to an alarm receiver over TCP: wait for the ACK, resend, correct the clock.
+
+One message in flight at a time (receivers such as pysiaalarm's cannot split
+two messages from one read). A message is resent with the SAME sequence
+number after ``ack_timeout_s`` without an ACK, after a NAK, or after an
+answer that does not decode (a receiver answers a bad CRC with nothing
+usable). A NAK carrying the receiver's time sets the clock offset: the
+resend (and every later message) is stamped with the receiver's time. A DUH
+(the receiver cannot handle the message) ends the delivery. The connection
+is reopened, with a capped back-off, whenever it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from edge.clock import Clock
+from edge.station.dc09 import codec, messages
+from edge.station.dc09.codec import Dc09Error, Frame
+from edge.station.dc09.messages import Alarm, Format
+
+log = logging.getLogger(__name__)
+
+Tamper = Callable[[int, bytes], bytes]  # (attempt, message) -> bytes sent: fault injection
+
+
+@dataclass(frozen=True)
+class Dc09Settings:
+    host: str
+    port: int
+    account: str  # 3-16 hex digits
+    fmt: Format = Format.SIA_DCS
+    line: str = "0"
+    receiver: str | None = None
+    key: bytes | None = None  # AES-128/192/256: messages are encrypted
+    ack_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    backoff_max_s: float = 30.0
+
+
+class Outcome(enum.Enum):
+    ACKED = "acked"
+    REJECTED = "rejected"  # DUH: the receiver does not handle this message
+
+
+@dataclass
+class Dc09Stats:
+    sent: int = 0
+    acked: int = 0
+    rejected: int = 0
+    resends: int = 0
+    naks: int = 0
+    timeouts: int = 0
+    unreadable: int = 0
+    clock_corrections: int = 0
+    connects: int = 0
+    last_offset_s: float = 0.0
+    history: list[str] = field(default_factory=list)  # last answers, for the status
+
+
+class Dc09Link:
+    """Construct (no I/O), then :meth:`send_event` / :meth:`send_null`; :meth:`close` at the end."""
+
+    def __init__(self, settings: Dc09Settings, clock: Clock, tamper: Tamper | None = None) -> None:
+        if settings.key is not None:
+            codec.check_key(settings.key)
+        self.settings = settings
+        self.clock = clock
+        self.tamper = tamper
+        self.offset_s = 0.0  # the receiver's clock minus ours
+        self.stats = Dc09Stats()
+        self._seq = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._buffer = b""
+
+    async def send_event(self, alarm: Alarm) -> Outcome:
+        s = self.settings
+
+        def build(seq: int, at: datetime) -> Frame:
+            return messages.event_frame(
+                alarm,
+                fmt=s.fmt,
+                seq=seq,
+                account=s.account,
+                line=s.line,
+                receiver=s.receiver,
+                at=at,
+                encrypted=s.key is not None,
+            )
+
+        return await self._deliver(build)
+
+    async def send_null(self) -> Outcome:
+        s = self.settings
+
+        def build(seq: int, at: datetime) -> Frame:
+            return messages.null_frame(
+                seq=seq,
+                account=s.account,
+                line=s.line,
+                receiver=s.receiver,
+                at=at,
+                encrypted=s.key is not None,
+            )
+
+        return await self._deliver(build)
+
+    async def close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.time() + self.offset_s, UTC)
+
+    # -- one message until it is answered ----------------------------------
+
+    async def _deliver(self, build: Callable[[int, datetime], Frame]) -> Outcome:
+        self._seq = self._seq % codec.MAX_SEQ + 1
+        seq, attempt, backoff = self._seq, 0, 1.0
+        while True:
+            frame = build(seq, self.now())
+            raw = codec.encode(frame, self.settings.key)
+            if self.tamper is not None:
+                raw = self.tamper(attempt, raw)
+            attempt += 1
+            if attempt > 1:
+                self.stats.resends += 1
+            try:
+                await self._connect()
+                assert self._writer is not None
+                self._writer.write(raw)
+                await self._writer.drain()
+                self.stats.sent += 1
+                answer = await self._answer(seq)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                log.warning("DC-09 receiver %s:%d: %s", self.settings.host, self.settings.port, exc)
+                await self.close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max_s)
+                continue
+            if answer is None:
+                self.stats.timeouts += 1
+                continue
+            if answer.ident in ("ACK", "RSP"):
+                self.stats.acked += 1
+                return Outcome.ACKED
+            if answer.ident == "DUH":
+                self.stats.rejected += 1
+                log.error("DC-09 receiver answered DUH to %s seq %04d", frame.ident, seq)
+                return Outcome.REJECTED
+            if not self._nak(answer):  # refused as it is: do not hammer the receiver
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max_s)
+
+    def _nak(self, answer: Frame) -> bool:
+        """Count a NAK; True if its time corrected our clock (resend at once)."""
+        self.stats.naks += 1
+        if answer.timestamp is None:
+            return False
+        offset = answer.timestamp.timestamp() - self.clock.time()
+        if abs(offset - self.offset_s) < 1.0:
+            return False
+        log.warning("DC-09 receiver's clock is %+.0f s from ours: corrected", offset)
+        self.offset_s = offset
+        self.stats.clock_corrections += 1
+        self.stats.last_offset_s = offset
+        return True
+
+    async def _answer(self, seq: int) -> Frame | None:
+        """The receiver's answer to ``seq`` (a NAK answers any), or None after the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.ack_timeout_s
+        while True:
+            found, self._buffer = codec.split(self._buffer)
+            for raw in found:
+                answer = self._read(raw)
+                if answer is None:
+                    continue
+                if answer.ident == "NAK" or answer.seq == seq:
+                    return answer
+                log.info("DC-09 answer %s for seq %04d while waiting for %04d", *_who(answer), seq)
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            assert self._reader is not None
+            try:
+                chunk = await asyncio.wait_for(self._reader.read(4096), left)
+            except TimeoutError:
+                return None
+            if not chunk:
+                raise ConnectionResetError("the receiver closed the connection")
+            self._buffer += chunk
+
+    def _read(self, raw: bytes) -> Frame | None:
+        try:
+            answer = codec.decode(raw, self.settings.key)
+        except Dc09Error as exc:
+            self.stats.unreadable += 1
+            log.warning("unreadable DC-09 answer %r: %s", raw[:60], exc)
+            return None
+        if answer.ident not in codec.RESPONSES:
+            self.stats.unreadable += 1
+            return None
+        self.stats.history = [*self.stats.history[-9:], f"{answer.ident} {answer.seq:04d}"]
+        return answer
+
+    async def _connect(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            return
+        s = self.settings
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(s.host, s.port), s.connect_timeout_s
+            )
+        except TimeoutError as exc:
+            raise OSError(f"no connection within {s.connect_timeout_s} s") from exc
+        self._buffer = b""
+        self.stats.connects += 1
+
+
+def _who(frame: Frame) -> tuple[str, int]:
+    return frame.ident, frame.seq

@@ -1,0 +1,76 @@
+"""What a stored event says in DC-09: SIA-DCS or ADM-CID data, the video reference. Pure."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge.station.dc09.codec import Frame
+
+
+class Format(enum.Enum):
+    SIA_DCS = "SIA-DCS"
+    ADM_CID = "ADM-CID"
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """The fields of a stored event the bridge forwards."""
+
+    event_id: str
+    cid: str  # "1130": qualifier and event code
+    sia: str  # "BA"
+    partition: int
+    zone: int | None  # the zone's number; None for the box itself
+    video: str | None = None  # URL of the stored clip (or still)
+
+
+def data(alarm: Alarm, account: str, fmt: Format) -> str:
+    """The bracketed data: ``#acct|Nri1/BA003`` or ``#acct|1130 01 003``."""
+    zone = alarm.zone or 0
+    if fmt is Format.ADM_CID:
+        return f"#{account}|{alarm.cid} {alarm.partition % 100:02d} {zone % 1000:03d}"
+    address = f"{zone:03d}" if alarm.zone is not None else ""
+    return f"#{account}|Nri{alarm.partition}/{alarm.sia}{address}"
+
+
+def event_frame(
+    alarm: Alarm,
+    *,
+    fmt: Format,
+    seq: int,
+    account: str,
+    line: str,
+    receiver: str | None,
+    at: datetime,
+    encrypted: bool,
+) -> Frame:
+    extended = () if alarm.video is None else (f"V{alarm.video}",)
+    return Frame(
+        ident=fmt.value,
+        seq=seq,
+        line=line,
+        receiver=receiver,
+        account=account,
+        data=data(alarm, account, fmt),
+        extended=extended,
+        timestamp=at.replace(microsecond=0),
+        encrypted=encrypted,
+    )
+
+
+def null_frame(
+    *, seq: int, account: str, line: str, receiver: str | None, at: datetime, encrypted: bool
+) -> Frame:
+    """The supervision (link test) message."""
+    return Frame(
+        ident="NULL",
+        seq=seq,
+        line=line,
+        receiver=receiver,
+        account=account,
+        data="",
+        timestamp=at.replace(microsecond=0),
+        encrypted=encrypted,
+    )

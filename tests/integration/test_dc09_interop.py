@@ -1,0 +1,166 @@
+"""The DC-09 link against pysiaalarm, an independent receiver (its asyncio TCP server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pysiaalarm import SIAAccount, SIAEvent
+from pysiaalarm.aio import SIAClient
+
+from edge.station.dc09.link import Dc09Link, Dc09Settings, Outcome
+from edge.station.dc09.messages import Alarm, Format
+from tests.conftest import free_port
+
+ACCOUNT = "1234"
+KEY_128 = "0123456789ABCDEF"  # pysiaalarm takes the key's characters as the AES key bytes
+KEY_256 = "0123456789ABCDEF0123456789ABCDEF"
+BURGLARY = Alarm("ev-1", "1130", "BA", 1, 3, "https://station.example/events/ev-1")
+FIRE_RESTORE = Alarm("ev-2", "3110", "FR", 2, 7)
+
+
+class SkewedClock:
+    """The real time, off by ``skew_s`` (a sender whose clock is wrong)."""
+
+    def __init__(self, skew_s: float = 0.0) -> None:
+        self.skew_s = skew_s
+
+    def time(self) -> float:
+        return time.time() + self.skew_s
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass
+class Receiver:
+    port: int
+    client: Any
+    events: list[SIAEvent] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counter = self.client._counts
+        return {k: counter.get(k) for k in ("crc", "timestamp", "events", "valid_events")}
+
+
+async def start_receiver(key: str | None) -> Receiver:
+    port = free_port()
+    got: list[SIAEvent] = []
+
+    async def heard(event: SIAEvent) -> None:
+        got.append(event)
+
+    account = SIAAccount(ACCOUNT, key, allowed_timeband=(40, 20))
+    client = SIAClient("127.0.0.1", port, [account], heard)
+    await client.async_start()
+    return Receiver(port, client, got)
+
+
+@pytest.fixture
+async def plain() -> AsyncIterator[Receiver]:
+    receiver = await start_receiver(None)
+    yield receiver
+    await receiver.client.async_stop()
+
+
+def link(receiver: Receiver, **kw: Any) -> Dc09Link:
+    clock = kw.pop("clock", SkewedClock())
+    tamper = kw.pop("tamper", None)
+    settings = Dc09Settings("127.0.0.1", receiver.port, ACCOUNT, ack_timeout_s=0.5, **kw)
+    return Dc09Link(settings, clock, tamper)
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+async def test_plain_events_are_acked_and_understood(plain: Receiver, fmt: Format) -> None:
+    sender = link(plain, fmt=fmt)
+    try:
+        assert await sender.send_event(BURGLARY) is Outcome.ACKED
+        assert await sender.send_event(FIRE_RESTORE) is Outcome.ACKED
+        assert await sender.send_null() is Outcome.ACKED
+    finally:
+        await sender.close()
+    restore = "FR" if fmt is Format.SIA_DCS else "FH"  # pysiaalarm's name for CID 3110
+    assert [e.code for e in plain.events] == ["BA", restore, "RP"]
+    first = plain.events[0]
+    assert (first.account, first.sequence) == (ACCOUNT, "0001")
+    if fmt is Format.SIA_DCS:  # area 1, zone 3 (pysiaalarm names the area "ri")
+        assert (first.ri, first.message) == ("1", "003")
+        assert first.x_data == "Vhttps://station.example/events/ev-1"
+    else:
+        assert (first.event_qualifier, first.event_type, first.partition) == ("1", "130", "01")
+        assert first.ri == "003"
+    assert [e.sequence for e in plain.events] == ["0001", "0002", "0003"]
+    assert sender.stats.resends == 0 and sender.stats.naks == 0
+
+
+@pytest.mark.parametrize("key", [KEY_128, KEY_256])
+async def test_encrypted_events_are_acked(key: str) -> None:
+    receiver = await start_receiver(key)
+    sender = link(receiver, key=key.encode("ascii"))
+    try:
+        assert await sender.send_event(BURGLARY) is Outcome.ACKED
+        assert await sender.send_null() is Outcome.ACKED
+    finally:
+        await sender.close()
+        await receiver.client.async_stop()
+    assert [(e.encrypted, e.code) for e in receiver.events] == [(True, "BA"), (True, "RP")]
+    assert receiver.events[0].message == "003"
+    assert sender.stats.resends == 0
+
+
+async def test_skewed_clock_is_naked_then_corrected(plain: Receiver) -> None:
+    sender = link(plain, clock=SkewedClock(-600.0))  # ten minutes slow
+    try:
+        assert await sender.send_event(BURGLARY) is Outcome.ACKED
+        assert (sender.stats.naks, sender.stats.clock_corrections) == (1, 1)
+        assert 590 <= sender.offset_s <= 610
+        assert await sender.send_event(FIRE_RESTORE) is Outcome.ACKED  # no NAK any more
+    finally:
+        await sender.close()
+    assert sender.stats.naks == 1 and sender.stats.resends == 1
+    assert [e.sequence for e in plain.events] == ["0001", "0002"]  # the resend kept its number
+    assert plain.counts["timestamp"] == 1
+
+
+async def test_bad_crc_gets_no_ack_and_is_resent(plain: Receiver) -> None:
+    def corrupt(attempt: int, raw: bytes) -> bytes:
+        if attempt > 0:
+            return raw
+        bad = b"0000" if raw[1:5] != b"0000" else b"FFFF"
+        return raw[:1] + bad + raw[5:]
+
+    sender = link(plain, tamper=corrupt)
+    try:
+        assert await sender.send_event(BURGLARY) is Outcome.ACKED
+    finally:
+        await sender.close()
+    assert (sender.stats.timeouts, sender.stats.resends) == (1, 1)
+    assert plain.counts["crc"] == 1
+    assert [(e.code, e.sequence) for e in plain.events] == [("BA", "0001")]  # once, same number
+
+
+async def test_a_silent_receiver_is_retried_until_it_answers() -> None:
+    port = free_port()
+    sender = Dc09Link(Dc09Settings("127.0.0.1", port, ACCOUNT, ack_timeout_s=0.3), SkewedClock())
+    task = asyncio.create_task(sender.send_event(BURGLARY))
+    await asyncio.sleep(0.5)  # nobody listens: connection refused, backing off
+    assert not task.done()
+    account = SIAAccount(ACCOUNT, None)
+    got: list[SIAEvent] = []
+
+    async def heard(event: SIAEvent) -> None:
+        got.append(event)
+
+    client = SIAClient("127.0.0.1", port, [account], heard)
+    await client.async_start()
+    try:
+        assert await asyncio.wait_for(task, 10) is Outcome.ACKED
+    finally:
+        await sender.close()
+        await client.async_stop()
+    assert [e.sequence for e in got] == ["0001"]
