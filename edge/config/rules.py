@@ -34,6 +34,7 @@ def check(cfg: EdgeConfig) -> list[Problem]:
         *_uplink(cfg),
         *_outputs(cfg),
         *_supervision(cfg),
+        *_motion(cfg),
     ]
 
 
@@ -247,3 +248,39 @@ def _supervision(cfg: EdgeConfig) -> Iterator[Problem]:
 
 def _list(values: list[str]) -> str:
     return ", ".join(repr(v) for v in values) if values else "(none)"
+
+
+def _motion(cfg: EdgeConfig) -> Iterator[Problem]:
+    """Motion settings name a configured camera, once, with areas inside its picture."""
+    cameras = {cam.id: cam for cam in cfg.cameras}
+    first: dict[str, int] = {}
+    for index, entry in enumerate(cfg.motion.cameras):
+        if entry.camera in first:
+            yield Problem(
+                ("motion", "cameras", index, "camera"),
+                entry.camera,
+                f"duplicate: motion.cameras[{first[entry.camera]}] already has this camera",
+            )
+        first.setdefault(entry.camera, index)
+        cam = cameras.get(entry.camera)
+        if cam is None:
+            known = ", ".join(sorted(cameras)) or "none configured"
+            yield Problem(
+                ("motion", "cameras", index, "camera"), entry.camera, f"no such camera ({known})"
+            )
+        seen: set[str] = set()
+        for kind in ("masks", "zones"):
+            for a, area in enumerate(getattr(entry, kind)):
+                loc = ("motion", "cameras", index, kind, a)
+                if area.name in seen:
+                    yield Problem((*loc, "name"), area.name, "duplicate area name in this camera")
+                seen.add(area.name)
+                if cam is None:
+                    continue
+                for c, (x, y) in enumerate(area.corners):
+                    if x > cam.width or y > cam.height:
+                        yield Problem(
+                            (*loc, "corners", c),
+                            [x, y],
+                            f"outside the {cam.width}x{cam.height} picture",
+                        )

@@ -236,6 +236,78 @@ class CameraConfig(Section):
     )
 
 
+def _area(value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    if len(value) < 3:
+        raise ValueError("an area needs at least 3 corners, e.g. [[0, 0], [100, 0], [0, 80]]")
+    if any(x < 0 or y < 0 for x, y in value):
+        raise ValueError("area corners are pixel positions: no negative numbers")
+    return value
+
+
+class MotionAreaConfig(Section):
+    name: Slug = Field(description="Named in motion events and evidence, e.g. 'driveway'.")
+    corners: Annotated[tuple[tuple[int, int], ...], AfterValidator(_area)] = Field(
+        description="[x, y] pixel corners in the camera's picture (0,0 = top left)."
+    )
+
+
+class MotionCameraConfig(Section):
+    camera: Slug = Field(description="Id of the [[cameras]] block these settings are for.")
+    sensitivity: int | None = Field(
+        default=None, ge=1, le=10, description="This camera's sensitivity; default: motion's."
+    )
+    masks: tuple[MotionAreaConfig, ...] = Field(
+        default=(), description="Areas where motion is ignored (trees, a busy road)."
+    )
+    zones: tuple[MotionAreaConfig, ...] = Field(
+        default=(), description="Named areas: events and evidence say which were touched."
+    )
+
+
+class MotionConfig(Section):
+    enabled: bool = Field(default=True, description="Run the motion pre-filter on the cameras.")
+    sensitivity: int = Field(
+        default=5, ge=1, le=10, description="1 = only large, strong changes; 10 = small, faint."
+    )
+    threshold: int | None = Field(
+        default=None, ge=4, le=100, description="Grey levels; overrides the sensitivity's."
+    )
+    min_area_pct: float | None = Field(
+        default=None,
+        ge=0.01,
+        le=50,
+        description="Smallest moving blob in % of the picture; overrides the sensitivity's.",
+    )
+    calibration_frames: int = Field(
+        default=12, ge=2, le=300, description="Background learning after start-up."
+    )
+    min_frames: int = Field(
+        default=2, ge=1, le=10, description="Consecutive frames with a blob before motion."
+    )
+    events_when_armed: bool = Field(
+        default=True, description="Send video-only motion events while the site is armed."
+    )
+    event_cooldown_s: float = Field(
+        default=60.0, ge=5, le=3600, description="Quiet time per camera zone between events."
+    )
+    evidence_window_s: float = Field(
+        default=5.0, ge=1, le=60, description="Motion this close to an alarm is its evidence."
+    )
+    queue_frames: int = Field(
+        default=4, ge=1, le=64, description="Frames waiting for the detector; more are dropped."
+    )
+    tamper: bool = Field(default=True, description="Watch for covered, blinded, turned cameras.")
+    tamper_after_s: float = Field(
+        default=10.0, ge=1, le=600, description="A tamper must last this long to be raised."
+    )
+    tamper_restore_s: float = Field(
+        default=10.0, ge=1, le=600, description="Normal again this long before its restore."
+    )
+    cameras: tuple[MotionCameraConfig, ...] = Field(
+        default=(), description="Per-camera sensitivity, masks and zones."
+    )
+
+
 RETENTION_CAP_DAYS = 30  # French CSI L252-5
 
 
@@ -294,6 +366,7 @@ class EdgeConfig(Section):
     supervision: SupervisionConfig = SupervisionConfig()
     cameras: tuple[CameraConfig, ...] = ()
     recording: RecordingConfig = RecordingConfig()
+    motion: MotionConfig = MotionConfig()
     web: WebConfig = WebConfig()
     outbox: OutboxConfig = OutboxConfig()
 
