@@ -1,4 +1,5 @@
-"""Command line: ``edge run | check-config | config-schema | station | simulate | demo``."""
+"""Command line: ``edge run | check-config | config-schema | station | simulate | demo``
+(and ``provision`` / ``update``, in :mod:`edge.boxcli`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from edge import __version__, logs
+from edge import __version__, boxcli, logs
 from edge.config import EdgeConfig, load
 from edge.errors import ConfigError, EdgeError
 
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _station_parser(sub)
     _simulate_parser(sub)
+    boxcli.register(sub)  # edge provision ..., edge update ...
     setpw = sub.add_parser("set-password", help="set the technician page's password")
     setpw.add_argument("--config", type=Path, required=True)
     setpw.add_argument(
