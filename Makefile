@@ -3,15 +3,21 @@
 #   make test   lint, types, architecture contracts and the whole test suite
 # Both install what they need first (system packages, a virtual environment),
 # idempotently: a second run only checks.
+# (shellcheck lints image-build/ scripts; mmdebstrap builds the root file system
+# the image test installs the box into.)
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV ?= .venv
-SYS_PACKAGES := python3 python3-venv mosquitto mosquitto-clients ffmpeg systemd chromium postgresql
+SYS_PACKAGES := python3 python3-venv mosquitto mosquitto-clients ffmpeg systemd chromium postgresql \
+	shellcheck mmdebstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench setup sysdeps clean
+.PHONY: demo test test-fast lint bench setup sysdeps clean image
+
+# Every shell script of the image recipe and the box (shellcheck in `make lint`).
+SHELL_SCRIPTS := $(shell find image-build -type f \( -name '*.sh' -o -name config \) | sort)
 
 demo: setup
 	$(VENV)/bin/edge demo --config config/demo.toml
@@ -27,6 +33,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check edge tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	shellcheck $(SHELL_SCRIPTS)
+
+# The SD-card image (Raspberry Pi OS Lite arm64 + the box), on a networked builder:
+#   make image UPDATE_KEY=keys/vendor.pem FIRST_USER_PASS=...   (see image-build/README.md)
+image:
+	image-build/build-image.sh --update-key $(UPDATE_KEY) $(IMAGE_ARGS)
 
 bench: setup
 	$(VENV)/bin/python tests/bench/run.py $(ARGS)
