@@ -1,0 +1,448 @@
+"""The page's locks: login, lockout, sessions, CSRF, body limits, path traversal, TLS.
+
+A real aiohttp server on a free loopback port with the box's side replaced by
+small fakes (the hooks), and a settable clock for the lockout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import ssl
+import subprocess
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from edge.boxweb import ConfigFile
+from edge.config import parse
+from edge.web import auth
+from edge.web.hooks import Hooks
+from edge.web.journal import Journal
+from edge.web.openapi import ROUTES
+from edge.web.server import WebServer, WebSettings
+from tests.conftest import DEMO_API_TOKEN, DEMO_CONFIG, edge_cmd, free_port
+
+PASSWORD = "a long enough password"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Walk:
+    def __init__(self) -> None:
+        self.started = 0
+
+    def start_walk(self, duration_s: float) -> dict[str, Any]:
+        self.started += 1
+        return {"zones": ["z1"], "seen": [], "not_seen": ["z1"], "remaining_s": duration_s}
+
+    def walk_status(self) -> dict[str, Any] | None:
+        return None
+
+    async def stop_walk(self, ended_by: str = "stopped") -> dict[str, Any] | None:
+        return None
+
+
+STATUS = {
+    "device": {"id": "box-1", "uptime_s": 5},
+    "uplink": {"connected": True, "published": 3},
+    "outbox": {"depth": 2, "oldest_age_s": 1.5},
+    "zones": {"armed": {"1": False}, "zones": [{"id": "z1", "active": True, "changes": 4}]},
+    "cameras": {},
+    "healthy": True,
+    "problems": {},
+}
+
+
+@dataclass
+class Server:
+    server: WebServer
+    base: str
+    clock: Clock
+    walk: Walk
+    web_dir: Path
+
+    def client(self, **kw: Any) -> aiohttp.ClientSession:
+        jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
+        return aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=10), **kw)
+
+
+async def start(tmp_path: Path, password: bool = True, tls: bool = False) -> Server:
+    web_dir = tmp_path / "web"
+    if password:
+        auth.write_password(web_dir, PASSWORD)
+    clock, walk = Clock(), Walk()
+    cfg = parse(DEMO_CONFIG.read_text(), "demo.toml")
+    journal = Journal()
+
+    async def send_test(text: str) -> str:
+        return "e-1"
+
+    hooks = Hooks(
+        status=lambda: STATUS,
+        walk=walk,
+        journal=journal,
+        send_test=send_test,
+        config=ConfigFile(cfg, None, web_dir, None),
+        monotonic=clock,
+    )
+    port = free_port()
+    settings = WebSettings(
+        "127.0.0.1",
+        port,
+        web_dir=web_dir,
+        tls=tls,
+        api_token=DEMO_API_TOKEN,
+        login_max_failures=3,
+        lockout_s=60,
+    )
+    server = WebServer(settings, hooks)
+    await server.start()
+    scheme = "https" if tls else "http"
+    return Server(server, f"{scheme}://127.0.0.1:{port}", clock, walk, web_dir)
+
+
+@pytest.fixture
+async def srv(tmp_path: Path) -> AsyncIterator[Server]:
+    s = await start(tmp_path)
+    try:
+        yield s
+    finally:
+        await s.server.stop()
+
+
+async def login(s: Server, http: aiohttp.ClientSession, password: str = PASSWORD) -> Any:
+    async with http.post(s.base + "/api/login", json={"password": password}) as r:
+        return r.status, await r.json()
+
+
+def concrete(path: str) -> str:
+    return path.replace("{name}", "in1").replace("{camera}", "cam1")
+
+
+async def test_every_private_route_refuses_an_unauthenticated_request(srv: Server) -> None:
+    private = [r for r in ROUTES if not r.public]
+    assert len(private) > 15
+    async with srv.client() as http:
+        for route in private:
+            async with http.request(
+                route.method, srv.base + concrete(route.path), json={}, allow_redirects=False
+            ) as r:
+                if route.path == "/":
+                    assert (r.status, r.headers["Location"]) == (302, "/login")
+                else:
+                    assert r.status == 401, route
+                    assert await r.json() == {"error": "log in first"}
+        for path in ("/static/app.js", "/static/index.html"):
+            async with http.get(srv.base + path) as r:
+                assert r.status == 401, path
+        # with a wrong token, too
+        async with http.get(
+            srv.base + "/api/status", headers={"Authorization": "Bearer nope"}
+        ) as r:
+            assert r.status == 401
+    assert srv.walk.started == 0
+
+
+async def test_public_routes_answer_without_login(srv: Server) -> None:
+    async with srv.client() as http:
+        for path in ("/login", "/static/login.js", "/static/style.css"):
+            async with http.get(srv.base + path) as r:
+                assert r.status == 200, path
+        async with http.get(srv.base + "/healthz") as r:
+            assert await r.json() == {"healthy": True, "problems": {}}
+        async with http.get(srv.base + "/api/login") as r:
+            assert await r.json() == {"password_set": True}
+
+
+async def test_login_sets_a_locked_down_cookie_and_logout_ends_it(srv: Server) -> None:
+    async with srv.client() as http:
+        async with http.post(srv.base + "/api/login", json={"password": PASSWORD}) as r:
+            assert r.status == 200
+            csrf = (await r.json())["csrf"]
+            cookie = r.cookies["edge_session"]
+            assert cookie["httponly"] is True
+            assert cookie["samesite"] == "Strict"
+            assert not cookie["secure"]  # plain HTTP here; see the TLS test
+            assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
+            assert r.headers["X-Frame-Options"] == "DENY"
+        async with http.get(srv.base + "/api/status") as r:
+            assert r.status == 200 and (await r.json())["device"]["id"] == "box-1"
+        async with http.get(srv.base + "/api/session") as r:
+            assert (await r.json())["csrf"] == csrf
+        async with http.post(srv.base + "/api/logout", headers={"X-CSRF-Token": csrf}) as r:
+            assert r.status == 200
+        async with http.get(srv.base + "/api/status") as r:
+            assert r.status == 401
+
+
+async def test_an_idle_session_expires(srv: Server) -> None:
+    async with srv.client() as http:
+        assert (await login(srv, http))[0] == 200
+        srv.clock.now += 1801  # default session_idle_s = 1800
+        async with http.get(srv.base + "/api/status") as r:
+            assert r.status == 401
+
+
+async def test_csrf_token_is_required_on_every_state_changing_request(srv: Server) -> None:
+    unsafe = [r for r in ROUTES if r.method != "GET" and not r.public]
+    async with srv.client() as http:
+        _, body = await login(srv, http)
+        csrf = body["csrf"]
+        for route in unsafe:
+            url = srv.base + concrete(route.path)
+            for headers in ({}, {"X-CSRF-Token": "wrong"}, {"X-CSRF-Token": ""}):
+                async with http.request(route.method, url, json={}, headers=headers) as r:
+                    assert r.status == 403, (route, headers)
+                    assert await r.json() == {"error": "missing or wrong CSRF token"}
+        assert srv.walk.started == 0
+        # a right token from another site's page is refused by its Origin
+        headers = {"X-CSRF-Token": csrf, "Origin": "http://evil.example"}
+        async with http.post(srv.base + "/api/walktest", json={"minutes": 5}, headers=headers) as r:
+            assert r.status == 403
+        assert srv.walk.started == 0
+        headers = {"X-CSRF-Token": csrf}
+        async with http.post(srv.base + "/api/walktest", json={"minutes": 5}, headers=headers) as r:
+            assert r.status == 201
+        assert srv.walk.started == 1
+
+
+async def test_the_bearer_token_needs_no_csrf_token(srv: Server) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with (
+        srv.client(headers=headers) as http,
+        http.post(srv.base + "/api/walktest", json={"minutes": 1}) as r,
+    ):
+        assert r.status == 201
+    assert srv.walk.started == 1
+
+
+async def test_brute_force_is_locked_out(srv: Server) -> None:
+    async with srv.client() as http:
+        for _ in range(3):  # login_max_failures = 3
+            status, body = await login(srv, http, "guess guess guess")
+            assert (status, body) == (401, {"error": "wrong password"})
+        async with http.post(srv.base + "/api/login", json={"password": PASSWORD}) as r:
+            assert r.status == 429  # even the right password, while locked out
+            assert r.headers["Retry-After"] == "60"
+        srv.clock.now += 61
+        for _ in range(3):
+            await login(srv, http, "guess again, again")
+        async with http.post(srv.base + "/api/login", json={"password": PASSWORD}) as r:
+            assert r.status == 429
+            assert r.headers["Retry-After"] == "120"  # doubled at the second lockout
+        srv.clock.now += 121
+        assert (await login(srv, http))[0] == 200
+
+
+async def test_login_refuses_malformed_bodies(srv: Server) -> None:
+    async with srv.client() as http:
+        for body in (b"", b"{", b"[]", b'{"password": 5}', b'{"pass": "x"}', b"\xff\xfe"):
+            headers = {"Content-Type": "application/json"}
+            async with http.post(srv.base + "/api/login", data=body, headers=headers) as r:
+                assert r.status == 400, body
+        big = json.dumps({"password": "x" * 70_000})
+        async with http.post(srv.base + "/api/login", data=big) as r:
+            assert r.status == 413
+
+
+async def test_the_first_password_is_set_with_the_setup_code(tmp_path: Path) -> None:
+    s = await start(tmp_path, password=False)
+    try:
+        code = s.server.gate.setup_code
+        assert code is not None
+        async with s.client() as http:
+            async with http.get(s.base + "/api/login") as r:
+                assert await r.json() == {"password_set": False}
+            status, body = await login(s, http, "anything at all")
+            assert status == 409 and "setup code" in body["error"]
+            bad = {"code": "AAAA-BBBB-CCCC", "password": PASSWORD}
+            async with http.post(s.base + "/api/setup", json=bad) as r:
+                assert r.status == 401
+            short = {"code": code, "password": "short"}
+            async with http.post(s.base + "/api/setup", json=short) as r:
+                assert r.status == 400 and "10 to 256" in (await r.json())["error"]
+            good = {"code": code.lower(), "password": PASSWORD}
+            async with http.post(s.base + "/api/setup", json=good) as r:
+                assert r.status == 200
+            async with http.get(s.base + "/api/status") as r:
+                assert r.status == 200  # logged in by the setup
+            async with http.post(s.base + "/api/setup", json=good) as r:
+                assert r.status == 409  # once only
+        stored = auth.read_password(s.web_dir)
+        assert stored is not None and auth.verify_password(PASSWORD, stored)
+        assert (s.web_dir / "password").stat().st_mode & 0o777 == 0o600
+    finally:
+        await s.server.stop()
+
+
+TRAVERSALS = [
+    "/static/../server.py",
+    "/static/%2e%2e/server.py",
+    "/static/..%2fserver.py",
+    "/static/%2e%2e%2f%2e%2e%2fpyproject.toml",
+    "/static//etc/passwd",
+    "/api/diagnostics/..%2f..%2fetc%2fpasswd",
+    "/api/diagnostics/%2e%2e",
+    "/api/diagnostics/../../etc/passwd",
+    "/api/diagnostics/logs.txt%00.zip",
+]
+
+
+async def test_path_traversal_in_downloads_is_refused(srv: Server) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with srv.client(headers=headers) as http:
+        for path in TRAVERSALS:
+            url = aiohttp.client.URL(srv.base + path, encoded=True)
+            async with http.get(url) as r:
+                text = await r.text()
+                assert r.status in (403, 404), (path, r.status)
+                assert "root:" not in text and "import" not in text, path
+        async with http.get(srv.base + "/api/diagnostics/logs.txt") as r:
+            assert r.status == 200
+            assert r.headers["Content-Disposition"] == 'attachment; filename="logs.txt"'
+
+
+async def test_the_diagnostics_bundle_is_redacted(srv: Server) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with (
+        srv.client(headers=headers) as http,
+        http.get(srv.base + "/api/diagnostics/bundle.zip") as r,
+    ):
+        assert r.status == 200 and r.content_type == "application/zip"
+        data = await r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = set(z.namelist())
+        assert names == {
+            "config-redacted.toml",
+            "status.json",
+            "events.json",
+            "versions.json",
+            "logs.txt",
+        }
+        config = z.read("config-redacted.toml").decode()
+        assert "[device]" in config and 'id = "demo-box-01"' in config
+        assert DEMO_API_TOKEN not in config
+        assert json.loads(z.read("status.json"))["device"]["id"] == "box-1"
+        assert "aiohttp" in json.loads(z.read("versions.json"))
+
+
+async def test_config_check_gives_the_errors_of_edge_check_config(
+    srv: Server, tmp_path: Path
+) -> None:
+    bad = DEMO_CONFIG.read_text().replace("port = 8080", "port = 80800")
+    bad = bad.replace('account = "1234"', 'account = "12 34"')
+    path = tmp_path / "site.toml"
+    path.write_text(bad)
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [*edge_cmd(), "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 2
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with srv.client(headers=headers) as http:
+        body = {"text": bad, "name": str(path.name)}
+        async with http.post(srv.base + "/api/config/check", json=body) as r:
+            assert r.status == 422
+            answer = await r.json()
+        want = [line.replace(str(path), path.name) for line in cli.stderr.splitlines()]
+        assert answer == {"ok": False, "problems": want}
+        good = {"text": DEMO_CONFIG.read_text()}
+        async with http.post(srv.base + "/api/config/check", json=good) as r:
+            assert (r.status, await r.json()) == (200, {"ok": True, "problems": []})
+        for malformed in ({}, {"text": 5}, {"text": "x", "name": "../etc/passwd"}, []):
+            async with http.post(srv.base + "/api/config/check", json=malformed) as r:
+                assert r.status == 400, malformed
+        not_toml = {"text": "this is [not toml"}
+        async with http.post(srv.base + "/api/config/check", json=not_toml) as r:
+            problems = (await r.json())["problems"]
+            assert r.status == 422 and "TOML syntax error" in problems[0]
+        huge = {"text": "#" * (1024 * 1024 + 1)}
+        async with http.post(srv.base + "/api/config/check", json=huge) as r:
+            assert r.status == 413
+        # applying needs the box's config path: this one was started without
+        async with http.post(srv.base + "/api/config/apply", json=good) as r:
+            assert r.status == 409 and "config file path" in (await r.json())["error"]
+
+
+async def test_events_test_event_and_filters(srv: Server) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with srv.client(headers=headers) as http:
+        async with http.post(srv.base + "/api/events/test") as r:
+            assert (r.status, await r.json()) == (201, {"id": "e-1"})
+        async with http.get(srv.base + "/api/events?state=acked&limit=5") as r:
+            assert (await r.json())["events"] == []
+        for query in ("state=lost", "limit=0", "limit=1001", "limit=many"):
+            async with http.get(srv.base + "/api/events?" + query) as r:
+                assert r.status == 400, query
+
+
+async def test_metrics_are_prometheus_text(srv: Server) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with srv.client(headers=headers) as http, http.get(srv.base + "/metrics") as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await r.text()
+    lines = text.splitlines()
+    assert "edge_outbox_depth 2" in lines
+    assert "edge_uplink_connected 1" in lines
+    assert 'edge_zone_active{zone="z1"} 1' in lines
+    assert "edge_healthy 1" in lines
+    for line in lines:  # every sample line is "name{labels} number"
+        if not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])
+
+
+async def test_openapi_describes_every_route(srv: Server) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+    async with srv.client(headers=headers) as http, http.get(srv.base + "/api/openapi.json") as r:
+        doc = await r.json()
+    assert doc["openapi"].startswith("3.1")
+    described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    app = srv.server.app()
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.resource.canonical.startswith("/static")
+    }
+    assert described == served
+
+
+async def test_tls_serves_a_certificate_made_at_first_start(tmp_path: Path) -> None:
+    s = await start(tmp_path, tls=True)
+    try:
+        cert = s.web_dir / "tls" / "cert.pem"
+        assert cert.is_file() and (s.web_dir / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False  # the certificate names localhost and 127.0.0.1
+        async with (
+            s.client(connector=aiohttp.TCPConnector(ssl=context)) as http,
+            http.post(s.base + "/api/login", json={"password": PASSWORD}) as r,
+        ):
+            assert r.status == 200
+            assert r.cookies["edge_session"]["secure"] is True
+            assert "max-age" in r.headers["Strict-Transport-Security"]
+        first = cert.read_bytes()
+    finally:
+        await s.server.stop()
+    s = await start(tmp_path, tls=True)  # the same certificate is kept
+    try:
+        assert cert.read_bytes() == first
+    finally:
+        await s.server.stop()
