@@ -43,6 +43,8 @@ from edge.model import Event, ZoneChanged, box_event, new_event_id
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, SnapshotArgs
+from edge.provision import NOT_CHECKED, managed_dir
+from edge.provision import check as check_provisioning
 from edge.status import register_status
 from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder, ForwardSettings
@@ -147,6 +149,7 @@ class Box:
         self._handled = 0
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.web = self._web_server() if cfg.web.enabled else None
+        self.provisioning = NOT_CHECKED  # the uplink's gate, decided in start()
         register_status(self)
 
     # -- lifecycle ---------------------------------------------------------
@@ -157,13 +160,22 @@ class Box:
         self.panel = resume(await self.outbox.zone_kinds(), {z.id: z for z in self.cfg.zones})
         if self.web is not None:
             await self.web.start()
-        await self.link.start()
-        routes = {self.topics.ack: self.forwarder.on_ack, self.topics.cmd: self.commands.handle}
-        self._spawn(tg, "uplink.inbox", dispatch(self.link, routes))
-        self._spawn(tg, "uplink.sender", self.forwarder.run_sender())
-        self._spawn(tg, "uplink.heartbeat", self.supervisor.run_heartbeat())
-        self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())
-        self._spawn(tg, "uplink.periodic_test", self.supervisor.run_periodic_test())
+        # A box set up by the image but not yet provisioned by its station keeps
+        # recording alarms in the outbox, but does not start its uplink (edge/provision.py).
+        self.provisioning = check_provisioning(managed_dir(), self.cfg)
+        if self.provisioning.uplink_allowed:
+            await self.link.start()
+            routes = {self.topics.ack: self.forwarder.on_ack, self.topics.cmd: self.commands.handle}
+            self._spawn(tg, "uplink.inbox", dispatch(self.link, routes))
+            self._spawn(tg, "uplink.sender", self.forwarder.run_sender())
+            self._spawn(tg, "uplink.heartbeat", self.supervisor.run_heartbeat())
+            self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())
+            self._spawn(tg, "uplink.periodic_test", self.supervisor.run_periodic_test())
+        else:
+            log.error(
+                "uplink NOT started: this box is not provisioned: %s",
+                "; ".join(self.provisioning.problems),
+            )
         self._spawn(tg, "zones", self._run_zones())
         self._spawn(tg, "zones.walktest", self._run_walk_clock())
         loop = asyncio.get_running_loop()

@@ -20,6 +20,9 @@ def register_status(box: Any) -> None:
     h.check("outbox", lambda: box.store_failing)
     h.section("device", lambda: _device(box))
     h.section("uplink", lambda: _uplink(box))
+    # provisioning: {"state": "unmanaged"|"unprovisioned"|"provisioned", "uplink_allowed",
+    # "problems": [...], "serial", "csr_file", "setup_code_file"} (edge/provision.py)
+    h.section("provisioning", lambda: box.provisioning.summary())
     h.section("outbox", lambda: _outbox(box))
     h.section("zones", lambda: _zones(box))
     h.section("outputs", lambda: dict(box.outputs.state))
