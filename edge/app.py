@@ -21,7 +21,6 @@ from typing import Any
 
 from edge import __version__, protocol
 from edge.boxweb import (
-    CONFIRM_AFTER_S,
     Cameras,
     ConfigFile,
     JournaledOutbox,
@@ -440,9 +439,11 @@ class Box:
 
     async def _config_probation(self) -> None:
         """A config applied from the page is kept only if the box stays healthy."""
-        await asyncio.sleep(CONFIRM_AFTER_S)
+        await asyncio.sleep(self.cfg.web.apply_confirm_s)
         web_dir = self.state_dir / "web"
         problems = self.health.problems()
+        if "uplink.sender" in self.tasks and not self.link.status.connected:
+            problems["uplink"] = "not connected to the broker"  # the likeliest config mistake
         if not problems:
             confirm_config(web_dir)
         elif self.config_path is not None and roll_back(

@@ -7,6 +7,7 @@ config file (redacted view, check, apply with rollback).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from edge.web.journal import Journal
 
 log = logging.getLogger(__name__)
 APPLY_MARKER = "apply-pending.json"
-CONFIRM_AFTER_S = 60.0  # a new config must keep the box healthy this long
 
 
 class JournaledOutbox(AsyncOutbox):
@@ -100,7 +100,7 @@ class ConfigFile:
     Applying writes the new file (the old one kept as ``<name>.previous``),
     leaves a marker in the state directory and asks for a restart. The next
     start confirms the new config once the box has stayed healthy for
-    ``CONFIRM_AFTER_S``, or puts the previous one back and restarts again."""
+    ``web.apply_confirm_s``, or puts the previous one back and restarts again."""
 
     def __init__(
         self,
@@ -129,16 +129,22 @@ class ConfigFile:
             raise ValueError("this box was started without a config file path: cannot apply")
         if self.marker.exists():
             raise ValueError("a config applied earlier is still on probation: wait for it")
-        previous = self.path.with_name(self.path.name + ".previous")
-        previous.write_bytes(self.path.read_bytes())
-        _write_atomic(self.path, text.encode("utf-8"))
-        self.marker.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.marker, json.dumps({"previous": str(previous)}).encode())
+        await asyncio.to_thread(self._swap, self.path, text)
         log.warning("new config written to %s; restarting to apply it", self.path)
         self._restart()
         return {
-            "message": f"applied; the box restarts and confirms it within {CONFIRM_AFTER_S:.0f} s"
+            "message": "applied: the box restarts, and keeps it if it stays healthy "
+            f"for {self.cfg.web.apply_confirm_s} s"
         }
+
+    def _swap(self, path: Path, text: str) -> None:
+        """Keep the old file, leave the marker, then write the new file (in that order:
+        a crash between two steps leaves either the old config or a way back)."""
+        previous = path.with_name(path.name + ".previous")
+        _write_atomic(previous, path.read_bytes())
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.marker, json.dumps({"previous": str(previous)}).encode())
+        _write_atomic(path, text.encode("utf-8"))
 
 
 def pending_previous(marker_dir: Path) -> Path | None:

@@ -346,6 +346,7 @@ class WebConfig(Section):
     session_idle_s: int = Field(default=1800, ge=60, le=86_400)
     login_max_failures: int = Field(default=5, ge=3, le=20)
     lockout_s: int = Field(default=300, ge=10, le=3600)
+    apply_confirm_s: int = Field(default=60, ge=1, le=3600)
 
 
 class OutboxConfig(Section):
