@@ -494,6 +494,7 @@ class Box:
     def _state_message(self, state: str) -> Message:
         payload = protocol.encode_state(
             state, boot_id=self.boot_id, version=__version__, at_ms=ms(self.clock.time())
+        profile = profile_of(self.cfg)  # announced, so the station supervises to it
         )
         return Message(self.topics.state, payload, qos=1, retain=True)
 

@@ -1,0 +1,192 @@
+"""The web stage's pure parts: password hashes, lockout, sessions, journal, PNG, metrics."""
+
+from __future__ import annotations
+
+import struct
+import tomllib
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import boxweb
+from edge.codes import Condition
+from edge.config import load
+from edge.model import StoredEvent, box_event
+from edge.web import auth, metrics
+from edge.web.journal import Journal
+from edge.web.png import gray_png
+from tests.conftest import DEMO_API_TOKEN, DEMO_CONFIG
+
+# -- passwords -----------------------------------------------------------------
+
+
+def test_a_password_hash_verifies_only_its_password() -> None:
+    line = auth.hash_password("the right password")
+    assert line.startswith("scrypt$16384$8$1$")
+    assert auth.verify_password("the right password", line)
+    assert not auth.verify_password("the wrong password", line)
+    assert not auth.verify_password("the right passworD", line)
+    assert auth.hash_password("the right password") != line  # salted
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "garbage", "md5$abc", "scrypt$x$8$1$AA==$AA==", "scrypt$16384$8$1$!!$AA=="]
+)
+def test_a_damaged_hash_line_never_verifies(stored: str) -> None:
+    assert not auth.verify_password("anything at all", stored)
+
+
+@pytest.mark.parametrize("password", ["", "short", "x" * 9, "x" * 257])
+def test_password_rules(password: str) -> None:
+    with pytest.raises(auth.AuthError, match="10 to 256"):
+        auth.hash_password(password)
+
+
+def test_the_password_file_is_private_and_replaced(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    assert auth.read_password(web) is None
+    auth.write_password(web, "first password")
+    auth.write_password(web, "second password")
+    stored = auth.read_password(web)
+    assert stored is not None and auth.verify_password("second password", stored)
+    assert (web / "password").stat().st_mode & 0o777 == 0o600
+    assert web.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in web.iterdir()] == ["password"]
+
+
+def test_setup_codes_are_random_and_typable() -> None:
+    codes = {auth.setup_code() for _ in range(50)}
+    assert len(codes) == 50
+    for code in codes:
+        assert len(code) == 14 and code.count("-") == 2
+        assert not set(code) & set("01IO")
+
+
+# -- lockout and sessions ----------------------------------------------------------
+
+
+def test_lockout_per_client_doubles_and_resets_on_success() -> None:
+    lock = auth.Lockout(max_failures=3, lockout_s=10)
+    for _ in range(2):
+        lock.failed("a", 0.0)
+    assert lock.retry_after_s("a", 0.0) == 0
+    lock.failed("a", 0.0)
+    assert lock.retry_after_s("a", 1.0) == 9
+    assert lock.retry_after_s("b", 1.0) == 0  # another client is not locked
+    for _ in range(3):
+        lock.failed("a", 10.0)
+    assert lock.retry_after_s("a", 10.0) == 20  # second lockout: doubled
+    lock.succeeded("a")
+    assert lock.retry_after_s("a", 10.0) == 0
+
+
+def test_lockout_box_wide_when_many_clients_guess() -> None:
+    lock = auth.Lockout(max_failures=3, lockout_s=10)
+    for n in range(30):  # 10 clients' worth, each below its own limit
+        lock.failed(f"client-{n}", 0.0)
+    assert lock.retry_after_s("fresh", 1.0) == 9
+    assert lock.retry_after_s("fresh", 11.0) == 0
+
+
+def test_sessions_expire_when_idle_and_are_dropped() -> None:
+    sessions = auth.Sessions(idle_s=60)
+    sid, session = sessions.create(0.0)
+    assert sessions.get(sid, 59.0) is session  # and use refreshes it
+    assert sessions.get(sid, 118.0) is session
+    assert sessions.get(sid, 179.0) is None
+    sid, _ = sessions.create(200.0)
+    sessions.drop(sid)
+    assert sessions.get(sid, 200.0) is None
+    assert sessions.get(None, 0.0) is None and sessions.get("nope", 0.0) is None
+
+
+def test_same_secret() -> None:
+    assert auth.same_secret("abc", "abc")
+    assert not auth.same_secret("abc", "abd")
+    assert not auth.same_secret("", "")
+    assert not auth.same_secret(None, "abc") and not auth.same_secret("abc", None)
+
+
+# -- journal ---------------------------------------------------------------------
+
+
+def stored(seq: int, condition: Condition = Condition.MANUAL_TEST) -> StoredEvent:
+    event = box_event(condition, False, f"event {seq}", 1_700_000_000_000 + seq)
+    return StoredEvent(event=event, seq=seq, priority=1, attempts=0, first_sent_ms=None)
+
+
+def test_journal_follows_each_event_to_its_acknowledgement() -> None:
+    journal = Journal()
+    a, b = stored(1), stored(2, Condition.COMM_TROUBLE)
+    journal.queued(a, 1000)
+    journal.queued(b, 1001)
+    journal.sent([a, b], 2000)
+    journal.sent([b], 3000)  # b resent
+    journal.acked([a.event.id, "unknown-id"], 4000)
+    rows = journal.query()
+    assert [r["seq"] for r in rows] == [2, 1]  # newest first
+    assert rows[1]["state"] == "acked" and rows[1]["acked_at"] == "1970-01-01T00:00:04.000Z"
+    assert rows[0]["state"] == "sent" and rows[0]["attempts"] == 2
+    assert rows[0]["sent_at"] == "1970-01-01T00:00:03.000Z"
+    assert journal.counts() == {"queued": 0, "sent": 1, "acked": 1}
+    assert [r["seq"] for r in journal.query(state="acked")] == [1]
+    assert [r["seq"] for r in journal.query(kind=b.event.kind.value)] == [2]
+    assert journal.query(zone="front-door") == []
+    assert len(journal.query(limit=1)) == 1
+
+
+def test_journal_is_bounded() -> None:
+    journal = Journal(size=3)
+    for seq in range(1, 6):
+        journal.queued(stored(seq), seq)
+    assert [r["seq"] for r in journal.query()] == [5, 4, 3]
+
+
+# -- PNG and metrics -----------------------------------------------------------------
+
+
+def test_gray_png_round_trips() -> None:
+    gray = np.arange(48 * 32, dtype=np.uint32).reshape(32, 48).astype(np.uint8)
+    data = gray_png(gray)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert (width, height, depth, colour) == (48, 32, 8, 0)
+    idat_len = struct.unpack(">I", data[33:37])[0]
+    assert data[37:41] == b"IDAT"
+    raw = zlib.decompress(data[41 : 41 + idat_len])
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(32, 49)
+    assert (rows[:, 0] == 0).all()
+    assert (rows[:, 1:] == gray).all()
+    with pytest.raises(ValueError):
+        gray_png(np.zeros((2, 2, 3), dtype=np.uint8))
+
+
+def test_metrics_skip_missing_figures_and_escape_labels() -> None:
+    text = metrics.render(
+        {
+            "outbox": {"depth": 3, "oldest_age_s": None},
+            "uplink": {"connected": False},
+            "zones": {"zones": [{"id": 'a"b', "active": False, "changes": 2}]},
+            "healthy": False,
+        }
+    )
+    lines = text.splitlines()
+    assert "edge_outbox_depth 3" in lines
+    assert not any(line.startswith("edge_outbox_oldest_age_seconds ") for line in lines)
+    assert "edge_uplink_connected 0" in lines
+    assert 'edge_zone_changes_total{zone="a\\"b"} 2' in lines
+    assert "edge_healthy 0" in lines
+
+
+# -- the config as the page shows it -----------------------------------------------------
+
+
+def test_the_shown_config_is_valid_toml_without_secrets() -> None:
+    cfg = load(DEMO_CONFIG)
+    text = boxweb.to_toml(cfg.model_dump(mode="json", exclude_none=True))
+    data = tomllib.loads(text)
+    assert data["device"]["id"] == cfg.device.id
+    assert [z["id"] for z in data["zones"]] == [z.id for z in cfg.zones]
+    assert DEMO_API_TOKEN not in text and data["web"]["api_token"] == "**********"
