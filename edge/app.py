@@ -492,9 +492,13 @@ class Box:
         )
 
     def _state_message(self, state: str) -> Message:
-        payload = protocol.encode_state(
-            state, boot_id=self.boot_id, version=__version__, at_ms=ms(self.clock.time())
         profile = profile_of(self.cfg)  # announced, so the station supervises to it
+        payload = protocol.encode_state(
+            state,
+            boot_id=self.boot_id,
+            version=__version__,
+            at_ms=ms(self.clock.time()),
+            supervision={"heartbeat_s": profile.heartbeat_s, "lost_s": profile.path_loss_s},
         )
         return Message(self.topics.state, payload, qos=1, retain=True)
 

@@ -121,9 +121,19 @@ def decode_event(payload: bytes) -> EventMessage:
         raise ProtocolError(f"malformed event envelope: {exc!r}") from exc
 
 
-def encode_state(state: str, *, boot_id: str, version: str, at_ms: int) -> bytes:
-    body = {"v": VERSION, "state": state, "boot_id": boot_id, "version": version}
+def encode_state(
+    state: str,
+    *,
+    boot_id: str,
+    version: str,
+    at_ms: int,
+    supervision: dict[str, int] | None = None,
+) -> bytes:
+    """``supervision`` (in the birth): ``heartbeat_s`` and ``lost_s``, the box's profile."""
+    body: dict[str, Any] = {"v": VERSION, "state": state, "boot_id": boot_id, "version": version}
     body["at"] = iso_ms(at_ms)
+    if supervision is not None:
+        body["supervision"] = supervision
     return dumps(body)
 
 

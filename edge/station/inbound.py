@@ -35,6 +35,8 @@ class ChunkReceived:
 class StateReceived:
     device: str
     state: str
+    heartbeat_s: int | None = None  # the box's supervision profile, from its birth
+    lost_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,29 @@ def parse(message: Message, prefix: str) -> Inbound | None:
     if rest.startswith("/media/"):
         return _chunk(message, prefix)
     if rest == "/state":
-        state = protocol.decode_object(message.payload).get("state")
-        if not isinstance(state, str) or not state or "\x00" in state:
-            raise ProtocolError(f"state must be a non-empty string, not {state!r}")
-        return StateReceived(device, state)
+        return _state(device, protocol.decode_object(message.payload))
     if rest == "/heartbeat":
         beat = protocol.decode_object(message.payload)
         return HeartbeatReceived(device, _int64(beat.get("interval_s"), "interval_s"))
     if rest == "/cmd/result":
         return None
     raise ProtocolError(f"no such station topic: {message.topic!r}")
+
+
+def _state(device: str, body: dict[str, object]) -> StateReceived:
+    state = body.get("state")
+    if not isinstance(state, str) or not state or "\x00" in state:
+        raise ProtocolError(f"state must be a non-empty string, not {state!r}")
+    profile = body.get("supervision")
+    if profile is None:
+        return StateReceived(device, state)
+    if not isinstance(profile, dict):
+        raise ProtocolError(f"supervision must be an object, not {profile!r}")
+    heartbeat_s = _int64(profile.get("heartbeat_s"), "supervision.heartbeat_s")
+    lost_s = _int64(profile.get("lost_s"), "supervision.lost_s")
+    if not 0 < heartbeat_s <= lost_s <= 86_400:
+        raise ProtocolError(f"supervision: need 0 < heartbeat_s <= lost_s <= 86400: {profile}")
+    return StateReceived(device, state, heartbeat_s, lost_s)
 
 
 def _event(device: str, payload: bytes) -> EventReceived:

@@ -13,6 +13,7 @@ message cannot hold back the others; what still fails is not acknowledged
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from edge import protocol
 from edge.clock import Clock, SystemClock, ms
 from edge.errors import ProtocolError, StorageError, UplinkError
 from edge.mqttio import LinkSettings, Message, MqttLink
-from edge.station import inbound
+from edge.station import inbound, supervision
 from edge.station.inbound import Inbound
 from edge.station.store import Receipt, StationStore
 
@@ -51,6 +52,7 @@ class StationSettings:
     batch_max: int = 500
     batch_max_bytes: int = 8 * 1024 * 1024
     ack_timeout_s: float = 10.0
+    supervise_period_s: float = 1.0  # how often the boxes' heartbeat ages are checked
 
 
 @dataclass
@@ -66,6 +68,8 @@ class ReceiverStats:
     media_corrupt: int = 0
     acks: int = 0
     acks_failed: int = 0
+    devices_lost: int = 0
+    devices_restored: int = 0
 
 
 class Link(Protocol):
@@ -96,17 +100,44 @@ class Receiver:
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         await asyncio.to_thread(self.store.open)
+        watch: asyncio.Task[None] | None = None
         try:
             recovered = await asyncio.to_thread(self.store.finish_waiting, self._now_ms())
             self._count(recovered)
             await self.link.start()
+            watch = asyncio.create_task(self.run_supervision(), name="station-supervision")
             if await self.link.wait_connected(10) and ready is not None:
                 ready()
             while True:
                 await self.process(await self.next_batch())
         finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
             await self.link.stop()
             await asyncio.to_thread(self.store.close)
+
+    async def run_supervision(self) -> None:
+        """Check every box's heartbeat age against its profile, every ``supervise_period_s``."""
+        since_ms = self._now_ms()
+        while True:
+            try:
+                await self.supervise(since_ms)
+            except StorageError:
+                log.exception("supervision could not use the store; retrying")
+            await asyncio.sleep(self.settings.supervise_period_s)
+
+    async def supervise(self, since_ms: int) -> list[supervision.Change]:
+        changes = await asyncio.to_thread(self.store.supervise, self._now_ms(), since_ms)
+        for change in changes:
+            if change.kind == supervision.LOST:
+                self.stats.devices_lost += 1
+                log.error("DEVICE LOST: %s: %s", change.device, change.reason)
+            else:
+                self.stats.devices_restored += 1
+                log.warning("device restored: %s: %s", change.device, change.reason)
+        return changes
 
     async def next_batch(self) -> list[Message]:
         """Wait for one message, then take what is already waiting, within the limits."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from edge.errors import ProtocolError, StorageError
 from edge.protocol import EventMessage, MediaProgress, event_record, iso_ms
-from edge.station import assembly, media, parts, sql
+from edge.station import assembly, media, parts, sql, supervision
 from edge.station.assembly import Outcome
 from edge.station.inbound import (
     ChunkReceived,
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS devices (
 ) STRICT;
 """
     + media.SCHEMA
+    + supervision.SCHEMA
 )
 
 
@@ -283,6 +284,19 @@ class StationStore:
         keys = ("device", "state", "state_ms", "heartbeat_ms", "heartbeat_interval_s")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def supervise(self, now_ms: int, since_ms: int) -> list[supervision.Change]:
+        """Raise the "device lost" alarms and restores that are due (one transaction)."""
+        with self._tx() as db:
+            return supervision.check(db, now_ms, since_ms)
+
+    def device_status(self, now_ms: int, since_ms: int | None = None) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            return supervision.status(db, now_ms, now_ms if since_ms is None else since_ms)
+
+    def station_alarms(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            return supervision.alarms(db, limit)
+
     # -- inside the batch transaction --------------------------------------
 
     def _put(
@@ -311,6 +325,8 @@ class StationStore:
                 "state_ms = excluded.state_ms",
                 (item.device, item.state, received_ms),
             )
+            if item.heartbeat_s is not None and item.lost_s is not None:
+                supervision.announce(db, item.device, item.heartbeat_s, item.lost_s)
         else:
             db.execute(
                 "INSERT INTO devices (device, heartbeat_ms, heartbeat_interval_s) "
