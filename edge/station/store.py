@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS devices (
 """
     + media.SCHEMA
     + supervision.SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS forwarded (
+    event_id TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+) STRICT;
+"""
 )
 
 
@@ -386,6 +394,10 @@ class StationStore:
                 receipt.corrupt += 1
             else:
                 receipt.unwritten += 1
+
+    def transaction(self) -> contextlib.AbstractContextManager[Db]:
+        """One transaction, for the station's other parts (bridge, operator page)."""
+        return self.backend.transaction()
 
     def _tx(self) -> contextlib.AbstractContextManager[Db]:
         return self.backend.transaction()

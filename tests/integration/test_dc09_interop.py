@@ -6,15 +6,20 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pysiaalarm import SIAAccount, SIAEvent
 from pysiaalarm.aio import SIAClient
 
+from edge.station.dc09.bridge import Dc09Bridge, pending
 from edge.station.dc09.link import Dc09Link, Dc09Settings, Outcome
 from edge.station.dc09.messages import Alarm, Format
+from edge.station.inbound import EventReceived
+from edge.station.store import StationStore
 from tests.conftest import free_port
+from tests.unit.test_station_store import DEVICE, T0, event_message
 
 ACCOUNT = "1234"
 KEY_128 = "0123456789ABCDEF"  # pysiaalarm takes the key's characters as the AES key bytes
@@ -164,3 +169,36 @@ async def test_a_silent_receiver_is_retried_until_it_answers() -> None:
         await sender.close()
         await client.async_stop()
     assert [e.sequence for e in got] == ["0001"]
+
+
+async def test_bridge_forwards_each_stored_event_once_then_tests_the_link(
+    plain: Receiver, tmp_path: Path
+) -> None:
+    store = StationStore(tmp_path / "station.sqlite")
+    store.open()
+    first, second = event_message("ev-a", seq=1), event_message("ev-b", seq=2)
+    store.commit([EventReceived(DEVICE, first), EventReceived(DEVICE, second)], T0)
+    store.commit([EventReceived(DEVICE, first)], T0 + 1)  # a retransmit: still one event
+    bridge = Dc09Bridge(
+        store, link(plain), SkewedClock(), video_base="https://station.example/", null_every_s=0
+    )
+    try:
+        assert await bridge.step() == 2
+        assert await bridge.step() == 0  # nothing waits: a NULL message instead
+    finally:
+        await bridge.link.close()
+        store.close()
+    assert [(e.code, e.message) for e in plain.events] == [
+        ("BA", "003"),
+        ("BA", "003"),
+        ("RP", None),
+    ]
+    assert plain.events[0].x_data == "Vhttps://station.example/events/ev-a"
+    assert [e.sequence for e in plain.events] == ["0001", "0002", "0003"]
+    reopened = StationStore(tmp_path / "station.sqlite")
+    reopened.open()
+    try:  # a restarted bridge has nothing left to send
+        with reopened.transaction() as db:
+            assert pending(db, 10, None) == []
+    finally:
+        reopened.close()

@@ -112,6 +112,11 @@ class Dc09Link:
 
         return await self._deliver(build)
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last message sent."""
+        return self._seq
+
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:

@@ -1,0 +1,132 @@
+"""The bridge: every stored event, oldest first, to the alarm receiver; NULL messages between.
+
+An event is marked in ``forwarded`` only once the receiver has ACKed it (or
+answered DUH, which no resend changes), so a bridge that stops resumes
+where it was. When nothing is waiting for ``null_every_s``, a NULL message
+tests the link. Run one bridge per store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from edge.clock import Clock, ms
+from edge.errors import StorageError
+from edge.station.dc09.link import Dc09Link, Outcome
+from edge.station.dc09.messages import Alarm
+from edge.station.sql import Db
+from edge.station.store import StationStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pending:
+    device: str
+    alarm: Alarm
+
+
+def pending(db: Db, limit: int, video_base: str | None) -> list[Pending]:
+    """Stored events not yet forwarded, in the order they were stored."""
+    rows = db.execute(
+        "SELECT e.id, e.device, e.body FROM events e WHERE NOT EXISTS "
+        "(SELECT 1 FROM forwarded f WHERE f.event_id = e.id) "
+        "ORDER BY e.received_ms, e.seq LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [_pending(r[0], r[1], json.loads(r[2]), video_base) for r in rows]
+
+
+def mark(db: Db, event_id: str, outcome: Outcome, seq: int, at_ms: int) -> None:
+    db.execute(
+        "INSERT INTO forwarded (event_id, outcome, seq, at_ms) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        (event_id, outcome.value, seq, at_ms),
+    )
+
+
+def _pending(event_id: str, device: str, body: dict[str, object], base: str | None) -> Pending:
+    zone = body.get("zone")
+    number = zone.get("number") if isinstance(zone, dict) else None
+    partition = body.get("partition")
+    alarm = Alarm(
+        event_id=event_id,
+        cid=str(body.get("cid", "")),
+        sia=str(body.get("sia", "")),
+        partition=partition if isinstance(partition, int) else 0,
+        zone=number if isinstance(number, int) else None,
+        video=None if base is None else f"{base.rstrip('/')}/events/{event_id}",
+    )
+    return Pending(device, alarm)
+
+
+class Dc09Bridge:
+    """Construct (no I/O), then ``await run()`` with the store open."""
+
+    def __init__(
+        self,
+        store: StationStore,
+        link: Dc09Link,
+        clock: Clock,
+        *,
+        video_base: str | None = None,
+        null_every_s: float = 60.0,
+        poll_s: float = 0.5,
+        batch: int = 50,
+    ) -> None:
+        self.store = store
+        self.link = link
+        self.clock = clock
+        self.video_base = video_base
+        self.null_every_s = null_every_s
+        self.poll_s = poll_s
+        self.batch = batch
+        self.forwarded = 0
+        self._last_traffic = clock.monotonic()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    sent = await self.step()
+                except StorageError:
+                    log.exception("DC-09 bridge cannot read the store; retrying")
+                    sent = 0
+                if sent == 0:
+                    await asyncio.sleep(self.poll_s)
+        finally:
+            await self.link.close()
+
+    async def step(self) -> int:
+        """Forward what waits (one batch), or a NULL message when it is due; events sent."""
+        waiting = await asyncio.to_thread(self._pending)
+        for item in waiting:
+            outcome = await self.link.send_event(item.alarm)
+            seq = self.link.last_seq
+            await asyncio.to_thread(self._mark, item.alarm.event_id, outcome, seq)
+            self.forwarded += 1
+            self._last_traffic = self.clock.monotonic()
+            log.info(
+                "DC-09 %s: event %s from %s (%s %s), seq %04d",
+                outcome.value,
+                item.alarm.event_id,
+                item.device,
+                item.alarm.cid,
+                item.alarm.sia,
+                seq,
+            )
+        if not waiting and self.clock.monotonic() - self._last_traffic >= self.null_every_s:
+            await self.link.send_null()
+            self._last_traffic = self.clock.monotonic()
+        return len(waiting)
+
+    def _pending(self) -> list[Pending]:
+        with self.store.transaction() as db:
+            return pending(db, self.batch, self.video_base)
+
+    def _mark(self, event_id: str, outcome: Outcome, seq: int) -> None:
+        with self.store.transaction() as db:
+            mark(db, event_id, outcome, seq, ms(self.clock.time()))
