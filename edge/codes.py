@@ -24,6 +24,7 @@ class Kind(StrEnum):
     ARM = "arm"
     DISARM = "disarm"
     TEST = "test"
+    MOTION = "motion"
 
 
 class ZoneType(StrEnum):
@@ -63,6 +64,8 @@ class Condition(StrEnum):
     OPEN_CLOSE = "open_close"
     MANUAL_TEST = "manual_test"
     PERIODIC_TEST = "periodic_test"
+    CAMERA_TAMPER = "camera_tamper"
+    VIDEO_MOTION = "video_motion"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,19 @@ TABLE: tuple[CodeRow, ...] = (
     _R(Condition.OPEN_CLOSE, 401, "OP", "CL", Kind.DISARM, Kind.ARM, "O/C by user"),
     _R(Condition.MANUAL_TEST, 601, "RX", None, Kind.TEST, None, "Manual trigger test report"),
     _R(Condition.PERIODIC_TEST, 602, "RP", None, Kind.TEST, None, "Periodic test report"),
+    # A camera is a sensor: covered, blinded, defocused or turned is its tamper.
+    _R(
+        Condition.CAMERA_TAMPER,
+        144,
+        "TA",
+        "TR",
+        Kind.TAMPER,
+        Kind.TAMPER_RESTORE,
+        "Sensor tamper",
+    ),
+    # Contact ID and SIA have no video-motion code: 140 / UA ("general alarm") is the
+    # nearest; receivers must file these by kind ("motion"), the lowest priority.
+    _R(Condition.VIDEO_MOTION, 140, "UA", None, Kind.MOTION, None, "General Alarm"),
 )
 
 BY_CONDITION: dict[Condition, CodeRow] = {row.condition: row for row in TABLE}

@@ -74,6 +74,7 @@ _CONDITION_RANK = {
     Condition.SENSOR_TAMPER: 3,
     Condition.PANEL_TAMPER: 3,
     Condition.ENCLOSURE_TAMPER: 3,
+    Condition.CAMERA_TAMPER: 3,
 }
 TROUBLE = 10
 ROUTINE = 20  # arm/disarm, tests, supervision

@@ -8,7 +8,7 @@ from typing import Any
 
 from edge.errors import ProtocolError
 
-VERSION = 1
+VERSION = 2
 
 
 def dumps(body: dict[str, Any]) -> bytes:

@@ -33,6 +33,7 @@ CID_MEANING: dict[int, tuple[str, ...]] = {
     130: ("Burglary",),
     134: ("Entry/Exit",),
     137: ("Tamper",),  # control panel tamper
+    140: ("General Alarm",),  # the nearest to video motion: CID has no video code
     144: ("Sensor tamper",),
     145: ("Expansion module tamper", "Exp. module tamper"),  # the box's enclosure
     150: ("24 Hour Non-Burglary", "24 Hour Non-Burg"),
@@ -95,6 +96,8 @@ EXPECTED: dict[Condition, tuple[int, str, str | None, Kind, Kind | None]] = {
     Condition.OPEN_CLOSE: (401, "OP", "CL", Kind.DISARM, Kind.ARM),
     Condition.MANUAL_TEST: (601, "RX", None, Kind.TEST, None),
     Condition.PERIODIC_TEST: (602, "RP", None, Kind.TEST, None),
+    Condition.CAMERA_TAMPER: (144, "TA", "TR", Kind.TAMPER, Kind.TAMPER_RESTORE),
+    Condition.VIDEO_MOTION: (140, "UA", None, Kind.MOTION, None),
 }
 
 RESTORE_OF: dict[Kind, Kind] = {
@@ -104,6 +107,7 @@ RESTORE_OF: dict[Kind, Kind] = {
 }
 
 TEST_CONDITIONS = (Condition.MANUAL_TEST, Condition.PERIODIC_TEST)
+NO_RESTORE = (*TEST_CONDITIONS, Condition.VIDEO_MOTION)  # reports of a moment
 
 
 def _norm(text: str) -> str:
@@ -163,7 +167,7 @@ def test_sia_restore_is_a_restoral_or_closing(condition: Condition) -> None:
         assert "Restoral" not in event_meaning
 
 
-@pytest.mark.parametrize("condition", [c for c in Condition if c not in TEST_CONDITIONS], ids=str)
+@pytest.mark.parametrize("condition", [c for c in Condition if c not in NO_RESTORE], ids=str)
 def test_every_alarm_tamper_and_trouble_has_a_restore(condition: Condition) -> None:
     row = BY_CONDITION[condition]
     assert row.sia_restore is not None
@@ -179,7 +183,7 @@ def test_every_alarm_tamper_and_trouble_has_a_restore(condition: Condition) -> N
 
 def test_only_test_reports_lack_a_restore() -> None:
     without = {row.condition for row in TABLE if row.sia_restore is None}
-    assert without == set(TEST_CONDITIONS)
+    assert without == set(NO_RESTORE)
     assert all(BY_CONDITION[c].event_kind is Kind.TEST for c in TEST_CONDITIONS)
 
 
@@ -188,7 +192,7 @@ def test_contact_id_qualifiers(condition: Condition) -> None:
     start = codes.codes(condition, restore=False)
     assert start.cid_qualifier == 1  # new event / opening
     assert start.sia == BY_CONDITION[condition].sia_event
-    if condition not in TEST_CONDITIONS:
+    if condition not in NO_RESTORE:
         assert codes.codes(condition, restore=True).cid_qualifier == 3  # restore / closing
 
 

@@ -84,7 +84,7 @@ def test_command_round_trip(command: Command) -> None:
 def test_encoded_clip_command_fields() -> None:
     command = Command(CID, NOW + 60_000, ClipArgs("porch", NOW - 10_000, NOW - 5_000))
     assert json.loads(encode_command(command)) == {
-        "v": 1,
+        "v": 2,
         "id": CID,
         "type": "clip",
         "expires_at": "2026-11-28T14:24:10.123Z",
@@ -227,7 +227,7 @@ def test_missing_id_is_not_recovered() -> None:
 
 # (changes to a valid command, expected reason code); the id is always recovered.
 REJECTIONS: list[tuple[dict[str, Any], str]] = [
-    ({"v": 2}, "unsupported_version"),
+    ({"v": 3}, "unsupported_version"),
     ({"v": 99, "type": "reboot", "extra": 1}, "unsupported_version"),
     ({"v": 0}, "malformed"),
     ({"v": -1}, "malformed"),
@@ -344,7 +344,7 @@ def test_result_round_trip_with_details() -> None:
         CID, "done", at_ms=NOW, event_id="e-1", media_ids=["m1", "m2"], seconds=12.5, ok=True
     )
     assert json.loads(payload) == {
-        "v": 1,
+        "v": 2,
         "id": CID,
         "status": "done",
         "reason": "",
@@ -413,7 +413,7 @@ def test_decode_result_ignores_unknown_fields_and_takes_older_versions() -> None
 @pytest.mark.parametrize(
     "changes",
     [
-        {"v": 2},
+        {"v": 3},
         {"v": "1"},
         {"v": True},
         {"v": _DELETE},

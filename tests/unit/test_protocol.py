@@ -276,7 +276,7 @@ def test_ack_from_an_older_version_is_accepted() -> None:
         b'{"v":true,"ids":["a"]}',
         b'{"v":1.0,"ids":["a"]}',
         b'{"v":null,"ids":["a"]}',
-        b'{"v":2,"ids":["a"]}',  # newer than we speak
+        b'{"v":3,"ids":["a"]}',  # newer than we speak
         b'{"v":1}',
         b'{"v":1,"ids":null}',
         b'{"v":1,"ids":"a"}',
