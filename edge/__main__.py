@@ -15,15 +15,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from edge import __version__, boxcli, logs
 from edge.config import EdgeConfig, load
 from edge.errors import ConfigError, EdgeError
-
-if TYPE_CHECKING:
-    from edge.station.store import StationStore
 
 EXIT_CONFIG = 2
 EXIT_RESTART = 75  # EX_TEMPFAIL: systemd's Restart=on-failure starts the box again
@@ -121,18 +118,9 @@ def _station_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="payload bytes stored per transaction, about",
     )
     run.set_defaults(func=_station_run)
-    events = ssub.add_parser("events", help="list stored events, newest first")
-    events.add_argument("--db", type=Path, required=True)
-    events.add_argument("--device")
-    events.add_argument("--limit", type=int, default=50)
-    events.add_argument("--json", action="store_true", help="one JSON object per line")
-    events.set_defaults(func=_station_events)
-    media = ssub.add_parser("media", help="list the stored stills and clips of an event")
-    media.add_argument("--db", type=Path, required=True)
-    media.add_argument("event_id")
-    media.add_argument("--device")
-    media.add_argument("--json", action="store_true", help="one JSON object per line")
-    media.set_defaults(func=_station_media)
+    from edge.station import cli as station_cli  # events, media, show, export, devices, ...
+
+    station_cli.add_parsers(ssub)
 
 
 def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -253,51 +241,6 @@ def _station_run(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-max", ["--batch-max and --batch-max-bytes must be positive"])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Receiver(settings).run())
-    return 0
-
-
-def _station_store(db: Path) -> StationStore:
-    from edge.station.store import StationStore
-
-    if not db.is_file():
-        raise EdgeError(f"{db}: no station store here")
-    store = StationStore(db)
-    store.open()
-    return store
-
-
-def _station_events(args: argparse.Namespace) -> int:
-    store = _station_store(args.db)
-    try:
-        rows = store.events(args.device, args.limit)
-    finally:
-        store.close()
-    for row in rows:
-        if args.json:
-            print(json.dumps(vars(row)))
-        else:
-            print(
-                f"{row.received_at}  {row.device}  #{row.seq:<5} {row.kind:<15} "
-                f"CID {row.cid} SIA {row.sia}  zone {row.zone or '-'}  media {row.media}"
-                f"{'  (historical)' if row.historical else ''}  id {row.id}"
-            )
-    return 0
-
-
-def _station_media(args: argparse.Namespace) -> int:
-    store = _station_store(args.db)
-    try:
-        rows = store.media(args.event_id, args.device)
-    finally:
-        store.close()
-    for row in rows:
-        if args.json:
-            print(json.dumps({**vars(row), "path": str(row.path)}))
-        else:
-            print(
-                f"{row.received_at}  {row.device}  {row.kind:<5} {row.media_id}  "
-                f"{row.size} bytes  sha256 {row.sha256}  {row.path}"
-            )
     return 0
 
 

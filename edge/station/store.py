@@ -224,16 +224,35 @@ class StationStore:
         self._finish(keys, received_ms, receipt)
         return receipt
 
-    def events(self, device: str | None = None, limit: int = 100) -> list[StoredRow]:
+    def events(
+        self,
+        device: str | None = None,
+        limit: int = 100,
+        *,
+        kind: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        event_id: str | None = None,
+    ) -> list[StoredRow]:
+        """Stored events, newest first; filters by device, kind and occurred time."""
         query = (
             "SELECT id, device, seq, kind, cid, sia, zone_name, occurred_ms, received_ms, "
             "historical, deliveries, (SELECT COUNT(*) FROM media m "
             "WHERE m.device = events.device AND m.event_id = events.id) FROM events"
         )
-        args: list[Any] = []
-        if device is not None:
-            query += " WHERE device = ?"
-            args.append(device)
+        where, args = [], []
+        for clause, value in (
+            ("device = ?", device),
+            ("kind = ?", kind),
+            ("occurred_ms >= ?", since_ms),
+            ("occurred_ms < ?", until_ms),
+            ("id = ?", event_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if where:
+            query += " WHERE " + " AND ".join(where)
         query += " ORDER BY received_ms DESC, seq DESC LIMIT ?"
         args.append(limit)
         with self._tx() as db:
@@ -255,6 +274,12 @@ class StationStore:
             )
             for r in rows
         ]
+
+    def body(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event as the box sent it (JSON), or None."""
+        with self._tx() as db:
+            row = db.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def media(self, event_id: str, device: str | None = None) -> list[StoredMedia]:
         """The complete media files of an event, oldest first."""

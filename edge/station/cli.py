@@ -1,0 +1,267 @@
+"""``edge station events | show | export | devices | alarms | bridge``: the station's CLI.
+
+Every command opens the store given by ``--db`` (an SQLite file, or a
+``postgresql://`` URL with ``--media``). Bad arguments are errors that say
+which argument and why (exit 2); an unknown event is an error (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from edge import logs
+from edge.clock import SystemClock, ms
+from edge.errors import ConfigError, EdgeError
+
+if TYPE_CHECKING:  # the store (and psycopg) load only when a command runs
+    from edge.station.store import StationStore
+
+Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def add_parsers(ssub: Sub) -> None:
+    events = _store_parser(ssub, "events", "list stored events, newest first")
+    events.add_argument("--device")
+    events.add_argument("--kind", help="alarm, restore, trouble, tamper, arm, disarm, test, ...")
+    events.add_argument("--since", help="occurred at or after: ISO 8601 time, or 15m/2h/1d ago")
+    events.add_argument("--until", help="occurred before: ISO 8601 time, or 15m/2h/1d ago")
+    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.set_defaults(func=events_cmd)
+    media = _store_parser(ssub, "media", "list the stored stills and clips of an event")
+    media.add_argument("event_id")
+    media.add_argument("--device")
+    media.add_argument("--json", action="store_true", help="one JSON object per line")
+    media.set_defaults(func=media_cmd)
+    show = _store_parser(ssub, "show", "one event as stored, with its media")
+    show.add_argument("event_id")
+    show.set_defaults(func=show_cmd)
+    export = _store_parser(ssub, "export", "copy an event's media files to a folder, verified")
+    export.add_argument("event_id")
+    export.add_argument("--to", type=Path, required=True, help="the folder (created if needed)")
+    export.set_defaults(func=export_cmd)
+    devices = _store_parser(ssub, "devices", "every box with its supervision state")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(func=devices_cmd)
+    alarms = _store_parser(ssub, "alarms", "the station's own alarms: device lost, restored")
+    alarms.add_argument("--limit", type=int, default=50)
+    alarms.set_defaults(func=alarms_cmd)
+    bridge = _store_parser(ssub, "bridge", "forward stored events to an alarm receiver (DC-09)")
+    bridge.add_argument("--receiver", required=True, help="host:port of the DC-09 receiver (TCP)")
+    bridge.add_argument("--account", required=True, help="3 to 16 hex digits")
+    bridge.add_argument("--format", choices=("sia-dcs", "adm-cid"), default="sia-dcs")
+    bridge.add_argument("--line", default="0")
+    bridge.add_argument("--receiver-number")
+    bridge.add_argument("--key-file", type=Path, help="AES key as 32, 48 or 64 hex digits")
+    bridge.add_argument("--video-base", help="URL of the operator page, for video references")
+    bridge.add_argument("--null-every-s", type=float, default=60.0)
+    bridge.add_argument("--log-level", default="INFO")
+    bridge.set_defaults(func=bridge_cmd)
+
+
+def _store_parser(ssub: Sub, name: str, help_: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = ssub.add_parser(name, help=help_)
+    parser.add_argument("--db", required=True, help="an SQLite file, or a postgresql:// URL")
+    parser.add_argument("--media", type=Path, help="media folder (required with PostgreSQL)")
+    return parser
+
+
+def open_store(args: argparse.Namespace) -> StationStore:
+    from edge.station.sql import is_postgres
+    from edge.station.store import StationStore
+
+    target: str | Path = args.db if is_postgres(args.db) else Path(args.db)
+    if isinstance(target, Path) and not target.is_file():
+        raise EdgeError(f"{target}: no station store here")
+    store = StationStore(target, args.media)
+    store.open()
+    return store
+
+
+def parse_when(text: str, name: str, now_s: float) -> int:
+    """``--since``/``--until``: ISO 8601 (UTC unless a zone is given) or ``15m`` ago; ms."""
+    ago = _AGO.fullmatch(text.strip())
+    if ago is not None:
+        return ms(now_s - float(ago[1]) * _UNIT_S[ago[2]])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            name, [f"{name} {text!r}: not an ISO 8601 time nor a duration like 15m, 2h, 1d"]
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return ms(moment.timestamp())
+
+
+def events_cmd(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ConfigError("--limit", [f"--limit {args.limit}: must be at least 1"])
+    now = time.time()
+    since = None if args.since is None else parse_when(args.since, "--since", now)
+    until = None if args.until is None else parse_when(args.until, "--until", now)
+    if since is not None and until is not None and since >= until:
+        raise ConfigError("--since", ["--since must be before --until"])
+    with _opened(args) as store:
+        rows = store.events(args.device, args.limit, kind=args.kind, since_ms=since, until_ms=until)
+    for row in rows:
+        if args.json:
+            print(json.dumps(vars(row)))
+        else:
+            print(
+                f"{row.received_at}  {row.device}  #{row.seq:<5} {row.kind:<15} "
+                f"CID {row.cid} SIA {row.sia}  zone {row.zone or '-'}  media {row.media}"
+                f"{'  (historical)' if row.historical else ''}  id {row.id}"
+            )
+    return 0
+
+
+def media_cmd(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        rows = store.media(args.event_id, args.device)
+    for row in rows:
+        if args.json:
+            print(json.dumps({**vars(row), "path": str(row.path)}))
+        else:
+            print(
+                f"{row.received_at}  {row.device}  {row.kind:<5} {row.media_id}  "
+                f"{row.size} bytes  sha256 {row.sha256}  {row.path}"
+            )
+    return 0
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        body = store.body(args.event_id)
+        if body is None:
+            raise EdgeError(f"no event {args.event_id!r} in the store")
+        (row,) = store.events(event_id=args.event_id, limit=1)
+        files = store.media(args.event_id)
+    out: dict[str, Any] = {
+        "event": body,
+        "received_at": row.received_at,
+        "deliveries": row.deliveries,
+        "media": [
+            {k: v for k, v in {**vars(f), "path": str(f.path)}.items() if k != "event_id"}
+            for f in files
+        ],
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    from edge.station import parts
+
+    with _opened(args) as store:
+        if store.body(args.event_id) is None:
+            raise EdgeError(f"no event {args.event_id!r} in the store")
+        files = store.media(args.event_id)
+    if not files:
+        raise EdgeError(f"event {args.event_id!r} has no complete media (yet)")
+    try:
+        args.to.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            target = args.to / f.path.name
+            shutil.copyfile(f.path, target)
+            if parts.digest(target) != (f.size, f.sha256):
+                raise EdgeError(f"{target}: copy does not match the stored sha256")
+            print(f"{target}  {f.kind}  {f.size} bytes  sha256 {f.sha256}")
+    except OSError as exc:
+        raise EdgeError(f"cannot export to {args.to}: {exc}") from exc
+    return 0
+
+
+def devices_cmd(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        rows = store.device_status(ms(time.time()))
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            age = row["heartbeat_age_s"]
+            print(
+                f"{row['device']:<20} {row['state'] or '-':<8} supervision {row['supervision']:<5}"
+                f" heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
+                f" (lost after {row['lost_after_s']} s)"
+            )
+    return 0
+
+
+def alarms_cmd(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        rows = store.station_alarms(args.limit)
+    for row in rows:
+        at = datetime.fromtimestamp(int(row["at_ms"]) / 1000, UTC).isoformat()
+        print(f"{at}  {row['device']:<20} {row['kind']:<15} {row['reason']}")
+    return 0
+
+
+def bridge_cmd(args: argparse.Namespace) -> int:
+    from edge.station.dc09.bridge import Dc09Bridge
+    from edge.station.dc09.link import Dc09Link, Dc09Settings
+    from edge.station.dc09.messages import Format
+
+    logs.setup(args.log_level, identifier="edge-station-bridge")
+    host, _, port = args.receiver.rpartition(":")
+    problems = []
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.append(f"--receiver {args.receiver!r}: must be host:port")
+    if not re.fullmatch(r"[0-9A-F]{3,16}", args.account):
+        problems.append(f"--account {args.account!r}: 3 to 16 upper-case hex digits")
+    key = None if args.key_file is None else _key(args.key_file, problems)
+    if problems:
+        raise ConfigError("bridge", problems)
+    settings = Dc09Settings(
+        host,
+        int(port),
+        args.account,
+        Format(args.format.upper()),
+        line=args.line,
+        receiver=args.receiver_number,
+        key=key,
+    )
+    clock = SystemClock()
+    with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
+        bridge = Dc09Bridge(
+            store,
+            Dc09Link(settings, clock),
+            clock,
+            video_base=args.video_base,
+            null_every_s=args.null_every_s,
+        )
+        asyncio.run(bridge.run())
+    return 0
+
+
+def _key(path: Path, problems: list[str]) -> bytes | None:
+    try:
+        text = path.read_text().strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError) as exc:
+        problems.append(f"--key-file {path}: {exc}")
+        return None
+    if len(key) not in (16, 24, 32):
+        problems.append(f"--key-file {path}: {len(text)} hex digits; need 32, 48 or 64")
+    return key
+
+
+@contextlib.contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[StationStore]:
+    store = open_store(args)
+    try:
+        yield store
+    finally:
+        store.close()
