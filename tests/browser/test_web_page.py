@@ -193,3 +193,23 @@ async def test_the_camera_view_shows_the_picture(browser: Tab, site: Site) -> No
     )
     assert size[0] >= 160 and size[1] >= 90
     await browser.screenshot("camera")
+
+
+async def test_a_test_event_appears_in_the_journal(browser: Tab, site: Site) -> None:
+    await log_in(browser, site)
+    await browser.goto(site.base + "/#events")
+    await browser.wait_for("document.body.dataset.ready === '1'")
+    await browser.click("#ev-test")
+    sent = await browser.wait_for(
+        "document.getElementById('ev-sent').textContent", what="the test event's id"
+    )
+    event_id = sent.removeprefix("sent: ")
+    row = f"document.querySelector('#ev-table tr[data-id=\"{event_id}\"]')"
+    cells = await browser.wait_for(
+        f"{row} && [...{row}.children].map(td => td.textContent)", what="its row"
+    )
+    assert cells[2] == "test" and cells[3] == "1601"  # kind, Contact ID
+    assert cells[6] in ("queued", "sent")  # no broker here: never acknowledged
+    journal = await site.api("/api/events")
+    assert journal["events"][0]["id"] == event_id
+    await browser.screenshot("events")
