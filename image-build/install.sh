@@ -145,8 +145,14 @@ if system_numpy=$(python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/nul
     say "keeping the system's numpy $system_numpy (picamera2 is built against it)"
     echo "numpy==$system_numpy" > "$constraints"
 fi
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$release/bin/pip" install --quiet --no-index --no-cache-dir \
-    --find-links "$WHEELS" --constraint "$constraints" "edge-gateway==$VERSION"
+if ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$release/bin/pip" install --quiet --no-index --no-cache-dir \
+    --find-links "$WHEELS" --constraint "$constraints" "edge-gateway==$VERSION"; then
+    if [ -s "$constraints" ]; then
+        say "pip could not install with $(cat "$constraints") held: a dependency may need another numpy"
+        say "than the system's (python3-picamera2 is built against it); see image-build/README.md"
+    fi
+    false
+fi
 "$release/bin/python" -m compileall -q "$release/lib" >/dev/null
 "$release/bin/edge" --version >/dev/null
 trap - ERR

@@ -147,12 +147,14 @@ class DirectManager:
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.ready = False
-        self._dir = tempfile.TemporaryDirectory(prefix="edge-trial-")
-        self.log_path = Path(self._dir.name) / "edge.log"
+        self._dir: tempfile.TemporaryDirectory[str] | None = None  # made at the first restart
+        self.log_path: Path | None = None
         self.failed_output = ""
 
     def output(self) -> str:
         """The child's log so far (its last 4 KiB)."""
+        if self.log_path is None:
+            return ""
         try:
             return self.log_path.read_bytes()[-4096:].decode(errors="replace")
         except OSError:
@@ -165,6 +167,9 @@ class DirectManager:
         self.stop()
         if self.proc is not None and self.proc.returncode != 0:
             self.failed_output = self.output()  # kept for the report after a rollback
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="edge-trial-")
+            self.log_path = Path(self._dir.name) / "edge.log"
         path = Path(self._dir.name) / "notify.sock"
         path.unlink(missing_ok=True)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -177,6 +182,7 @@ class DirectManager:
             "WATCHDOG_USEC": str(int(self.watchdog_s * 1e6)),
         }
         env.pop("WATCHDOG_PID", None)
+        assert self.log_path is not None
         with self.log_path.open("wb") as log:  # a file, not a pipe: a chatty child never blocks
             self.proc = subprocess.Popen(self.argv, env=env, stdout=log, stderr=log)
 

@@ -92,6 +92,12 @@ def _edge_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "edge", *args]
 
 
+def _host(*args: str) -> None:
+    """``edge ARGS`` on the host (keygen, bundle); fail with its message."""
+    result = subprocess.run(_edge_cli(*args), capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"edge {' '.join(args[:2])} failed: {result.stderr}"
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Root]:
     work = tmp_path_factory.mktemp("image")
@@ -101,17 +107,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Root]:
     rootfs.build_wheel(wheels)
     keys = work / "keys"
     keys.mkdir()
-    subprocess.run(
-        _edge_cli(
-            "update",
-            "keygen",
-            "--private",
-            str(keys / "signing.pem"),
-            "--public",
-            str(keys / "vendor.pem"),
-        ),
-        check=True,
-        capture_output=True,
+    _host(
+        "update",
+        "keygen",
+        "--private",
+        str(keys / "signing.pem"),
+        "--public",
+        str(keys / "vendor.pem"),
     )
     path = work / "root"
     rootfs.extract(tarball, path)
@@ -239,19 +241,15 @@ def _bundle(r: Root, version: str, *, broken: bool = False, key: str = "signing.
     edge = rootfs.build_wheel(wheels, version, broken)
     deps = [w for w in (r.host_dir / "wheels").glob("*.whl") if not w.name.startswith("edge_")]
     out = r.host_dir / f"edge-{version}.bundle"
-    subprocess.run(
-        _edge_cli(
-            "update",
-            "bundle",
-            "--key",
-            str(r.host_dir / "keys" / key),
-            "--out",
-            str(out),
-            str(edge),
-            *map(str, deps),
-        ),
-        check=True,
-        capture_output=True,
+    _host(
+        "update",
+        "bundle",
+        "--key",
+        str(r.host_dir / "keys" / key),
+        "--out",
+        str(out),
+        str(edge),
+        *map(str, deps),
     )
     return r.put(out, out.name)
 
@@ -304,17 +302,13 @@ def test_update_refuses_a_bundle_signed_by_an_unknown_key(installed: Root) -> No
     before = os.readlink(r.path / "opt/edge/venv")
     keys = r.host_dir / "keys"
     if not (keys / "rogue.pem").exists():
-        subprocess.run(
-            _edge_cli(
-                "update",
-                "keygen",
-                "--private",
-                str(keys / "rogue.pem"),
-                "--public",
-                str(keys / "rogue.pub.pem"),
-            ),
-            check=True,
-            capture_output=True,
+        _host(
+            "update",
+            "keygen",
+            "--private",
+            str(keys / "rogue.pem"),
+            "--public",
+            str(keys / "rogue.pub.pem"),
         )
     result = _update(r, _bundle(r, "0.1.3", key="rogue.pem"))
     assert result.returncode == 1
