@@ -1,0 +1,318 @@
+"""The motion stage: lores frames in, motion and tamper events out, never blocking capture.
+
+``offer(frame)`` (on the event loop) puts a frame in a small bounded queue
+and returns at once; when the detector falls behind, the frame is dropped
+and counted. One task takes frames from the queue and runs the pure
+detector and tamper judge in a worker thread. What it finds goes out
+through callbacks given by the composition root:
+
+- ``emit(event, camera)``: a video-only motion event (while ``armed(camera)``,
+  at most one per camera area per cooldown), a camera tamper or its restore,
+  or the motion evidence of an alarm;
+- ``evidence_for(alarm, cameras)``: called when an alarm is stored; after the
+  evidence window it emits, per camera, whether it saw motion around the
+  alarm, with the boxes and the number of frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge import codes
+from edge.clock import Clock, ms
+from edge.codes import Condition
+from edge.model import Event, Frame, new_event_id
+from edge.motion.detector import Box, MotionResult, MotionState, detect
+from edge.motion.params import MotionParams
+from edge.motion.tamper import TamperChanged, TamperParams, TamperState, check
+from edge.protocol import iso_ms
+
+log = logging.getLogger(__name__)
+TAMPER_EVERY_S = 0.5  # the tamper judge looks twice a second
+HISTORY_S = 120.0  # per-camera motion history kept for alarm evidence
+WHOLE = "picture"  # the area name when a camera has no named zones
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One analysed frame, kept for alarm evidence."""
+
+    at_s: float
+    wall_ms: int
+    motion: bool
+    boxes: tuple[Box, ...]
+    areas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    cooldown_s: float = 60.0
+    evidence_window_s: float = 5.0
+    queue_frames: int = 4
+    events_when_armed: bool = True
+    tamper: bool = True
+
+
+@dataclass
+class CameraWatch:
+    """Per-camera state of the stage (touched only by the stage's task)."""
+
+    camera: str
+    params: MotionParams
+    size: tuple[int, int]  # the camera's picture, for boxes in its pixels
+    state: MotionState = field(default_factory=MotionState)
+    tamper: TamperState = field(default_factory=TamperState)
+    history: deque[Seen] = field(default_factory=lambda: deque(maxlen=4096))
+    last_event_s: dict[str, float] = field(default_factory=dict)  # area -> when
+    tamper_checked_s: float | None = None
+    frames: int = 0
+    latest: MotionResult | None = None
+    lores: tuple[int, int] = (0, 0)
+    fps: float = 0.0
+    _fps_window: deque[float] = field(default_factory=lambda: deque(maxlen=32))
+
+
+Emit = Callable[[Event, str], Awaitable[None]]
+
+
+class MotionStage:
+    """Runs detection and tamper for every camera. Constructing does no I/O."""
+
+    def __init__(
+        self,
+        cameras: dict[str, tuple[MotionParams, tuple[int, int]]],
+        tamper: TamperParams,
+        settings: StageSettings,
+        clock: Clock,
+        emit: Emit,
+        armed: Callable[[str], bool],
+    ) -> None:
+        self.watches = {cid: CameraWatch(cid, p, size) for cid, (p, size) in cameras.items()}
+        self.tamper_params = tamper
+        self.settings = settings
+        self.clock = clock
+        self.emit = emit
+        self.armed = armed
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=settings.queue_frames)
+        self.dropped = 0
+        self.processed = 0
+        self.rejected = 0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # -- frames in ----------------------------------------------------------
+
+    def offer(self, frame: Frame) -> None:
+        """Take a lores frame if there is room, else drop it (counted). Never blocks."""
+        if frame.camera not in self.watches:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def run(self) -> None:
+        """Analyse queued frames until cancelled."""
+        try:
+            while True:
+                frame = await self.queue.get()
+                try:
+                    watch = self.watches[frame.camera]
+                    result, changes = await asyncio.to_thread(self._analyse, watch, frame)
+                except ValueError as exc:  # a malformed frame: skipped, counted, logged
+                    self.rejected += 1
+                    log.error("motion: frame %d of %s skipped: %s", frame.index, frame.camera, exc)
+                    self.queue.task_done()
+                    continue
+                try:
+                    self.processed += 1
+                    await self._report(watch, frame, result, changes)
+                finally:
+                    self.queue.task_done()
+        finally:
+            for task in list(self._pending):
+                task.cancel()
+
+    def _analyse(
+        self, watch: CameraWatch, frame: Frame
+    ) -> tuple[MotionResult, list[TamperChanged]]:
+        """Worker thread: the pure detector and, twice a second, the tamper judge."""
+        watch.state, result = detect(frame.gray, watch.state, watch.params)
+        changes: list[TamperChanged] = []
+        due = (
+            watch.tamper_checked_s is None or frame.at_s - watch.tamper_checked_s >= TAMPER_EVERY_S
+        )
+        if self.settings.tamper and due:
+            watch.tamper_checked_s = frame.at_s
+            watch.tamper, changes = check(
+                frame.gray, frame.at_s, watch.tamper, self.tamper_params, watch.camera
+            )
+        return result, changes
+
+    # -- findings out ---------------------------------------------------------
+
+    async def _report(
+        self, watch: CameraWatch, frame: Frame, result: MotionResult, changes: list[TamperChanged]
+    ) -> None:
+        watch.frames += 1
+        watch.latest = result
+        watch.lores = (frame.gray.shape[1], frame.gray.shape[0])
+        watch._fps_window.append(frame.at_s)
+        if len(watch._fps_window) > 1:
+            span = watch._fps_window[-1] - watch._fps_window[0]
+            watch.fps = round((len(watch._fps_window) - 1) / span, 1) if span > 0 else 0.0
+        boxes = tuple(self._to_camera(watch, box) for box in result.boxes)
+        areas = (result.zones or (WHOLE,)) if result.motion else ()
+        watch.history.append(Seen(frame.at_s, frame.wall_ms, result.motion, boxes, areas))
+        while watch.history and frame.at_s - watch.history[0].at_s > HISTORY_S:
+            watch.history.popleft()
+        for change in changes:
+            await self.emit(self._tamper_event(change, frame.wall_ms), watch.camera)
+        if result.motion and self.settings.events_when_armed and self.armed(watch.camera):
+            due = [
+                a
+                for a in areas
+                if frame.at_s - watch.last_event_s.get(a, -1e18) >= self.settings.cooldown_s
+            ]
+            if due:
+                for area in due:
+                    watch.last_event_s[area] = frame.at_s
+                await self.emit(self._motion_event(watch, frame, boxes, tuple(due)), watch.camera)
+
+    def _to_camera(self, watch: CameraWatch, box: Box) -> Box:
+        """A box on the lores frame -> the camera's pixels."""
+        sx = watch.size[0] / max(1, watch.lores[0])
+        sy = watch.size[1] / max(1, watch.lores[1])
+        x, y, w, h = box
+        return (round(x * sx), round(y * sy), round(w * sx), round(h * sy))
+
+    def _motion_event(
+        self, watch: CameraWatch, frame: Frame, boxes: tuple[Box, ...], areas: tuple[str, ...]
+    ) -> Event:
+        extra = {
+            "reason": "armed",
+            "camera": watch.camera,
+            "areas": ",".join(areas),
+            "boxes": _boxes(boxes),
+            "frames": str(watch.state.streak),
+            "first_at": iso_ms(frame.wall_ms),
+            "last_at": iso_ms(frame.wall_ms),
+        }
+        return _event(
+            Condition.VIDEO_MOTION,
+            frame.wall_ms,
+            f"motion on camera {watch.camera}: {', '.join(areas)}",
+            extra,
+            armed=True,
+        )
+
+    def _tamper_event(self, change: TamperChanged, wall_ms: int) -> Event:
+        what = "camera tamper" if change.active else "camera tamper restored"
+        return _event(
+            Condition.CAMERA_TAMPER,
+            wall_ms,
+            f"{what}: {change.camera} {change.tamper.value} ({change.detail})",
+            {"camera": change.camera, "tamper": change.tamper.value},
+            restore=not change.active,
+        )
+
+    # -- alarm evidence -------------------------------------------------------
+
+    def evidence_for(self, alarm: Event, cameras: tuple[str, ...]) -> None:
+        """After the evidence window, emit what ``cameras`` saw around ``alarm``."""
+        chosen = tuple(c for c in cameras if c in self.watches)
+        if not chosen:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._evidence_later(alarm, chosen), name=f"motion.evidence.{alarm.id}"
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _evidence_later(self, alarm: Event, cameras: tuple[str, ...]) -> None:
+        window_ms = round(self.settings.evidence_window_s * 1000)
+        await asyncio.sleep(max(0.0, (alarm.occurred_at_ms + window_ms) / 1000 - self.clock.time()))
+        for camera in cameras:
+            await self.emit(self.evidence(alarm, camera), camera)
+
+    def evidence(self, alarm: Event, camera: str) -> Event:
+        """The evidence event of ``camera`` for ``alarm``, from the motion history."""
+        watch = self.watches[camera]
+        window_ms = round(self.settings.evidence_window_s * 1000)
+        lo, hi = alarm.occurred_at_ms - window_ms, alarm.occurred_at_ms + window_ms
+        moving = [s for s in watch.history if lo <= s.wall_ms <= hi and s.motion]
+        areas = sorted({a for s in moving for a in s.areas})
+        biggest = max(moving, key=lambda s: sum(b[2] * b[3] for b in s.boxes), default=None)
+        extra = {
+            "reason": "evidence",
+            "alarm_id": alarm.id,
+            "zone": alarm.zone.id if alarm.zone else "",
+            "camera": camera,
+            "seen": "true" if moving else "false",
+            "areas": ",".join(areas),
+            "boxes": _boxes(biggest.boxes) if biggest else "",
+            "frames": str(len(moving)),
+            "first_at": iso_ms(moving[0].wall_ms) if moving else "",
+            "last_at": iso_ms(moving[-1].wall_ms) if moving else "",
+        }
+        text = f"camera {camera} {'saw' if moving else 'saw no'} motion around the alarm"
+        return _event(
+            Condition.VIDEO_MOTION,
+            ms(self.clock.time()),
+            text,
+            extra,
+            armed=alarm.armed,
+        )
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        cameras = {}
+        for cid, watch in self.watches.items():
+            latest = watch.latest
+            cameras[cid] = {
+                "fps": watch.fps,
+                "frames": watch.frames,
+                "calibrating": latest.calibrating if latest else True,
+                "motion": latest.motion if latest else False,
+                "boxes": [list(b) for b in (latest.boxes if latest else ())],
+                "lores": list(watch.lores),
+                "tamper": sorted(t.value for t in watch.tamper.active),
+            }
+        return {
+            "processed": self.processed,
+            "dropped": self.dropped,
+            "rejected": self.rejected,
+            "cameras": cameras,
+        }
+
+
+def _boxes(boxes: tuple[Box, ...]) -> str:
+    return ";".join(f"{x},{y},{w},{h}" for x, y, w, h in boxes)
+
+
+def _event(
+    condition: Condition,
+    wall_ms: int,
+    text: str,
+    extra: dict[str, str],
+    *,
+    restore: bool = False,
+    armed: bool | None = None,
+) -> Event:
+    """A camera's event: about no panel zone (partition 0); the camera is in ``extra``."""
+    return Event(
+        id=new_event_id(wall_ms),
+        kind=codes.kind(condition, restore),
+        condition=condition,
+        codes=codes.codes(condition, restore),
+        occurred_at_ms=wall_ms,
+        partition=0,
+        armed=armed,
+        text=text,
+        extra=extra,
+    )
