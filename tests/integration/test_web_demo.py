@@ -1,0 +1,74 @@
+"""`edge demo` prints the page's address and the demo credentials, and they work."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import DEMO_CONFIG, REPO, edge_cmd, free_port
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def read_banner(proc: subprocess.Popen[str], timeout_s: float = 40.0) -> str:
+    """The demo's output up to the end of its banner."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(" Stop:"):
+            return "".join(seen)
+        if time.monotonic() > deadline:
+            break
+    pytest.fail("no demo banner:\n" + "".join(seen[-30:]))
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """``edge demo`` on free ports: (web port, its banner)."""
+    web_port, broker_port = free_port(), free_port()
+    config = tmp_path / "demo.toml"
+    text = DEMO_CONFIG.read_text().replace("port = 8080", f"port = {web_port}")
+    config.write_text(text.replace("127.0.0.1:18830", f"127.0.0.1:{broker_port}"))
+    proc = subprocess.Popen(
+        edge_cmd("demo", "--config", str(config), "--work-dir", str(tmp_path / "demo")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        yield web_port, read_banner(proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_the_demo_prints_the_page_and_a_password_that_logs_in(
+    demo: tuple[int, str],
+) -> None:
+    web_port, banner = demo
+    assert f"Technician page: http://127.0.0.1:{web_port}/" in banner
+    found = re.search(r"log in with the demo password: (\S+)", banner)
+    assert found is not None, banner
+    base = f"http://127.0.0.1:{web_port}"
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(base + "/api/status") as r:
+            assert r.status == 401
+        async with http.post(base + "/api/login", json={"password": found[1]}) as r:
+            assert r.status == 200
+        async with http.get(base + "/api/status") as r:
+            assert (await r.json())["device"]["id"] == "demo-box-01"
