@@ -44,7 +44,7 @@ from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, SnapshotArgs
 from edge.provision import NOT_CHECKED, managed_dir
 from edge.provision import check as check_provisioning
-from edge.status import register_status
+from edge.status import inputs_view, register_status
 from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder, ForwardSettings
 from edge.uplink.inbox import dispatch
@@ -415,6 +415,7 @@ class Box:
         )
         hooks = Hooks(
             status=self.health.snapshot,
+            inputs=lambda: inputs_view(self),
             simulate=self.inputs.simulate if simulated else None,
             pulses=self.inputs.pulses if simulated else None,
             walk=self,

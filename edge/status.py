@@ -28,6 +28,7 @@ def register_status(box: Any) -> None:
     h.section("outputs", lambda: dict(box.outputs.state))
     h.section("walktest", lambda: box.walk_status() or {"running": False})
     h.section("cameras", lambda: {c.cfg.id: vars(c.status) for c in box.cameras})
+    h.section("motion", lambda: box.motion.status() if box.motion else {"enabled": False})
     h.section("system", lambda: _system(box))
 
 

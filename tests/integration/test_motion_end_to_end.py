@@ -1,0 +1,66 @@
+"""Motion through the whole box: synthetic camera (figures walking) -> motion stage ->
+outbox -> real mosquitto -> station. Disarmed: nothing is sent; armed: one motion event
+per cooldown; an alarm gets its motion evidence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge.config import parse
+from tests.conftest import Broker
+from tests.integration.test_end_to_end import (
+    RunningBox,
+    device_states,
+    start_station,
+    station_rows,
+    until,
+)
+from tests.integration.test_video_alarm import small_demo
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def motion_demo(broker_port: int) -> str:
+    return small_demo(broker_port) + "\n[motion]\nevidence_window_s = 1\n"
+
+
+async def test_motion_is_sent_only_while_armed_and_evidence_follows_an_alarm(
+    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    station_db = tmp_path / "station.sqlite"
+    start_station(spawn, broker, station_db)
+    cfg = parse(motion_demo(broker.port), "motion.toml")
+    async with RunningBox(cfg, tmp_path / "box") as box:
+        assert box.motion is not None
+        await until(lambda: device_states(station_db), 15, "station subscribed")
+        cam = lambda: box.motion.status()["cameras"]["entrance"]  # noqa: E731
+        await until(lambda: cam()["frames"] >= 40 and not cam()["calibrating"], 15, "learnt")
+        await until(lambda: cam()["motion"], 10, "the walking figures seen (disarmed)")
+        seen_disarmed = cam()["frames"]
+        assert box.outbox.depth == 0 and not station_rows(station_db, kind="motion")
+
+        box.inputs.simulate("in6", True)  # the panel's armed output
+        await until(lambda: station_rows(station_db, kind="motion"), 15, "a motion event")
+        await until(lambda: box.outbox.depth == 0, 10, "acknowledged")
+        box.inputs.simulate("in1", True)  # front door opens: an intrusion alarm while armed
+        await until(lambda: station_rows(station_db, kind="alarm"), 10, "the alarm")
+        await until(lambda: len(station_rows(station_db, kind="motion")) >= 2, 15, "evidence")
+        status = box.motion.status()
+    assert seen_disarmed >= 40 and status["dropped"] <= status["processed"]
+    assert status["cameras"]["entrance"]["tamper"] == []
+    motions = [json.loads(r["body"]) for r in station_rows(station_db, kind="motion")]
+    armed = [m for m in motions if m["extra"]["reason"] == "armed"]
+    evidence = [m for m in motions if m["extra"]["reason"] == "evidence"]
+    assert len(armed) == 1  # one per camera area per cooldown (60 s)
+    assert armed[0]["extra"]["camera"] == "entrance" and armed[0]["extra"]["areas"] == "picture"
+    assert armed[0]["cid"] == "1140" and armed[0]["condition"] == "video_motion"
+    assert armed[0]["extra"]["boxes"]
+    alarm = station_rows(station_db, kind="alarm")[0]
+    assert len(evidence) == 1 and evidence[0]["extra"]["alarm_id"] == alarm["id"]
+    assert evidence[0]["extra"]["seen"] == "true" and evidence[0]["extra"]["zone"] == "front-door"
+    assert not station_rows(station_db, kind="tamper")
