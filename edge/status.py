@@ -32,6 +32,11 @@ def register_status(box: Any) -> None:
     h.section("system", lambda: _system(box))
 
 
+def inputs_view(box: Any) -> dict[str, Any]:
+    """Only what the live inputs page needs: cheap enough to read many times a second."""
+    return {"zones": _zones(box), "walktest": box.walk_status() or {"running": False}}
+
+
 def _dead_tasks(box: Any) -> str | None:
     dead = [n for n, t in box.tasks.items() if t.done() and not t.cancelled()]
     return f"stage task ended: {', '.join(dead)}" if dead else None

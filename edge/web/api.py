@@ -182,8 +182,12 @@ class Api:
     async def status(self, _request: web.Request) -> web.Response:
         return web.json_response(self.hooks.status(), dumps=_dumps)
 
+    def _inputs_now(self) -> dict[str, Any]:
+        read = self.hooks.inputs or self.hooks.status
+        return _inputs(read())
+
     async def inputs(self, _request: web.Request) -> web.Response:
-        return web.json_response(_inputs(self.hooks.status()), dumps=_dumps)
+        return web.json_response(self._inputs_now(), dumps=_dumps)
 
     async def inputs_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: the zones and the walk test, sent whenever they change."""
@@ -195,7 +199,7 @@ class Api:
         closing = self.server.closing
         try:
             while not closing.is_set():
-                text = _dumps(_inputs(self.hooks.status()))
+                text = _dumps(self._inputs_now())
                 if text != last:
                     await response.write(f"data: {text}\n\n".encode())
                     last, idle_s = text, 0.0

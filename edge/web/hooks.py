@@ -66,6 +66,7 @@ class ConfigControl(Protocol):
 @dataclass
 class Hooks:
     status: StatusFn
+    inputs: StatusFn | None = None  # {"zones", "walktest"} sections only, cheaper than status
     simulate: SimulateFn | None = None
     pulses: PulseFn | None = None
     walk: WalkControl | None = None

@@ -52,7 +52,7 @@ async function overview() {
     "retention (days)": y.retention_days});
   const u = s.uplink;
   rows("ov-uplink", {connected: u.connected, "connected since": u.connected_since, broker: u.broker,
-    "last acknowledgement": u.last_ack_at, "supervision": `heartbeat ${u.heartbeat_s} s, path loss after ${u.path_loss_s} s`,
+    "last acknowledgement": u.last_ack_at, "supervision": `${u.profile}: heartbeat ${u.heartbeat_s} s, path loss after ${u.path_loss_s} s`,
     "margin (s)": u.margin_s, "last error": u.last_error});
   const o = s.outbox;
   rows("ov-outbox", {depth: o.depth, "oldest (s)": o.oldest_age_s, media: o.media, "media bytes": fmtBytes(o.media_bytes)});
