@@ -39,6 +39,8 @@ from edge.inputs.outputs import GpioOutputs
 from edge.inputs.relay import EdgeRelay
 from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
 from edge.model import Event, ZoneChanged, box_event, new_event_id
+from edge.motion.settings import motion_params, tamper_params
+from edge.motion.stage import MotionStage, StageSettings
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, SnapshotArgs
@@ -136,6 +138,7 @@ class Box:
             cfg, state_dir, self.clock, self.outbox.put_media, self._camera_trouble
         )
         self.cameras = [cam.runner for cam in self.video.cameras.values()]
+        self.motion = self._motion_stage() if cfg.motion.enabled and cfg.cameras else None
         self.changes: asyncio.Queue[ZoneChanged] = asyncio.Queue(maxsize=10_000)
         self.panel = PanelState()
         self.zones = {z.id: z for z in cfg.zones}
@@ -185,6 +188,9 @@ class Box:
         arming = {z.id for z in self.cfg.zones if z.type is ZoneType.ARMED_STATE}
         for change in sorted(self.inputs.levels(), key=lambda c: c.zone not in arming):
             self._on_change(change)
+        if self.motion is not None:  # the lores frames' sink before the cameras start
+            self._spawn(tg, "motion", self.motion.run())
+            self.video.add_lores_sink(self.motion.offer)
         self.video.start()  # each camera captures on its own thread
         self._spawn(tg, "video.retention", self.video.run_retention())
         interval = watchdog_interval_s()
@@ -200,7 +206,7 @@ class Box:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changes.join(), 5.0)
         await self.video.stop()
-        await self._cancel("camera.", "video.", "zones", "watchdog")
+        await self._cancel("camera.", "video.", "motion", "zones", "watchdog")
         await self._cancel("uplink.")
         await self.link.stop(last_words=self._state_message("offline"))
         await self.outbox.close()
@@ -308,6 +314,8 @@ class Box:
                 await asyncio.sleep(STORE_RETRY_S)
                 continue
             self.store_failing = None
+            if zone is not None and zone.cameras and event.kind is Kind.ALARM and self.motion:
+                self.motion.evidence_for(event, zone.cameras)
             log.info(
                 "event %s seq %d: %s %s %s",
                 event.id,
@@ -318,6 +326,35 @@ class Box:
                 extra={"journal": {"EVENT_ID": event.id, "EVENT_SEQ": stored.seq}},
             )
             return
+
+    def _motion_stage(self) -> MotionStage:
+        motion = self.cfg.motion
+        settings = StageSettings(
+            motion.event_cooldown_s,
+            motion.evidence_window_s,
+            motion.queue_frames,
+            motion.events_when_armed,
+            motion.tamper,
+        )
+        cameras = {
+            c.id: (motion_params(self.cfg, c.id), (c.width, c.height)) for c in self.cfg.cameras
+        }
+        return MotionStage(
+            cameras, tamper_params(self.cfg), settings, self.clock, self._camera_event, self._armed
+        )
+
+    def _armed(self, camera: str) -> bool:
+        """Whether a partition a camera watches is armed (any, if no zone names the camera)."""
+        partitions = {z.partition for z in self.cfg.zones if camera in z.cameras}
+        armed = self.panel.armed
+        return any(armed.get(p) for p in partitions) if partitions else any(armed.values())
+
+    async def _camera_event(self, event: Event, camera: str) -> None:
+        """A motion or camera-tamper event: its clip and stills first (motion-only ones
+        sit in the lowest priority class with their event), then the outbox."""
+        if event.kind in (Kind.TAMPER, Kind.MOTION) and event.extra.get("reason") != "evidence":
+            event = self.video.plan(event, (camera,))
+        await self.store(event)
 
     async def raise_event(self, condition: Condition, restore: bool, text: str) -> Event:
         """An event of the box itself (no zone): path trouble, manual test, ..."""
