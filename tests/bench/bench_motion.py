@@ -66,7 +66,7 @@ def speed() -> list[Row]:
             )
             rows.append(
                 (
-                    f"detect+tamper {width}x{height}",
+                    f"detect+tamper/8 {width}x{height}",
                     footage.throughput(_with_tamper, clip),
                     mog2,
                     "fr/s",
