@@ -71,6 +71,9 @@ def in_root(root: Path, *argv: str, timeout: float = 600) -> subprocess.Complete
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
+        # systemd tools log to the journal or kmsg when not on a TTY: keep them on stderr.
+        "SYSTEMD_LOG_TARGET": "console",
+        "SYSTEMD_LOG_COLOR": "0",
     }
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
