@@ -458,13 +458,18 @@ class Box:
             walk=self,
             journal=self.journal,
             send_test=self._test_event,
-            cameras=Cameras(self.video) if self.video.camera_ids() else None,
+            cameras=Cameras(self.video, self.cfg, self._motion_status)
+            if self.video.camera_ids()
+            else None,
             config=ConfigFile(
                 self.cfg, self.config_path, self.state_dir / "web", self.request_restart
             ),
             monotonic=self.clock.monotonic,
         )
         return WebServer(settings, hooks)
+
+    def _motion_status(self) -> dict[str, Any]:
+        return self.motion.status() if self.motion is not None else {}
 
     async def _test_event(self, text: str) -> str:
         return (await self.raise_event(Condition.MANUAL_TEST, False, text)).id

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from edge.clock import ms
 from edge.config import EdgeConfig, parse
+from edge.config.schema import MotionAreaConfig
 from edge.errors import ConfigError
 from edge.model import Event, StoredEvent
 from edge.outbox.aio import AsyncOutbox
@@ -55,17 +56,19 @@ class JournaledOutbox(AsyncOutbox):
 
 
 class Cameras:
-    """The camera page's view of the video stage: latest frames, overlays, snapshots.
+    """The camera page's view of the video and motion stages: latest frames, what to
+    draw over them (motion boxes, the motion zones and ignored areas, privacy masks),
+    full-size snapshots. ``motion_status`` is the motion stage's status, if it runs."""
 
-    The motion stage calls :meth:`on_motion` with the boxes it found, in
-    main-stream pixels; they are drawn over the picture until the next call."""
-
-    def __init__(self, video: VideoService) -> None:
+    def __init__(
+        self,
+        video: VideoService,
+        cfg: EdgeConfig,
+        motion_status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.video = video
-        self._motion: dict[str, list[list[int]]] = {}
-
-    def on_motion(self, camera_id: str, boxes: list[tuple[int, int, int, int]]) -> None:
-        self._motion[camera_id] = [list(b) for b in boxes]
+        self.motion_cfg = {m.camera: m for m in cfg.motion.cameras}
+        self.motion_status = motion_status
 
     def camera_ids(self) -> list[str]:
         return self.video.camera_ids()
@@ -79,11 +82,17 @@ class Cameras:
 
     def overlays(self, camera_id: str) -> dict[str, Any]:
         cam = self.video.cameras[camera_id].pipeline.cfg
+        status = self.motion_status() if self.motion_status is not None else {}
+        seen = status.get("cameras", {}).get(camera_id, {})
+        motion = self.motion_cfg.get(camera_id)
         return {
             "width": cam.width,
             "height": cam.height,
-            "motion": self._motion.get(camera_id, []),
-            "zones": [],  # detection zones: none in the config yet
+            "motion": lores_to_camera(
+                seen.get("boxes", []), seen.get("lores"), cam.width, cam.height
+            ),
+            "zones": [_area(a) for a in motion.zones] if motion else [],
+            "ignored": [_area(a) for a in motion.masks] if motion else [],
             "masks": self.video.masks(camera_id),
         }
 
@@ -92,6 +101,20 @@ class Cameras:
             return await self.video.snapshot_jpeg(camera_id)
         except VideoError as exc:
             raise LookupError(str(exc)) from exc
+
+
+def lores_to_camera(
+    boxes: list[list[int]], lores: list[int] | None, width: int, height: int
+) -> list[list[int]]:
+    """Motion boxes found on the lores frame, in the camera's pixels."""
+    if not lores or not lores[0] or not lores[1]:
+        return []
+    sx, sy = width / lores[0], height / lores[1]
+    return [[round(x * sx), round(y * sy), round(w * sx), round(h * sy)] for x, y, w, h in boxes]
+
+
+def _area(area: MotionAreaConfig) -> dict[str, Any]:
+    return {"name": area.name, "points": [list(c) for c in area.corners]}
 
 
 class ConfigFile:

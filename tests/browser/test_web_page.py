@@ -40,10 +40,20 @@ class Site:
             return await r.json()
 
 
+OVERLAYS = """
+[[motion.cameras]]
+camera = "entrance"
+zones = [{ name = "door", corners = [[300, 40], [620, 40], [620, 340], [300, 340]] }]
+masks = [{ name = "tree", corners = [[0, 300], [80, 300], [80, 360], [0, 360]] }]
+"""
+MASK = "fps = 10\nprivacy_masks = [[[540, 0], [640, 0], [640, 60], [540, 60]]]\n"
+
+
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     web_port = free_port()
-    cfg = parse(demo_text(free_port(), web_port), "browser.toml")
+    text = demo_text(free_port(), web_port).replace("fps = 10\n", MASK, 1) + OVERLAYS
+    cfg = parse(text, "browser.toml")
     state = tmp_path / "box"
     auth.write_password(state / "web", PASSWORD)
     async with RunningBox(cfg, state) as box:
@@ -192,6 +202,17 @@ async def test_the_camera_view_shows_the_picture(browser: Tab, site: Site) -> No
         what="a camera frame drawn",
     )
     assert size[0] >= 160 and size[1] >= 90
+    svg = "document.getElementById('cam-svg-entrance')"
+    assert await browser.eval(f"{svg}.getAttribute('viewBox')") == "0 0 640 360"
+    assert await browser.eval(f"{svg}.querySelector('polygon.mask').getAttribute('points')") == (
+        "540,0 640,0 640,60 540,60"
+    )
+    assert await browser.eval(f"{svg}.querySelector('text.zone-name').textContent") == "door"
+    assert await browser.eval(f"{svg}.querySelectorAll('polygon.ignored').length") == 1
+    # the synthetic scene has a moving block: the motion stage's boxes are drawn
+    await browser.wait_for(
+        f"{svg}.querySelectorAll('rect.motion').length > 0", timeout_s=20, what="motion boxes"
+    )
     await browser.screenshot("camera")
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge import boxweb
+from edge.boxweb import lores_to_camera as boxes_scaled
 from edge.codes import Condition
 from edge.config import load
 from edge.model import StoredEvent, box_event
@@ -190,3 +191,10 @@ def test_the_shown_config_is_valid_toml_without_secrets() -> None:
     assert data["device"]["id"] == cfg.device.id
     assert [z["id"] for z in data["zones"]] == [z.id for z in cfg.zones]
     assert DEMO_API_TOKEN not in text and data["web"]["api_token"] == "**********"
+
+
+def test_motion_boxes_are_drawn_in_the_camera_pixels() -> None:
+    boxes = [[10, 20, 5, 8], [0, 0, 160, 90]]
+    assert boxes_scaled(boxes, [160, 90], 640, 360) == [[40, 80, 20, 32], [0, 0, 640, 360]]
+    assert boxes_scaled(boxes, None, 640, 360) == []
+    assert boxes_scaled(boxes, [0, 0], 640, 360) == []

@@ -135,7 +135,13 @@ function drawOverlays(svg, o) {
     p.setAttribute("points", pts.map(q => q.join(",")).join(" ")); p.setAttribute("class", cls);
     p.setAttribute("stroke", color); p.setAttribute("fill", fill); p.setAttribute("stroke-width", "2"); return p; };
   for (const m of o.masks || []) shapes.push(poly(m, "mask", "#000", "rgba(0,0,0,.85)"));
-  for (const z of o.zones || []) shapes.push(poly(z.points, "zone", "#2a7", "none"));
+  for (const a of o.ignored || []) shapes.push(poly(a.points, "ignored", "#888", "rgba(128,128,128,.35)"));
+  for (const z of o.zones || []) {
+    shapes.push(poly(z.points, "zone", "#2a7", "none"));
+    const t = document.createElementNS(ns, "text"); t.textContent = z.name; t.setAttribute("class", "zone-name");
+    t.setAttribute("x", z.points[0][0] + 4); t.setAttribute("y", z.points[0][1] + 16); t.setAttribute("fill", "#2a7");
+    shapes.push(t);
+  }
   for (const [x, y, w, hh] of o.motion || []) {
     const r = document.createElementNS(ns, "rect");
     r.setAttribute("x", x); r.setAttribute("y", y); r.setAttribute("width", w); r.setAttribute("height", hh);
