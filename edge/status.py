@@ -143,6 +143,7 @@ def _system(box: Any) -> dict[str, Any]:
         "load_1m": os.getloadavg()[0],
         "cpu_temp_c": cpu_temp_c(),
         "retention_days": box.cfg.recording.retention_days,
+        "oldest_recording_at": _oldest_recording(box),
     }
     figures.update(memory())
     state_dir = getattr(box, "state_dir", None)
@@ -150,6 +151,28 @@ def _system(box: Any) -> dict[str, Any]:
         usage = shutil.disk_usage(state_dir)
         figures |= {"disk_total_bytes": usage.total, "disk_used_bytes": usage.used}
     return figures
+
+
+RECORDING_SCAN_S = 60.0  # the recordings' folder is listed at most once a minute
+
+
+def _oldest_recording(box: Any) -> str | None:
+    """When the oldest footage kept on disk starts: how far back the box can look."""
+    now = box.clock.monotonic()
+    cached = getattr(box, "oldest_recording", None)
+    if cached is not None and now - cached[0] < RECORDING_SCAN_S:
+        return cached[1]  # type: ignore[no-any-return]
+    recorder = getattr(getattr(box, "video", None), "recorder", None)
+    oldest: str | None = None
+    if recorder is not None:
+        try:
+            segments = recorder.segments()
+        except OSError:
+            segments = []
+        if segments:
+            oldest = protocol.iso_ms(segments[0].start_ms)
+    box.oldest_recording = (now, oldest)
+    return oldest
 
 
 def cpu_temp_c(root: Path = Path("/sys/class/thermal")) -> float | None:

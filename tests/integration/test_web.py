@@ -303,3 +303,19 @@ async def test_dropped_edges_are_recovered_by_reading_the_pins(tmp_path: Path) -
             await asyncio.sleep(0.02)
         assert box.panel.zone("fire").reported  # the alarm was raised after all
         assert box.health.snapshot()["zones"]["edges_dropped"] == 1
+
+
+async def test_system_figures_of_the_overview(page: Page) -> None:
+    status = await page.status()
+    system = status["system"]
+    assert system["retention_days"] == 7  # config/demo.toml
+    assert system["memory_total_bytes"] > system["memory_used_bytes"] > 0
+    assert system["disk_total_bytes"] > system["disk_used_bytes"] > 0
+    assert system["load_1m"] >= 0
+    assert system["clock_synchronized"] in (True, False, None)
+    assert system["oldest_recording_at"] is None or system["oldest_recording_at"].endswith("Z")
+    uplink = status["uplink"]
+    assert uplink["profile"] and uplink["connected_since"] is None
+    assert 0 <= uplink["margin_s"] <= uplink["path_loss_s"]
+    assert status["outbox"]["peak_depth"] == 0
+    assert all("last_change_at" in z for z in status["zones"]["zones"])

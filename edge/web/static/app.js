@@ -47,6 +47,7 @@ async function overview() {
   const y = s.system || {};
   rows("ov-system", {"clock synchronised": y.clock_synchronized, "clock offset (ms)": y.clock_offset_ms,
     "CPU load (1 min)": y.load_1m === undefined ? null : y.load_1m.toFixed(2), "CPU temperature (°C)": y.cpu_temp_c,
+    "oldest recording": y.oldest_recording_at,
     memory: y.memory_total_bytes ? `${fmtBytes(y.memory_used_bytes)} of ${fmtBytes(y.memory_total_bytes)}` : null,
     disk: y.disk_total_bytes ? `${fmtBytes(y.disk_used_bytes)} of ${fmtBytes(y.disk_total_bytes)}` : null,
     "retention (days)": y.retention_days});
