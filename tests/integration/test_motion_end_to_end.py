@@ -20,7 +20,7 @@ from tests.integration.test_end_to_end import (
     station_rows,
     until,
 )
-from tests.integration.test_video_alarm import small_demo
+from tests.integration.test_video_alarm import media_of, small_demo
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -50,6 +50,9 @@ async def test_motion_is_sent_only_while_armed_and_evidence_follows_an_alarm(
         box.inputs.simulate("in1", True)  # front door opens: an intrusion alarm while armed
         await until(lambda: station_rows(station_db, kind="alarm"), 10, "the alarm")
         await until(lambda: len(station_rows(station_db, kind="motion")) >= 2, 15, "evidence")
+        first = station_rows(station_db, kind="motion")[0]["id"]
+        clip = lambda: [k for k, _ in media_of(station_db, first) if k == "clip"]  # noqa: E731
+        await until(clip, 20, "the motion event's clip")
         status = box.motion.status()
     assert seen_disarmed >= 40 and status["dropped"] <= status["processed"]
     assert status["cameras"]["entrance"]["tamper"] == []
@@ -57,6 +60,9 @@ async def test_motion_is_sent_only_while_armed_and_evidence_follows_an_alarm(
     armed = [m for m in motions if m["extra"]["reason"] == "armed"]
     evidence = [m for m in motions if m["extra"]["reason"] == "evidence"]
     assert len(armed) == 1  # one per camera area per cooldown (60 s)
+    arm = station_rows(station_db, kind="arm")[0]
+    motion_row = station_rows(station_db, kind="motion")[0]
+    assert motion_row["occurred_ms"] >= arm["occurred_ms"]  # nothing while it was disarmed
     assert armed[0]["extra"]["camera"] == "entrance" and armed[0]["extra"]["areas"] == "picture"
     assert armed[0]["cid"] == "1140" and armed[0]["condition"] == "video_motion"
     assert armed[0]["extra"]["boxes"]
