@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import re
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -58,6 +60,14 @@ def add_parsers(ssub: Sub) -> None:
     alarms = _store_parser(ssub, "alarms", "the station's own alarms: device lost, restored")
     alarms.add_argument("--limit", type=int, default=50)
     alarms.set_defaults(func=alarms_cmd)
+    page = _store_parser(ssub, "page", "the operator page (login required)")
+    page.add_argument("--host", default="127.0.0.1")
+    page.add_argument("--port", type=int, default=8090)
+    page.add_argument("--log-level", default="INFO")
+    page.set_defaults(func=page_cmd)
+    operator = _store_parser(ssub, "operator", "add an operator (password read from stdin)")
+    operator.add_argument("name")
+    operator.set_defaults(func=operator_cmd)
     bridge = _store_parser(ssub, "bridge", "forward stored events to an alarm receiver (DC-09)")
     bridge.add_argument("--receiver", required=True, help="host:port of the DC-09 receiver (TCP)")
     bridge.add_argument("--account", required=True, help="3 to 16 hex digits")
@@ -206,6 +216,30 @@ def alarms_cmd(args: argparse.Namespace) -> int:
     for row in rows:
         at = datetime.fromtimestamp(int(row["at_ms"]) / 1000, UTC).isoformat()
         print(f"{at}  {row['device']:<20} {row['kind']:<15} {row['reason']}")
+    return 0
+
+
+def page_cmd(args: argparse.Namespace) -> int:
+    from edge.station.web.server import serve
+
+    logs.setup(args.log_level, identifier="edge-station-page")
+    if not 0 < args.port < 65536:
+        raise ConfigError("--port", [f"--port {args.port}: must be 1 to 65535"])
+    with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(store, args.host, args.port))
+    return 0
+
+
+def operator_cmd(args: argparse.Namespace) -> int:
+    from edge.station import oplog
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    with _opened(args) as store, store.transaction() as db:
+        oplog.set_operator(db, args.name, password)
+    print(f"operator {args.name} set")
     return 0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from edge.errors import ProtocolError, StorageError
 from edge.protocol import EventMessage, MediaProgress, event_record, iso_ms
-from edge.station import assembly, media, parts, sql, supervision
+from edge.station import assembly, media, oplog, parts, sql, supervision
 from edge.station.assembly import Outcome
 from edge.station.inbound import (
     ChunkReceived,
@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS devices (
 """
     + media.SCHEMA
     + supervision.SCHEMA
+    + oplog.SCHEMA
     + """
 CREATE TABLE IF NOT EXISTS forwarded (
     event_id TEXT PRIMARY KEY,
@@ -281,16 +282,23 @@ class StationStore:
             row = db.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def media(self, event_id: str, device: str | None = None) -> list[StoredMedia]:
-        """The complete media files of an event, oldest first."""
+    def media(
+        self, event_id: str | None, device: str | None = None, media_id: str | None = None
+    ) -> list[StoredMedia]:
+        """The complete media files of an event (or one by device and id), oldest first."""
         query = (
             "SELECT device, event_id, media_id, kind, content_type, size, sha256, path, "
-            "received_ms FROM media WHERE event_id = ?"
+            "received_ms FROM media WHERE 1 = 1"
         )
-        args: list[Any] = [event_id]
-        if device is not None:
-            query += " AND device = ?"
-            args.append(device)
+        args: list[Any] = []
+        for clause, value in (
+            (" AND event_id = ?", event_id),
+            (" AND device = ?", device),
+            (" AND media_id = ?", media_id),
+        ):
+            if value is not None:
+                query += clause
+                args.append(value)
         with self._tx() as db:
             rows = db.execute(query + " ORDER BY received_ms, media_id", args).fetchall()
         return [

@@ -1,0 +1,1 @@
+"""The operator page of the reference station (aiohttp)."""
