@@ -26,6 +26,8 @@ from edge.errors import EdgeError
 from edge.web import auth
 
 DEMO_PASSWORD = "demo-technician"  # noqa: S105 - the demo's, printed on its banner
+DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD = "operator", "demo-operator"  # the station page's
+OPERATOR_PORT = 8090
 MOSQUITTO_CONF = """\
 # Demo broker: loopback only, anonymous, no persistence.
 listener {port} {host}
@@ -144,6 +146,7 @@ def run(config: Path, work_dir: Path) -> int:
                 ],
             )
         )
+        started.append(_operator_page(py, station_db, started[-1]))
         auth.write_password(work_dir / "box" / "web", DEMO_PASSWORD)
         box = Process(
             "box", [*py, "run", "--config", str(config), "--state-dir", str(work_dir / "box")]
@@ -160,6 +163,24 @@ def run(config: Path, work_dir: Path) -> int:
         for proc in reversed(started):
             proc.stop()
     return 0
+
+
+def _operator_page(py: list[str], station_db: Path, station: Process) -> Process:
+    """The station's operator page, with the demo operator (once the store exists)."""
+    deadline = time.monotonic() + 15
+    while not station_db.is_file():
+        if station.proc.poll() is not None or time.monotonic() > deadline:
+            raise EdgeError(f"the station did not create {station_db}")
+        time.sleep(0.1)
+    store = ["--db", str(station_db)]
+    subprocess.run(
+        [*py, "station", "operator", DEMO_OPERATOR, *store],
+        input=DEMO_OPERATOR_PASSWORD + "\n",
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return Process("page", [*py, "station", "page", *store, "--port", str(OPERATOR_PORT)])
 
 
 def _wait_for_stop(started: list[Process]) -> None:
@@ -188,6 +209,8 @@ def _banner(cfg: EdgeConfig, config: Path, station_db: Path) -> None:
  Trip a zone:      .venv/bin/edge simulate --config {config} trip ZONE
  Arm / disarm:     .venv/bin/edge simulate --config {config} arm | disarm
  Zones:            {zones}
+ Operator page:    http://127.0.0.1:{OPERATOR_PORT}/ (the station; alarms as they land)
+   log in as {DEMO_OPERATOR} / {DEMO_OPERATOR_PASSWORD}
  Station events:   .venv/bin/edge station events --db {station_db}
  Stop:             Ctrl-C
 ================================================================================
