@@ -235,6 +235,74 @@ def test_first_boot_makes_identity_key_and_blocks_the_uplink(installed: Root) ->
     assert '"state": "unprovisioned"' in status.stdout
     assert "not provisioned" in status.stdout
 
+    # The station signs the request; the installer installs its answer; the gate opens.
+    cert, ca = _station_signs((r.path / "etc/edge/tls/device.csr").read_bytes())
+    (r.host_dir / "box.crt").write_bytes(cert)
+    (r.host_dir / "ca.pem").write_bytes(ca)
+    installed_cert = r.ok(
+        "/opt/edge/venv/bin/edge",
+        "provision",
+        "install",
+        "--dir",
+        "/etc/edge",
+        "--cert",
+        r.put(r.host_dir / "box.crt", "box.crt"),
+        "--ca",
+        r.put(r.host_dir / "ca.pem", "ca.pem"),
+        "--account",
+        "4F21",
+    )
+    assert "provisioned: account 4F21" in installed_cert
+    status = r.run(
+        "/opt/edge/venv/bin/edge",
+        "provision",
+        "status",
+        "--dir",
+        "/etc/edge",
+        "--config",
+        "/etc/edge/edge.toml",
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert '"state": "provisioned"' in status.stdout
+
+
+def _station_signs(csr_pem: bytes) -> tuple[bytes, bytes]:
+    """A station CA signing the box's request: (certificate, CA certificate), PEM."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "station CA")])
+    now = datetime.now(UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    csr = x509.load_pem_x509_csr(csr_pem)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(name)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return cert.public_bytes(pem), ca.public_bytes(pem)
+
 
 def _bundle(r: Root, version: str, *, broken: bool = False, key: str = "signing.pem") -> str:
     wheels = r.host_dir / f"bundle-{version}"
