@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -227,16 +228,27 @@ class _Timex(ctypes.Structure):
 STA_UNSYNC, STA_NANO, TIME_ERROR = 0x0040, 0x2000, 5
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (find_library runs ldconfig: milliseconds)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
 def clock_sync() -> tuple[bool | None, float | None]:
     """Whether the kernel's clock is NTP-synchronised, and its last offset (ms).
 
     Read with adjtimex(2) in read-only mode (modes = 0), as ``timedatectl`` does.
     ``(None, None)`` where the call is not available."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _libc()
+    if libc is None:
         return None, None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
