@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from edge.web import auth
 from tests.conftest import DEMO_CONFIG, REPO, edge_cmd, free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -72,3 +73,19 @@ async def test_the_demo_prints_the_page_and_a_password_that_logs_in(
             assert r.status == 200
         async with http.get(base + "/api/status") as r:
             assert (await r.json())["device"]["id"] == "demo-box-01"
+
+
+def test_set_password_stores_a_hash_and_refuses_a_short_one(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    argv = edge_cmd("set-password", "--config", str(DEMO_CONFIG), "--state-dir", str(state))
+    short = subprocess.run(argv, input="short\n", capture_output=True, text=True, check=False)
+    assert short.returncode == 1
+    assert "10 to 256 characters" in short.stderr
+    assert not (state / "web" / "password").exists()
+    good = subprocess.run(
+        argv, input="a fine long password\n", capture_output=True, text=True, check=False
+    )
+    assert good.returncode == 0, good.stderr
+    stored = auth.read_password(state / "web")
+    assert stored is not None and auth.verify_password("a fine long password", stored)
+    assert "a fine long password" not in (state / "web" / "password").read_text()
