@@ -295,6 +295,8 @@ def _post(cfg: EdgeConfig, path: str, body: dict[str, object] | None, method: st
             return json.load(response)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
+        if exc.code == 401:
+            detail += " (set web.api_token in the config: scripts use it instead of a login)"
         raise EdgeError(f"the box refused: {exc.code} {detail}") from exc
     except urllib.error.URLError as exc:
         raise EdgeError(f"no box answering at {_box_url(cfg, '/')}: {exc.reason}") from exc
