@@ -95,7 +95,11 @@ def payloads() -> dict[str, bytes]:
     chunks = _still_chunks()
     return {
         "state-online": encode_state(
-            "online", boot_id="5f0c1d2e", version="0.1.0", at_ms=T0 - 3_600_000
+            "online",
+            boot_id="5f0c1d2e",
+            version="0.1.0",
+            at_ms=T0 - 3_600_000,
+            supervision={"heartbeat_s": 60, "lost_s": 180},
         ),
         "state-offline": encode_state(
             "offline", boot_id="5f0c1d2e", version="0.1.0", at_ms=T0 - 3_600_000
