@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from edge.__main__ import main
 from edge.station.inbound import EventReceived, HeartbeatReceived, StateReceived
 from edge.station.store import StationStore
+from tests.conftest import edge_cmd
 from tests.unit.test_station_store import T0, blob, chunks, event_message
 
 
@@ -117,3 +119,15 @@ def test_missing_store_and_bad_bridge_arguments(
     assert code == 2
     assert "--receiver 'nowhere': must be host:port" in err
     assert "--account '12g'" in err and "need 32, 48 or 64" in err
+
+
+def test_run_on_postgresql_needs_a_media_folder() -> None:
+    result = subprocess.run(
+        edge_cmd("station", "run", "--db", "postgresql://station@127.0.0.1:1/station"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "a PostgreSQL station store needs a media folder" in result.stderr
