@@ -137,6 +137,11 @@ async def test_login_is_required_and_checked(station: Station) -> None:
             assert r.status == 401
         async with http.post("/api/login", data=b"not json") as r:
             assert r.status == 400
+        for _ in range(3):  # five failures from one address, then a pause
+            async with http.post("/api/login", json={"name": OPERATOR, "password": "x"}) as r:
+                assert r.status == 401
+        async with http.post("/api/login", json={"name": OPERATOR, "password": PASSWORD}) as r:
+            assert r.status == 429
 
 
 async def test_alarm_detail_media_and_the_logs(station: Station) -> None:

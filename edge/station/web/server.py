@@ -30,6 +30,7 @@ from edge.station.store import StationStore, StoredRow
 log = logging.getLogger(__name__)
 
 COOKIE = "station_session"
+MAX_FAILURES, LOCKOUT_S = 5, 300.0  # failed logins from one address, then a pause
 MAX_COMMENT = 2_000
 OPERATOR: web.RequestKey[str] = web.RequestKey("operator", str)
 
@@ -75,6 +76,7 @@ class OperatorPage:
         self.clock = clock or SystemClock()
         self.poll_s = poll_s
         self.sessions: dict[str, str] = {}
+        self.failures: dict[str, list[float]] = {}  # client address -> failed login times
         self._listeners: set[asyncio.Queue[list[dict[str, Any]] | None]] = set()
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -138,13 +140,19 @@ class OperatorPage:
         return await handler(request)  # type: ignore[no-any-return]
 
     async def login(self, request: web.Request) -> web.Response:
+        client, now = request.remote or "-", self.clock.monotonic()
+        recent = [t for t in self.failures.get(client, []) if now - t < LOCKOUT_S]
+        if len(recent) >= MAX_FAILURES:
+            raise web.HTTPTooManyRequests(text=f"too many failed logins; wait {LOCKOUT_S:.0f} s")
         body = await _json(request)
         name, password = str(body.get("name", "")), str(body.get("password", ""))
         stored = await asyncio.to_thread(self._call, oplog.operator_hash, name)
         ok = await asyncio.to_thread(oplog.check_password, password, stored or "x$")
         if stored is None or not ok:
-            log.warning("operator login refused for %r from %s", name, request.remote)
+            self.failures[client] = [*recent, now]
+            log.warning("operator login refused for %r from %s", name, client)
             raise web.HTTPUnauthorized(text="wrong name or password")
+        self.failures.pop(client, None)
         token = secrets.token_urlsafe(32)
         self.sessions[token] = name
         response = web.json_response({"operator": name})
