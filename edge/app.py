@@ -133,6 +133,7 @@ class Box:
             self.clock,
             self.raise_event,
             self._video_command if cfg.cameras else None,
+            tuple(c.id for c in cfg.cameras),
         )
         self.video = VideoService(
             cfg, state_dir, self.clock, self.outbox.put_media, self._camera_trouble

@@ -46,9 +46,11 @@ class CommandHandler:
         clock: Clock,
         raise_event: RaiseEvent,
         video: VideoCommand | None = None,
+        cameras: tuple[str, ...] = (),
     ) -> None:
         self.link = link
         self.video = video
+        self.cameras = cameras
         self.topics = topics
         self.clock = clock
         self.raise_event = raise_event
@@ -62,6 +64,12 @@ class CommandHandler:
         now = ms(self.clock.time())
         try:
             command = parse_command(payload, now)
+            camera = getattr(command.args, "camera", None)
+            if camera is not None and self.video is not None and camera not in self.cameras:
+                known = ", ".join(self.cameras)
+                raise CommandRejected(
+                    command.id, f"bad_args: no camera {camera!r} on this box (cameras: {known})"
+                )
         except CommandRejected as exc:
             self.rejected += 1
             log.warning("%s", exc)

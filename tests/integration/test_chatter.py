@@ -159,6 +159,7 @@ async def test_chatter_on_every_alarm_input(
 ) -> None:
     caplog.set_level(logging.INFO, logger="edge")
     cfg = parse(demo_text(free_port(), free_port()), "chatter.toml")  # no broker there
+    cfg = cfg.model_copy(update={"cameras": ()})  # frames held by a camera are not zone state
     zones = {z.id: z for z in cfg.zones}
     glitch_s = zones[QUIET_ZONE].glitch_ms / 1000
     hold_s = max(zones[z].hold_s for z in CHATTER.values())

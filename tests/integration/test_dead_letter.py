@@ -16,7 +16,13 @@ from edge.codes import Condition
 from edge.config import parse
 from edge.station.receiver import Receiver, StationSettings
 from tests.conftest import free_port, wait_for
-from tests.integration.test_end_to_end import RunningBox, demo_text, station_rows, until
+from tests.integration.test_end_to_end import (
+    RunningBox,
+    demo_text,
+    station_rows,
+    until,
+    without_video,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -56,7 +62,7 @@ async def test_oversized_media_is_dead_lettered_with_a_trouble(tmp_path: Path) -
         station_db = tmp_path / "station.sqlite"
         station = Receiver(StationSettings("127.0.0.1", port, station_db))
         station_task = asyncio.create_task(station.run())
-        text = demo_text(port, free_port()).replace(
+        text = without_video(demo_text(port, free_port())).replace(
             "ack_timeout_s = 10", "ack_timeout_s = 2\nchunk_bytes = 16384"
         )
         state = tmp_path / "box"
@@ -93,7 +99,7 @@ async def test_acl_denied_events_are_dead_lettered_without_a_loop(tmp_path: Path
     proc, port = start_mosquitto(tmp_path, f"acl_file {acl}\n")
     try:
         state = tmp_path / "box"
-        cfg = parse(demo_text(port, free_port(), ack_timeout_s=2), "t.toml")
+        cfg = parse(without_video(demo_text(port, free_port(), ack_timeout_s=2)), "t.toml")
         async with RunningBox(cfg, state) as box:
             await until(lambda: box.link.status.connected, what="box connected")
             box.inputs.simulate("in3", True)  # fire alarm: refused by the ACL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -32,6 +33,15 @@ def demo_text(broker_port: int, web_port: int, ack_timeout_s: float = 10) -> str
         assert old in text, old
         text = text.replace(old, new)
     return text
+
+
+def without_video(text: str) -> str:
+    """A demo config without its camera: for tests that count every message or byte
+    of the uplink, which the alarm clips and stills would add to."""
+    text = re.sub(r'^cameras = \["entrance"\]\n', "", text, flags=re.MULTILINE)
+    block = re.search(r"^\[\[cameras\]\]\n(?:[a-z_]+ = .*\n)+", text, flags=re.MULTILINE)
+    assert block is not None, "the demo config has a camera"
+    return text.replace(block.group(0), "")
 
 
 def demo_config(broker_port: int, ack_timeout_s: float = 10) -> EdgeConfig:

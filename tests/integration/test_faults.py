@@ -40,7 +40,13 @@ from edge.config import parse
 from edge.model import Event, ZoneRef, new_event_id
 from edge.outbox.store import Limits, Outbox
 from tests.conftest import BOX_AUTH, Broker, free_port, start_broker, wait_for
-from tests.integration.test_end_to_end import RunningBox, box_status, demo_text, until
+from tests.integration.test_end_to_end import (
+    RunningBox,
+    box_status,
+    demo_text,
+    until,
+    without_video,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.timeout(300)]
 
@@ -68,7 +74,7 @@ LIFE_SAFETY = ("fire", "panic")  # never swinger-shut-down: no swinger_limit to 
 
 def fault_text(broker_port: int, web_port: int, ack_timeout_s: float, uplink: str = "") -> str:
     """The demo config with quick reconnects (at most 2 s apart) and extra uplink keys."""
-    text = demo_text(broker_port, web_port, ack_timeout_s)
+    text = without_video(demo_text(broker_port, web_port, ack_timeout_s))
     for _input, zone in TRIPS:
         key = f'id = "{zone}"\n'
         assert key in text, key

@@ -4,14 +4,27 @@ H.264, its duration what the event says, starting before the alarm."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge.config import parse
+from edge.mqttio import LinkSettings, Message, MqttLink
+from edge.protocol import Topics
+from edge.protocol.commands import (
+    ClipArgs,
+    Command,
+    CommandResult,
+    SnapshotArgs,
+    decode_result,
+    encode_command,
+)
 from edge.station.store import StationStore
 from tests.conftest import Broker, free_port
 from tests.integration.test_end_to_end import (
@@ -22,7 +35,7 @@ from tests.integration.test_end_to_end import (
     station_rows,
     until,
 )
-from tests.unit.test_video_pipeline import check_clip
+from tests.unit.test_video_pipeline import check_clip, ffprobe
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -81,3 +94,54 @@ async def test_demo_alarm_arrives_with_stills_and_a_clip_that_starts_before_it(
     assert int(extra["clip_start_ms"]) < alarm["occurred_ms"]  # the clip starts before it
     assert first_still_ms - alarm["occurred_ms"] <= 1000  # first still queued within 1 s
     assert clip_ms - alarm["occurred_ms"] <= (post_s + 2) * 1000
+
+
+async def test_station_snapshot_and_clip_commands_bring_their_files(
+    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    station_db = tmp_path / "station.sqlite"
+    start_station(spawn, broker, station_db)
+    cfg = parse(small_demo(broker.port), "video.toml")
+    topics = Topics("edge", cfg.device.id)
+    operator = MqttLink(
+        LinkSettings(broker.host, broker.port, "operator", subscriptions=((topics.cmd_result, 1),))
+    )
+    async with RunningBox(cfg, tmp_path / "box") as box:
+        await operator.start()
+        try:
+            assert await operator.wait_connected(5)
+            await until(lambda: device_states(station_db), 15, "station subscribed")
+            await until(lambda: box.video.latest_lores("entrance") is not None, 10, "a picture")
+            await asyncio.sleep(2.5)  # the ring holds the last seconds
+
+            async def ask(cid: str, args: Any) -> list[CommandResult]:
+                expires = round((time.time() + 60) * 1000)
+                await operator.publish(
+                    Message(topics.cmd, encode_command(Command(cid, expires, args)))
+                )
+                results = [
+                    decode_result((await asyncio.wait_for(operator.inbox.get(), 10)).payload)
+                ]
+                if results[0].status == "accepted":
+                    results.append(
+                        decode_result((await asyncio.wait_for(operator.inbox.get(), 10)).payload)
+                    )
+                return results
+
+            [snap] = await ask("op-snap", SnapshotArgs("entrance"))
+            assert snap.status == "done", snap.reason
+            now = round(time.time() * 1000)
+            accepted, clip = await ask("op-clip", ClipArgs("entrance", now - 1500, now - 500))
+            assert (accepted.status, clip.status) == ("accepted", "done"), clip.reason
+            for result, kind in ((snap, "still"), (clip, "clip")):
+                event_id, [media_id] = result.details["event_id"], result.details["media_ids"]
+                await until(lambda e=event_id: media_of(station_db, e), 10, f"the {kind}")
+                [(got_kind, path)] = media_of(station_db, event_id)
+                assert got_kind == kind and path.stem == media_id
+            [(_kind, clip_path)] = media_of(station_db, clip.details["event_id"])
+            info = check_clip(clip_path, float(ffprobe(clip_path)["streams"][0]["duration"]))
+            assert 1.0 <= float(info["streams"][0]["duration"]) <= 2.5  # from a keyframe before
+            log = (tmp_path / "box" / "recordings" / "access.log").read_text()
+            assert '"who": "station command op-clip"' in log and '"action": "export"' in log
+        finally:
+            await operator.stop()
