@@ -63,6 +63,9 @@ class Api:
         self.server = server
         self.hooks = server.hooks
         self._patterns: dict[str, asyncio.Task[None]] = {}
+        # One password check at a time: a burst of guesses waits in line (each
+        # scrypt costs ~16 MiB and tens of ms) and meets the lockout it earned.
+        self._checking = asyncio.Lock()
 
     def cancel_tasks(self) -> None:
         for task in self._patterns.values():
@@ -100,9 +103,13 @@ class Api:
         stored = self.server.password_hash()
         if stored is None:
             return _error(409, "no password is set yet: use the setup code from the console")
-        ok = await asyncio.to_thread(auth.verify_password, password, stored)
-        if not ok:
-            return self._failed(client, "wrong password")
+        async with self._checking:
+            wait = self._locked(client)
+            if wait is not None:
+                return wait
+            ok = await asyncio.to_thread(auth.verify_password, password, stored)
+            if not ok:
+                return self._failed(client, "wrong password")
         return self._logged_in(client)
 
     async def setup(self, request: web.Request) -> web.StreamResponse:

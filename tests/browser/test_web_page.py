@@ -143,6 +143,9 @@ async def test_walk_test_runs_to_its_summary(browser: Tab, site: Site) -> None:
         "document.getElementById('wt-summary').textContent", what="the summary"
     )
     assert "front-door" in summary and "hall-pir" in summary
+    await browser.wait_for("document.getElementById('wt-state').textContent.startsWith('No walk')")
+    assert await browser.text("#wt-seen") == "front-door"  # the summary's lists stay shown
+    assert await browser.text("#wt-missing") == "hall-pir"
     await browser.screenshot("walktest-summary")
     assert site.box.walk is None
 

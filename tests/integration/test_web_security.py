@@ -247,6 +247,13 @@ async def test_brute_force_is_locked_out(srv: Server) -> None:
         assert (await login(srv, http))[0] == 200
 
 
+async def test_a_burst_of_parallel_guesses_meets_the_lockout(srv: Server) -> None:
+    async with srv.client() as http:
+        answers = await asyncio.gather(*(login(srv, http, f"guess number {n}") for n in range(20)))
+    codes = sorted(status for status, _ in answers)
+    assert codes == [401] * 3 + [429] * 17  # only login_max_failures were checked
+
+
 async def test_login_refuses_malformed_bodies(srv: Server) -> None:
     async with srv.client() as http:
         for body in (b"", b"{", b"[]", b'{"password": 5}', b'{"pass": "x"}', b"\xff\xfe"):

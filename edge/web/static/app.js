@@ -86,7 +86,12 @@ function renderInputs(d) {
 function renderWalk(w) {
   const items = (id, list) => $(id).replaceChildren(...(list || []).map(z => {
     const li = document.createElement("li"); li.textContent = z; return li; }));
-  if (!w || w.running === false) { $("wt-state").textContent = "No walk test running."; items("wt-seen", []); items("wt-missing", []); return; }
+  if (!w || w.running === false) {
+    $("wt-state").textContent = "No walk test running.";
+    if (!lastWalk) { items("wt-seen", []); items("wt-missing", []); }  // else the summary's lists stay
+    return;
+  }
+  lastWalk = null;
   $("wt-state").textContent = `Running, ${w.remaining_s} s left, ${w.activations} activation(s).`;
   items("wt-seen", w.seen); items("wt-missing", w.not_seen);
 }
@@ -95,9 +100,16 @@ async function walkStart() {
   const r = await api("POST", "/api/walktest", {minutes: Number($("wt-minutes").value)});
   if (!r.ok) $("wt-summary").textContent = r.body.error;
 }
+let lastWalk = null;
 async function walkStop() {
   const r = await api("DELETE", "/api/walktest");
   $("wt-summary").textContent = r.ok ? r.body.summary.text : r.body.error;
+  if (r.ok) {
+    lastWalk = r.body.summary;
+    for (const [id, list] of [["wt-seen", lastWalk.seen], ["wt-missing", lastWalk.not_seen]]) {
+      $(id).replaceChildren(...list.map(z => { const li = document.createElement("li"); li.textContent = z; return li; }));
+    }
+  }
 }
 
 // -- camera -----------------------------------------------------------------
