@@ -33,6 +33,7 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY = 64 * 1024
 MAX_CONFIG_BODY = 1024 * 1024
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 STATIC = resources.files("edge.web").joinpath("static")
 HEADERS = {
     "Content-Security-Policy": (
@@ -123,6 +124,12 @@ class WebServer:
         )
         await site.start()
         log.info("web page on %s://%s:%d/", self.scheme, self.settings.host, self.settings.port)
+        if not self.settings.tls and self.settings.host not in LOOPBACK:
+            log.warning(
+                "the web page is served without TLS on %s: the password crosses the network "
+                "in clear (set web.tls = true)",
+                self.settings.host,
+            )
 
     async def stop(self) -> None:
         self.closing.set()
