@@ -222,14 +222,14 @@ class VideoService:
 
     def add_lores_sink(self, fn: Callable[[Frame], None]) -> None:
         backlog = [0]
-        loop = self._loop or asyncio.get_event_loop()
 
         def on_loop(frame: Frame) -> None:
             backlog[0] -= 1
             fn(frame)
 
         def from_thread(frame: Frame) -> None:
-            if backlog[0] >= LORES_BACKLOG:
+            loop = self._loop  # set by start(); sinks may be added before
+            if loop is None or backlog[0] >= LORES_BACKLOG:
                 self.lores_dropped += 1
                 return
             backlog[0] += 1
