@@ -117,6 +117,7 @@ class WebServer:
                 self.settings.host,
             )
             context = tls.server_context(cert, key)
+            log.info("web page certificate SHA-256 %s", tls.fingerprint(cert))
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(
