@@ -212,6 +212,7 @@ def _banner(cfg: EdgeConfig, config: Path, station_db: Path) -> None:
  Operator page:    http://127.0.0.1:{OPERATOR_PORT}/ (the station; alarms as they land)
    log in as {DEMO_OPERATOR} / {DEMO_OPERATOR_PASSWORD}
  Station events:   .venv/bin/edge station events --db {station_db}
+ Stills and clip:  .venv/bin/edge station media --db {station_db} EVENT_ID
  Stop:             Ctrl-C
 ================================================================================
 """,
