@@ -152,7 +152,11 @@ class ConfigFile:
             raise ValueError("this box was started without a config file path: cannot apply")
         if self.marker.exists():
             raise ValueError("a config applied earlier is still on probation: wait for it")
-        await asyncio.to_thread(self._swap, self.path, text)
+        try:
+            await asyncio.to_thread(self._swap, self.path, text)
+        except OSError as exc:
+            self.marker.unlink(missing_ok=True)
+            raise ValueError(f"cannot write the new config beside {self.path}: {exc}") from exc
         log.warning("new config written to %s; restarting to apply it", self.path)
         self._restart()
         return {

@@ -198,3 +198,15 @@ def test_motion_boxes_are_drawn_in_the_camera_pixels() -> None:
     assert boxes_scaled(boxes, [160, 90], 640, 360) == [[40, 80, 20, 32], [0, 0, 640, 360]]
     assert boxes_scaled(boxes, None, 640, 360) == []
     assert boxes_scaled(boxes, [0, 0], 640, 360) == []
+
+
+async def test_apply_refuses_a_config_it_cannot_write(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(DEMO_CONFIG.read_text())
+    restarts: list[int] = []
+    config = boxweb.ConfigFile(load(path), path, tmp_path / "web", lambda: restarts.append(1))
+    (tmp_path / "edge.toml.tmp").mkdir()  # the new file cannot be written (even by root)
+    with pytest.raises(ValueError, match="cannot write the new config"):
+        await config.apply(DEMO_CONFIG.read_text().replace("Demo site", "Other site"))
+    assert restarts == [] and path.read_text() == DEMO_CONFIG.read_text()
+    assert not (tmp_path / "web" / boxweb.APPLY_MARKER).exists()  # no probation left behind
