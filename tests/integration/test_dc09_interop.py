@@ -16,7 +16,7 @@ from pysiaalarm.aio import SIAClient
 from edge.station.dc09.bridge import Dc09Bridge, pending
 from edge.station.dc09.link import Dc09Link, Dc09Settings, Outcome
 from edge.station.dc09.messages import Alarm, Format
-from edge.station.inbound import EventReceived
+from edge.station.inbound import EventReceived, HeartbeatReceived
 from edge.station.store import StationStore
 from tests.conftest import free_port
 from tests.unit.test_station_store import DEVICE, T0, event_message
@@ -53,15 +53,15 @@ class Receiver:
         return {k: counter.get(k) for k in ("crc", "timestamp", "events", "valid_events")}
 
 
-async def start_receiver(key: str | None) -> Receiver:
+async def start_receiver(key: str | None, accounts: tuple[str, ...] = (ACCOUNT,)) -> Receiver:
     port = free_port()
     got: list[SIAEvent] = []
 
     async def heard(event: SIAEvent) -> None:
         got.append(event)
 
-    account = SIAAccount(ACCOUNT, key, allowed_timeband=(40, 20))
-    client = SIAClient("127.0.0.1", port, [account], heard)
+    known = [SIAAccount(a, key, allowed_timeband=(40, 20)) for a in accounts]
+    client = SIAClient("127.0.0.1", port, known, heard)
     await client.async_start()
     return Receiver(port, client, got)
 
@@ -76,7 +76,8 @@ async def plain() -> AsyncIterator[Receiver]:
 def link(receiver: Receiver, **kw: Any) -> Dc09Link:
     clock = kw.pop("clock", SkewedClock())
     tamper = kw.pop("tamper", None)
-    settings = Dc09Settings("127.0.0.1", receiver.port, ACCOUNT, ack_timeout_s=0.5, **kw)
+    account = kw.pop("account", ACCOUNT)
+    settings = Dc09Settings("127.0.0.1", receiver.port, account, ack_timeout_s=0.5, **kw)
     return Dc09Link(settings, clock, tamper)
 
 
@@ -171,30 +172,35 @@ async def test_a_silent_receiver_is_retried_until_it_answers() -> None:
     assert [e.sequence for e in got] == ["0001"]
 
 
-async def test_bridge_forwards_each_stored_event_once_then_tests_the_link(
-    plain: Receiver, tmp_path: Path
-) -> None:
+async def test_bridge_forwards_each_stored_event_once_then_tests_the_link(tmp_path: Path) -> None:
+    receiver = await start_receiver(None, accounts=(ACCOUNT, "ABCD"))
     store = StationStore(tmp_path / "station.sqlite")
     store.open()
     first, second = event_message("ev-a", seq=1), event_message("ev-b", seq=2)
     store.commit([EventReceived(DEVICE, first), EventReceived(DEVICE, second)], T0)
     store.commit([EventReceived(DEVICE, first)], T0 + 1)  # a retransmit: still one event
+    store.commit([HeartbeatReceived("gw-silent", 60)], T0)
+    assert [c.device for c in store.supervise(T0 + 200_000, T0)] == ["gw-silent"]
+    sender = link(receiver, account="ABCD")  # for boxes whose account was not heard
     bridge = Dc09Bridge(
-        store, link(plain), SkewedClock(), video_base="https://station.example/", null_every_s=0
+        store, sender, SkewedClock(), video_base="https://station.example/", null_every_s=0
     )
     try:
-        assert await bridge.step() == 2
+        assert await bridge.step() == 3
         assert await bridge.step() == 0  # nothing waits: a NULL message instead
     finally:
         await bridge.link.close()
+        await receiver.client.async_stop()
         store.close()
-    assert [(e.code, e.message) for e in plain.events] == [
-        ("BA", "003"),
-        ("BA", "003"),
-        ("RP", None),
+    got = [(e.account, e.code, e.message) for e in receiver.events]
+    assert got == [
+        ("ABCD", "YC", None),  # the silent box: communication trouble
+        (ACCOUNT, "BA", "003"),  # the box's own account
+        (ACCOUNT, "BA", "003"),
+        ("ABCD", "RP", None),
     ]
-    assert plain.events[0].x_data == "Vhttps://station.example/events/ev-a"
-    assert [e.sequence for e in plain.events] == ["0001", "0002", "0003"]
+    assert receiver.events[1].x_data == "Vhttps://station.example/events/ev-a"
+    assert [e.sequence for e in receiver.events] == ["0001", "0002", "0003", "0004"]
     reopened = StationStore(tmp_path / "station.sqlite")
     reopened.open()
     try:  # a restarted bridge has nothing left to send

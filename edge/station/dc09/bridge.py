@@ -1,5 +1,10 @@
 """The bridge: every stored event, oldest first, to the alarm receiver; NULL messages between.
 
+Each message carries the box's own account (from its events), so the alarm
+receiver files it under the right site; the bridge's ``--account`` is only
+for a box whose account the station has not heard. A box the station lost
+(and its restore) goes as a communication trouble, CID 350 / SIA YC (YK).
+
 An event is marked in ``forwarded`` only once the receiver has ACKed it (or
 answered DUH, which no resend changes), so a bridge that stops resumes
 where it was. When nothing is waiting for ``null_every_s``, a NULL message
@@ -11,16 +16,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass
 
+from edge import codes
 from edge.clock import Clock, ms
+from edge.codes import Condition
 from edge.errors import StorageError
+from edge.station import supervision
 from edge.station.dc09.link import Dc09Link, Outcome
 from edge.station.dc09.messages import Alarm
 from edge.station.sql import Db
 from edge.station.store import StationStore
 
 log = logging.getLogger(__name__)
+
+ACCOUNT = re.compile(r"[0-9A-F]{3,16}")  # what DC-09 carries; box configs enforce it too
 
 
 @dataclass(frozen=True)
@@ -30,14 +41,23 @@ class Pending:
 
 
 def pending(db: Db, limit: int, video_base: str | None) -> list[Pending]:
-    """Stored events not yet forwarded, in the order they were stored."""
+    """What waits: the station's own alarms first (device lost, restored), then the
+    stored events, each in the order it was stored."""
     rows = db.execute(
-        "SELECT e.id, e.device, e.body FROM events e WHERE NOT EXISTS "
-        "(SELECT 1 FROM forwarded f WHERE f.event_id = e.id) "
-        "ORDER BY e.received_ms, e.seq LIMIT ?",
+        "SELECT a.id, a.device, a.kind, (SELECT e.account FROM events e WHERE "
+        "e.device = a.device ORDER BY e.received_ms DESC LIMIT 1) FROM station_alarms a "
+        "WHERE NOT EXISTS (SELECT 1 FROM forwarded f WHERE f.event_id = a.id) "
+        "ORDER BY a.at_ms LIMIT ?",
         (limit,),
     ).fetchall()
-    return [_pending(r[0], r[1], json.loads(r[2]), video_base) for r in rows]
+    out = [_station_alarm(r[0], r[1], r[2] == supervision.RESTORED, r[3]) for r in rows]
+    rows = db.execute(
+        "SELECT e.id, e.device, e.body, e.account FROM events e WHERE NOT EXISTS "
+        "(SELECT 1 FROM forwarded f WHERE f.event_id = e.id) "
+        "ORDER BY e.received_ms, e.seq LIMIT ?",
+        (limit - len(out),),
+    ).fetchall()
+    return out + [_pending(r[0], r[1], json.loads(r[2]), r[3], video_base) for r in rows]
 
 
 def mark(db: Db, event_id: str, outcome: Outcome, seq: int, at_ms: int) -> None:
@@ -48,7 +68,19 @@ def mark(db: Db, event_id: str, outcome: Outcome, seq: int, at_ms: int) -> None:
     )
 
 
-def _pending(event_id: str, device: str, body: dict[str, object], base: str | None) -> Pending:
+def _station_alarm(alarm_id: str, device: str, restore: bool, account: str | None) -> Pending:
+    """A box lost (or back) as a communication trouble (restore) of its account."""
+    code = codes.codes(Condition.COMM_TROUBLE, restore)
+    return Pending(device, Alarm(alarm_id, code.cid, code.sia, 0, None, account=_hex(account)))
+
+
+def _hex(account: str | None) -> str | None:
+    return account if account and ACCOUNT.fullmatch(account) else None
+
+
+def _pending(
+    event_id: str, device: str, body: dict[str, object], account: str, base: str | None
+) -> Pending:
     zone = body.get("zone")
     number = zone.get("number") if isinstance(zone, dict) else None
     partition = body.get("partition")
@@ -59,6 +91,7 @@ def _pending(event_id: str, device: str, body: dict[str, object], base: str | No
         partition=partition if isinstance(partition, int) else 0,
         zone=number if isinstance(number, int) else None,
         video=None if base is None else f"{base.rstrip('/')}/events/{event_id}",
+        account=_hex(account),
     )
     return Pending(device, alarm)
 

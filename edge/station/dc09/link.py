@@ -82,13 +82,14 @@ class Dc09Link:
 
     async def send_event(self, alarm: Alarm) -> Outcome:
         s = self.settings
+        account = alarm.account or s.account
 
         def build(seq: int, at: datetime) -> Frame:
             return messages.event_frame(
                 alarm,
                 fmt=s.fmt,
                 seq=seq,
-                account=s.account,
+                account=account,
                 line=s.line,
                 receiver=s.receiver,
                 at=at,

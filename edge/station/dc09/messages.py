@@ -24,6 +24,7 @@ class Alarm:
     partition: int
     zone: int | None  # the zone's number; None for the box itself
     video: str | None = None  # URL of the stored clip (or still)
+    account: str | None = None  # the box's account; None: the bridge's own
 
 
 def data(alarm: Alarm, account: str, fmt: Format) -> str:
