@@ -145,3 +145,40 @@ async def test_station_snapshot_and_clip_commands_bring_their_files(
             assert '"who": "station command op-clip"' in log and '"action": "export"' in log
         finally:
             await operator.stop()
+
+
+async def test_a_lost_camera_is_a_trouble_at_the_station_and_its_return_a_restore(
+    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    station_db = tmp_path / "station.sqlite"
+    start_station(spawn, broker, station_db)
+    footage = tmp_path / "camera.mkv"  # not there yet: the camera is "unplugged"
+    text = small_demo(broker.port).replace(
+        'source = "synthetic"', f'source = "file"\npath = "{footage}"'
+    )
+    cfg = parse(text, "video.toml")
+    async with RunningBox(cfg, tmp_path / "box"):
+        await until(lambda: station_rows(station_db, kind="trouble"), 15, "the camera trouble")
+        [trouble] = station_rows(station_db, kind="trouble")
+        assert (trouble["cid"], trouble["sia"]) == ("1300", "YX")
+        assert "camera entrance: no such file" in json.loads(trouble["body"])["text"]
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x180:rate=10:duration=2",
+                "-c:v",
+                "mjpeg",
+                str(tmp_path / "partial.mkv"),
+            ],
+            check=True,
+        )
+        (tmp_path / "partial.mkv").rename(footage)  # plugged back in: found at the next attempt
+        await until(lambda: station_rows(station_db, kind="trouble_restore"), 15, "the restore")
+        [restore] = station_rows(station_db, kind="trouble_restore")
+        assert json.loads(restore["body"])["text"] == "camera entrance restored"
