@@ -43,6 +43,7 @@ class StateReceived:
 class HeartbeatReceived:
     device: str
     interval_s: int
+    outbox_depth: int | None = None  # events the box holds, not yet acknowledged
 
 
 Inbound = EventReceived | ChunkReceived | StateReceived | HeartbeatReceived
@@ -60,7 +61,12 @@ def parse(message: Message, prefix: str) -> Inbound | None:
         return _state(device, protocol.decode_object(message.payload))
     if rest == "/heartbeat":
         beat = protocol.decode_object(message.payload)
-        return HeartbeatReceived(device, _int64(beat.get("interval_s"), "interval_s"))
+        depth = beat.get("outbox_depth")
+        return HeartbeatReceived(
+            device,
+            _int64(beat.get("interval_s"), "interval_s"),
+            None if depth is None else _int64(depth, "outbox_depth"),
+        )
     if rest == "/cmd/result":
         return None
     raise ProtocolError(f"no such station topic: {message.topic!r}")

@@ -376,6 +376,8 @@ class StationStore:
                 "heartbeat_interval_s = excluded.heartbeat_interval_s",
                 (item.device, received_ms, item.interval_s),
             )
+            if item.outbox_depth is not None:
+                supervision.health(db, item.device, item.outbox_depth, received_ms)
 
     def _put_chunk(self, db: Db, item: ChunkReceived, batch: _Batch) -> None:
         key, receipt = MediaKey(item.device, item.media_id), batch.receipt

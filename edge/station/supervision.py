@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS station_alarms (
     reason TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS station_alarms_by_time ON station_alarms (at_ms);
+CREATE TABLE IF NOT EXISTS box_health (
+    device TEXT PRIMARY KEY,
+    outbox_depth INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+) STRICT;
 """
 
 DEFAULT_LOST_S = 180
@@ -136,9 +141,20 @@ def announce(db: Db, device: str, heartbeat_s: int, lost_s: int) -> None:
     )
 
 
+def health(db: Db, device: str, outbox_depth: int, at_ms: int) -> None:
+    """Record what a box's heartbeat says of its health."""
+    db.execute(
+        "INSERT INTO box_health (device, outbox_depth, at_ms) VALUES (?, ?, ?) "
+        "ON CONFLICT (device) DO UPDATE SET outbox_depth = excluded.outbox_depth, "
+        "at_ms = excluded.at_ms",
+        (device, outbox_depth, at_ms),
+    )
+
+
 def status(db: Db, now_ms: int, since_ms: int) -> list[dict[str, object]]:
     """Every box with its supervision state, for the CLI and the operator page."""
     out: list[dict[str, object]] = []
+    depths = dict(db.execute("SELECT device, outbox_depth FROM box_health").fetchall())
     for seen in load(db):
         judged = verdict(seen, now_ms, since_ms)
         out.append(
@@ -148,6 +164,7 @@ def status(db: Db, now_ms: int, since_ms: int) -> list[dict[str, object]]:
                 "supervision": "lost" if seen.lost else "ok",
                 "heartbeat_age_s": None if judged.age_s is None else round(judged.age_s, 1),
                 "lost_after_s": judged.deadline_s,
+                "outbox_depth": depths.get(seen.device),
                 "changed_at": None if seen.changed_ms is None else iso_ms(seen.changed_ms),
             }
         )

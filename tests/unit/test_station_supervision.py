@@ -1,4 +1,4 @@
-"""Station supervision: the pure verdict, and lost/restore raised once in the store (both back-ends)."""
+"""Station supervision: the pure verdict; lost and restore raised once (both back-ends)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def test_a_restarted_receiver_counts_from_its_own_start() -> None:
     assert verdict(old, T0 + 540_000, since_ms=T0 + 450_000).lost
 
 
+def test_heartbeat_carries_the_outbox_depth() -> None:
+    beat = protocol.encode_heartbeat(seq=1, at_ms=T0, interval_s=20, outbox_depth=7)
+    got = inbound.parse(Message("edge/b/heartbeat", beat), "edge")
+    assert got == HeartbeatReceived("b", 20, 7)
+    bad = Message("edge/b/heartbeat", b'{"v":1,"interval_s":20,"outbox_depth":"7"}')
+    with pytest.raises(ProtocolError, match="outbox_depth"):
+        inbound.parse(bad, "edge")
+
+
 def test_birth_carries_the_profile_and_bad_profiles_are_refused() -> None:
     def state(body: dict[str, object]) -> Message:
         return Message("edge/b/state", json.dumps({"v": 1, **body}).encode())
@@ -72,7 +81,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StationSto
 
 
 def test_lost_and_restore_are_raised_once_each(store: StationStore) -> None:
-    store.commit([StateReceived("gw-1", "online", 20, 90), HeartbeatReceived("gw-1", 20)], T0)
+    store.commit([StateReceived("gw-1", "online", 20, 90), HeartbeatReceived("gw-1", 20, 3)], T0)
     store.commit([HeartbeatReceived("gw-2", 60)], T0)  # no birth heard: 3 x 60 s
     assert store.supervise(T0 + 89_000, T0) == []
     (lost,) = store.supervise(T0 + 90_000, T0)
@@ -81,6 +90,7 @@ def test_lost_and_restore_are_raised_once_each(store: StationStore) -> None:
     (status_1, status_2) = store.device_status(T0 + 95_000, T0)
     assert (status_1["supervision"], status_1["lost_after_s"]) == ("lost", 90)
     assert (status_2["supervision"], status_2["lost_after_s"]) == ("ok", 180)
+    assert (status_1["outbox_depth"], status_2["outbox_depth"]) == (3, None)  # its health
     store.commit([HeartbeatReceived("gw-1", 20)], T0 + 100_000)
     (back,) = store.supervise(T0 + 100_500, T0)
     assert (back.device, back.kind) == ("gw-1", supervision.RESTORED)
