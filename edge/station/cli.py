@@ -206,6 +206,7 @@ def devices_cmd(args: argparse.Namespace) -> int:
                 f"{row['device']:<20} {row['state'] or '-':<8} supervision {row['supervision']:<5}"
                 f" heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
                 f" (lost after {row['lost_after_s']} s)"
+                f" outbox {'-' if row['outbox_depth'] is None else row['outbox_depth']}"
             )
     return 0
 

@@ -104,6 +104,8 @@ def test_devices_and_alarms(db: Path, capsys: pytest.CaptureFixture[str]) -> Non
     (device,) = [json.loads(line) for line in out.splitlines()]
     assert code == 0
     assert (device["device"], device["state"], device["lost_after_s"]) == ("gw-1", "online", 90)
+    code, out, _ = run(capsys, "devices", "--db", str(db))
+    assert code == 0 and out.startswith("gw-1") and "online" in out and "outbox -" in out
     assert run(capsys, "alarms", "--db", str(db)) == (0, "", "")
 
 
