@@ -208,3 +208,21 @@ async def test_bridge_forwards_each_stored_event_once_then_tests_the_link(tmp_pa
             assert pending(db, 10, None) == []
     finally:
         reopened.close()
+
+
+async def test_an_event_no_dc09_message_can_carry_is_logged_not_retried(
+    plain: Receiver, tmp_path: Path
+) -> None:
+    store = StationStore(tmp_path / "station.sqlite")
+    store.open()
+    store.commit([EventReceived(DEVICE, event_message("ev-a"))], T0)
+    bridge = Dc09Bridge(store, link(plain), SkewedClock(), video_base="https://bad]/")
+    try:
+        assert await bridge.step() == 1
+        with store.transaction() as db:
+            (row,) = db.execute("SELECT event_id, outcome FROM forwarded").fetchall()
+            assert pending(db, 10, None) == []
+    finally:
+        await bridge.link.close()
+        store.close()
+    assert tuple(row) == ("ev-a", "rejected") and plain.events == []

@@ -24,6 +24,7 @@ from edge.clock import Clock, ms
 from edge.codes import Condition
 from edge.errors import StorageError
 from edge.station import supervision
+from edge.station.dc09.codec import Dc09Error
 from edge.station.dc09.link import Dc09Link, Outcome
 from edge.station.dc09.messages import Alarm
 from edge.station.sql import Db
@@ -137,7 +138,11 @@ class Dc09Bridge:
         """Forward what waits (one batch), or a NULL message when it is due; events sent."""
         waiting = await asyncio.to_thread(self._pending)
         for item in waiting:
-            outcome = await self.link.send_event(item.alarm)
+            try:
+                outcome = await self.link.send_event(item.alarm)
+            except Dc09Error as exc:  # no DC-09 message can say it: logged, not retried
+                log.error("event %s cannot go as DC-09: %s", item.alarm.event_id, exc)
+                outcome = Outcome.REJECTED
             seq = self.link.last_seq
             await asyncio.to_thread(self._mark, item.alarm.event_id, outcome, seq)
             self.forwarded += 1

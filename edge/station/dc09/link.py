@@ -145,10 +145,10 @@ class Dc09Link:
                 await self._connect()
                 assert self._writer is not None
                 self._writer.write(raw)
-                await self._writer.drain()
+                await asyncio.wait_for(self._writer.drain(), self.settings.ack_timeout_s)
                 self.stats.sent += 1
                 answer = await self._answer(seq)
-            except (OSError, asyncio.IncompleteReadError) as exc:
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 log.warning("DC-09 receiver %s:%d: %s", self.settings.host, self.settings.port, exc)
                 await self.close()
                 await asyncio.sleep(backoff)
