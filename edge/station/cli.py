@@ -256,6 +256,9 @@ def bridge_cmd(args: argparse.Namespace) -> int:
         problems.append(f"--receiver {args.receiver!r}: must be host:port")
     if not re.fullmatch(r"[0-9A-F]{3,16}", args.account):
         problems.append(f"--account {args.account!r}: 3 to 16 upper-case hex digits")
+    base = args.video_base
+    if base is not None and (not base.isascii() or not base.isprintable() or set(base) & set("[]")):
+        problems.append(f"--video-base {base!r}: printable ASCII without [ ]")
     key = None if args.key_file is None else _key(args.key_file, problems)
     if problems:
         raise ConfigError("bridge", problems)

@@ -117,10 +117,10 @@ def test_missing_store_and_bad_bridge_arguments(
     key = tmp_path / "key"
     key.write_text("abcd")
     args = ["bridge", "--db", str(db), "--receiver", "nowhere", "--account", "12g"]
-    code, _, err = run(capsys, *args, "--key-file", str(key))
+    code, _, err = run(capsys, *args, "--key-file", str(key), "--video-base", "http://x/[1]")
     assert code == 2
     assert "--receiver 'nowhere': must be host:port" in err
-    assert "--account '12g'" in err and "need 32, 48 or 64" in err
+    assert "--account '12g'" in err and "need 32, 48 or 64" in err and "--video-base" in err
 
 
 def test_run_on_postgresql_needs_a_media_folder() -> None:
