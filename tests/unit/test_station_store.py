@@ -742,3 +742,25 @@ async def test_next_batch_takes_what_waits_within_the_limits(receiver: Receiver)
     for _ in range(5):
         receiver.link.inbox.put_nowait(Message("edge/gw-1/events", bytes(400)))
     assert [len(await receiver.next_batch()) for _ in range(2)] == [3, 2]
+
+
+def test_postgresql_connection_lost_fails_one_batch_then_reconnects(
+    postgres: Postgres,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    url = postgres.fresh("station")
+    store = StationStore(url, tmp_path / "media")
+    store.open()
+    try:
+        store.commit([EventReceived(DEVICE, event_message("ev-1"))], T0)
+        with psycopg.connect(url, autocommit=True) as admin:  # the server drops us
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = 'station' AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageError):
+            store.commit([EventReceived(DEVICE, event_message("ev-2", seq=2))], T0)
+        store.commit([EventReceived(DEVICE, event_message("ev-2", seq=2))], T0)  # resent
+        assert [r.id for r in store.events()] == ["ev-2", "ev-1"]
+    finally:
+        store.close()
