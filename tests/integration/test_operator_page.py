@@ -57,6 +57,22 @@ def fire_alarm(event_id: str, seq: int) -> EventMessage:
     return EventMessage(event, seq, "gw-1", "1234", T0 + 50, False)
 
 
+def evidence(event_id: str, alarm_id: str, seq: int) -> EventMessage:
+    """The box's motion evidence for an alarm (PROTOCOL.md, motion events)."""
+    event = Event(
+        id=event_id,
+        kind=codes.kind(Condition.VIDEO_MOTION, False),
+        condition=Condition.VIDEO_MOTION,
+        codes=codes.codes(Condition.VIDEO_MOTION, False),
+        occurred_at_ms=T0 + 3_000,
+        partition=0,
+        armed=None,
+        extra={"reason": "evidence", "alarm_id": alarm_id, "camera": "cam-1",
+               "seen": "true", "areas": "kitchen"},
+    )  # fmt: skip
+    return EventMessage(event, seq, "gw-1", "1234", T0 + 3_050, False)
+
+
 def media_files(tmp: Path) -> tuple[bytes, bytes]:
     clip, still = tmp / "clip.mp4", tmp / "still.jpg"
     for args in (
@@ -146,10 +162,14 @@ async def test_login_is_required_and_checked(station: Station) -> None:
 
 async def test_alarm_detail_media_and_the_logs(station: Station) -> None:
     await station.alarm("ev-fire", 1)
+    box = station.box
+    await box.send(box.topics.events, encode_event(evidence("ev-motion", "ev-fire", 2)))
+    await box.until(lambda a: "ev-motion" in a.ids)
     http = await logged_in(station.base)
     try:
         async with http.get("/api/alarms") as r:
-            (row,) = await r.json()
+            motion, row = await r.json()
+        assert (motion["id"], motion["kind"], motion["priority"]) == ("ev-motion", "motion", 4)
         assert (row["id"], row["kind"], row["priority"], row["media"]) == ("ev-fire", "alarm", 1, 6)
         async with http.get("/api/events/ev-fire") as r:
             detail = await r.json()
@@ -157,6 +177,9 @@ async def test_alarm_detail_media_and_the_logs(station: Station) -> None:
         assert [m["offset_s"] for m in stills] == [-1, -0.5, 0, 0.5, 1]
         assert detail["event"]["zone"]["name"] == "Kitchen smoke"
         assert detail["device"]["device"] == "gw-1"
+        assert [(x["id"], x["camera"], x["seen"]) for x in detail["evidence"]] == [
+            ("ev-motion", "cam-1", "true")
+        ]
         clip = next(m for m in detail["media"] if m["kind"] == "clip")
         async with http.get(clip["url"]) as r:
             assert r.headers["Content-Type"] == "video/mp4"
