@@ -60,6 +60,8 @@ class Pipeline:
         self.mask = masks.rasterise(polygons, cfg.width, cfg.height)
         self.chroma = masks.chroma_mask(self.mask) if self.mask is not None else None
         self.lock = threading.Lock()  # ring, jobs and latest frames: capture thread vs loop
+        self.size = (cfg.width, cfg.height)  # of the H.264 stream (a copied one may differ)
+        self.size_listeners: list[Callable[[int, int], None]] = []
         self.lores_sinks: list[LoresSink] = []
         self.packet_sinks: list[PacketSink] = []
         self.on_clip: Callable[[ClipJob], None] = lambda job: None
@@ -74,12 +76,31 @@ class Pipeline:
 
     # -- capture thread ------------------------------------------------------
 
+    def set_size(self, width: int, height: int) -> None:
+        """The size of a copied stream, before its first packet."""
+        self.size = (width, height)
+        for listener in self.size_listeners:
+            listener(width, height)
+
     def push(self, frame: RawFrame) -> None:
         """One raw frame: mask, encode, fan out. Runs on the capture thread."""
         if self.mask is not None and self.chroma is not None:
             masks.apply(frame.yuv, self.mask, self.chroma)  # before anything sees it
         pts = round(frame.at_s * 1000)
         packets = self.encoder.encode(frame.yuv, pts, frame.wall_ms)
+        self.observe(frame, packets)
+
+    def push_copied(self, packet: EncodedPacket, frame: RawFrame | None) -> None:
+        """A packet the camera encoded itself (stream copy, never with masks), with its
+        decoded picture for the lores stream and stills when there is one."""
+        if frame is None:
+            self.push_packet(packet)
+        else:
+            self.observe(frame, [packet])
+
+    def observe(self, frame: RawFrame, packets: list[EncodedPacket]) -> None:
+        """Lores fan-out, stills and the packets of this frame."""
+        pts = round(frame.at_s * 1000)
         gray = np.ascontiguousarray(frame.yuv[: self.cfg.height : self._step, :: self._step])
         lores = Frame(self.cfg.id, self.frames, frame.at_s, frame.wall_ms, gray)
         self.frames += 1
@@ -206,6 +227,8 @@ class CameraRunner:
         while not self.stop_flag.is_set():
             try:
                 self.source.open()
+                if self.source.copies:
+                    self.pipeline.set_size(*self.source.size)
                 self._capture()
             except VideoError as exc:
                 self._lose(str(exc))
@@ -230,13 +253,20 @@ class CameraRunner:
         started = self.monotonic()
         count = 0
         while not self.stop_flag.is_set():
-            frame = self.source.read()
+            copied = None
+            if self.source.copies:
+                copied, frame = self.source.read_copied()
+            else:
+                frame = self.source.read()
             if count == 0:
                 self.status.state = "running"
                 if self.lost:
                     self.lost = False
                     self.trouble(False, f"camera {cfg.id} restored")
-            self.pipeline.push(frame)
+            if copied is not None:
+                self.pipeline.push_copied(copied, frame)
+            elif frame is not None:
+                self.pipeline.push(frame)
             count += 1
             self.status.frames += 1
             elapsed = self.monotonic() - started

@@ -93,6 +93,10 @@ class SegmentWriter:
         self._first: EncodedPacket | None = None
         self._last: EncodedPacket | None = None
 
+    def resize(self, width: int, height: int) -> None:
+        """A copied stream's size (before its first packet)."""
+        self.width, self.height = width, height
+
     def __call__(self, packet: EncodedPacket) -> None:
         try:
             self.write(packet)

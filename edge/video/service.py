@@ -85,6 +85,7 @@ class VideoService:
             writer = self.recorder.writer(c.id, c.width, c.height) if rec.enabled else None
             if writer is not None:
                 pipeline.packet_sinks.append(writer)
+                pipeline.size_listeners.append(writer.resize)
             self.cameras[c.id] = _Camera(pipeline, runner, writer)
         self.events: dict[str, Event] = {}  # events whose media are still being made
         self.lores_dropped = 0
@@ -193,8 +194,7 @@ class VideoService:
             packets = _window(held, from_ms, to_ms)
             if not packets:
                 raise
-        cfg = cam.pipeline.cfg
-        data = await asyncio.to_thread(mp4_bytes, packets, cfg.width, cfg.height)
+        data = await asyncio.to_thread(mp4_bytes, packets, *cam.pipeline.size)
         footage = f"camera {camera} {packets[0].wall_ms}..{packets[-1].wall_ms} (memory)"
         await asyncio.to_thread(
             self.recorder.access.write, now, who, "export", footage, "operator request"
@@ -305,10 +305,10 @@ class VideoService:
 
     def _clip(self, camera: str, job: ClipJob) -> None:
         event = self.events.get(job.event_id)
-        cfg = self.cameras[camera].pipeline.cfg if camera in self.cameras else None
-        if event is None or cfg is None:
+        cam = self.cameras.get(camera)
+        if event is None or cam is None:
             return
-        self._spawn(self._put_clip(event, job, cfg.width, cfg.height))
+        self._spawn(self._put_clip(event, job, *cam.pipeline.size))
 
     async def _put_clip(self, event: Event, job: ClipJob, width: int, height: int) -> None:
         try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.clock import Clock, ms
 from edge.config import CameraConfig
-from edge.video.codec import VideoError, Yuv
+from edge.video.codec import EncodedPacket, VideoError, Yuv
 
 READ_TIMEOUT_S = 5.0  # a live camera silent this long is lost
 
@@ -50,12 +50,26 @@ class SourceStatus:
 class Source(Protocol):
     cfg: CameraConfig
     paced: bool
+    copies: bool  # gives the camera's own H.264 packets (read_copied), not raw frames
+    size: tuple[int, int]  # of the copied stream
 
     def open(self) -> None: ...
 
     def read(self) -> RawFrame: ...
 
+    def read_copied(self) -> tuple[EncodedPacket, RawFrame | None]: ...
+
     def close(self) -> None: ...
+
+
+class _RawOnly:
+    """Mixin: a source of raw frames only."""
+
+    copies = False
+    size = (0, 0)
+
+    def read_copied(self) -> tuple[EncodedPacket, RawFrame | None]:
+        raise VideoError("this source gives raw frames only")
 
 
 def lores_step(width: int) -> int:
@@ -69,7 +83,7 @@ def lores_size(cfg: CameraConfig) -> tuple[int, int]:
     return -(-cfg.width // step), -(-cfg.height // step)
 
 
-class SyntheticCamera:
+class SyntheticCamera(_RawOnly):
     """Figures walking across a textured background, slow lighting changes, sensor noise."""
 
     paced = False
@@ -122,8 +136,13 @@ class AvCamera:
         self.clock = clock
         self.paced = cfg.source != "file"  # live sources deliver at their own rate
         self.file_fps: float | None = None
+        self.copies = False
+        self.size = (cfg.width, cfg.height)
         self._container: Any = None
         self._frames: Any = None
+        self._stream: Any = None
+        self._annexb: Any = None
+        self._pending: list[Any] = []
 
     def _target(self) -> tuple[str, dict[str, Any]]:
         cfg = self.cfg
@@ -148,7 +167,45 @@ class AvCamera:
             raise VideoError(f"camera {self.cfg.id}: cannot open {target}: {exc}") from exc
         rate = stream.average_rate or stream.guessed_rate
         self.file_fps = float(rate) if rate else None
-        self._frames = self._container.decode(stream)
+        self._stream = stream
+        # H.264 already, and nothing to blank: keep the camera's own packets (no encoder)
+        self.copies = stream.codec_context.name == "h264" and not self.cfg.privacy_masks
+        self.size = (int(stream.codec_context.width), int(stream.codec_context.height))
+        if self.copies:
+            from av.bitstream import BitStreamFilterContext
+
+            self._annexb = BitStreamFilterContext("h264_mp4toannexb", stream)
+            self._frames = self._container.demux(stream)
+        else:
+            self._frames = self._container.decode(stream)
+
+    def read_copied(self) -> tuple[EncodedPacket, RawFrame | None]:
+        """The next H.264 packet (Annex B, as our encoder gives) and its decoded picture."""
+        import av
+
+        while not self._pending:
+            try:
+                packet = next(self._frames, None)
+                if packet is None and self.cfg.source == "file":
+                    self._container.seek(0)
+                    self._frames = self._container.demux(self._stream)
+                    packet = next(self._frames, None)
+                if packet is None:
+                    raise VideoError(f"camera {self.cfg.id}: stream ended")
+                if packet.size:
+                    decoded = self._stream.codec_context.decode(packet)
+                    filtered = self._annexb.filter(packet)
+                    self._pending.extend((p, decoded[-1] if decoded else None) for p in filtered)
+            except av.FFmpegError as exc:
+                raise VideoError(f"camera {self.cfg.id}: {exc}") from exc
+        packet, picture = self._pending.pop(0)
+        at_s, wall = self.clock.monotonic(), ms(self.clock.time())
+        copied = EncodedPacket(bytes(packet), round(at_s * 1000), wall, bool(packet.is_keyframe))
+        frame = None
+        if picture is not None:
+            out = picture.reformat(self.cfg.width, self.cfg.height, "yuv420p")
+            frame = RawFrame(np.ascontiguousarray(out.to_ndarray()), at_s, wall)
+        return copied, frame
 
     def read(self) -> RawFrame:
         import av
@@ -172,10 +229,11 @@ class AvCamera:
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
-        self._container = self._frames = None
+        self._container = self._frames = self._stream = self._annexb = None
+        self._pending = []
 
 
-class Picamera2Camera:
+class Picamera2Camera(_RawOnly):
     """The Raspberry Pi camera through picamera2 (imported here only, lazily).
 
     The main stream is taken as YUV420 at the configured size and goes through

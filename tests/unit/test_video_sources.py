@@ -102,6 +102,8 @@ class Flaky:
     """A camera that dies after a few frames, then refuses once, then works."""
 
     paced = True
+    copies = False
+    size = (160, 120)
 
     def __init__(self) -> None:
         self.cfg = camera()
@@ -154,3 +156,52 @@ def test_mask_polygon_rasterises_pixel_centres() -> None:
     triangle = masks.rasterise([((0, 0), (8, 0), (0, 6))], 8, 6)
     assert triangle is not None and triangle[0, 0] and not triangle[5, 7]
     assert masks.rasterise([], 8, 6) is None
+
+
+def test_an_h264_camera_is_stream_copied_not_encoded_again(tmp_path: Path) -> None:
+    path = tmp_path / "camera.mp4"  # what an IP camera sends: H.264, no B-frames
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10:duration=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "10",
+            "-bf",
+            "0",
+            str(path),
+        ],
+        check=True,
+    )
+    cfg = camera(source="file", path=path, width=160, height=120)  # lores/stills size
+    clock = FakeClock()
+    source = AvCamera(cfg, clock)
+    pipe = Pipeline(cfg, pre_roll_s=1.0, post_roll_s=0.5)
+    clips: list[Any] = []
+    pipe.on_clip = clips.append
+    source.open()
+    assert source.copies and source.size == (320, 240)
+    pipe.set_size(*source.size)
+    try:
+        for n in range(25):
+            if n == 15:
+                plan = pipe.alarm("ev", round(clock.monotonic() * 1000), 1)
+            packet, frame = source.read_copied()
+            pipe.push_copied(packet, frame)
+            clock.advance(0.1)
+    finally:
+        source.close()
+    assert pipe.encoder._ctx is None
+    assert pipe.latest_lores is not None and pipe.latest_lores.gray.shape == (120, 160)
+    out = tmp_path / "copied.mp4"
+    out.write_bytes(mp4_bytes(clips[0].packets, *pipe.size))
+    info = check_clip(out, plan.pre_s + plan.post_s)
+    assert info["streams"][0]["codec_name"] == "h264"
