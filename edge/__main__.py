@@ -239,6 +239,9 @@ def _station_run(args: argparse.Namespace) -> int:
     )
     if settings.batch_max < 1 or settings.batch_max_bytes < 1:
         raise ConfigError("--batch-max", ["--batch-max and --batch-max-bytes must be positive"])
+    if settings.share_group is not None and isinstance(settings.db, Path):
+        # the chunks of one media land on every receiver of the group: they must meet
+        raise ConfigError("--share-group", ["--share-group needs a shared PostgreSQL --db"])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Receiver(settings).run())
     return 0

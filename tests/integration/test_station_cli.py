@@ -133,3 +133,16 @@ def test_run_on_postgresql_needs_a_media_folder() -> None:
     )
     assert result.returncode == 1
     assert "a PostgreSQL station store needs a media folder" in result.stderr
+
+
+def test_share_group_needs_postgresql(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.sqlite")
+    result = subprocess.run(
+        edge_cmd("station", "run", "--db", db, "--share-group", "g"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--share-group needs a shared PostgreSQL --db" in result.stderr
