@@ -223,9 +223,9 @@ def alarms_cmd(args: argparse.Namespace) -> int:
 def page_cmd(args: argparse.Namespace) -> int:
     from edge.station.web.server import serve
 
-    logs.setup(args.log_level, identifier="edge-station-page")
     if not 0 < args.port < 65536:
         raise ConfigError("--port", [f"--port {args.port}: must be 1 to 65535"])
+    logs.setup(args.log_level, identifier="edge-station-page")
     with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(store, args.host, args.port))
     return 0
@@ -249,7 +249,6 @@ def bridge_cmd(args: argparse.Namespace) -> int:
     from edge.station.dc09.link import Dc09Link, Dc09Settings
     from edge.station.dc09.messages import Format
 
-    logs.setup(args.log_level, identifier="edge-station-bridge")
     host, _, port = args.receiver.rpartition(":")
     problems = []
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -262,6 +261,7 @@ def bridge_cmd(args: argparse.Namespace) -> int:
     key = None if args.key_file is None else _key(args.key_file, problems)
     if problems:
         raise ConfigError("bridge", problems)
+    logs.setup(args.log_level, identifier="edge-station-bridge")
     settings = Dc09Settings(
         host,
         int(port),
