@@ -29,6 +29,7 @@ from edge.video.sources import RawFrame, Source, SourceStatus, lores_step
 log = logging.getLogger(__name__)
 RECENT_STEP_MS = 250  # a full frame kept this often for stills before an alarm
 RECENT_KEEP_MS = 1500
+STILL_TOLERANCE_MS = 400  # a kept frame this close to a still's time stands for it
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
 
@@ -170,7 +171,8 @@ class Pipeline:
             for index, target in sorted(job.targets.items()):
                 if newest is not None and target <= newest:
                     found = nearest(past, target)
-                    if found is not None:
+                    # a stale picture (camera lost before the alarm) is no still of it
+                    if found is not None and abs(found[0] - target) <= STILL_TOLERANCE_MS:
                         del job.targets[index]
                         taken.append(StillTaken(event_id, ids[index], index, found[0], found[1]))
             if job.targets:

@@ -189,3 +189,14 @@ def test_a_clip_of_the_first_seconds_has_no_footage_before_the_first_keyframe() 
     assert plan.pre_s == pytest.approx(0.3, abs=0.01)  # only what the camera had
     frame = RawFrame(np.zeros((180, 160), np.uint8), 0, 0)
     assert frame.yuv.shape == (180, 160)
+
+
+def test_no_stale_still_from_a_camera_that_stopped_before_the_alarm() -> None:
+    pipe = Pipeline(camera(), pre_roll_s=1.0, post_roll_s=1.0)
+    drive = Drive(pipe)
+    drive.run(2.0)
+    drive.clock.advance(60)  # the camera went quiet a minute ago
+    pipe.alarm("ev-1", drive.now_ms, 1)
+    assert drive.stills == []  # the minute-old picture is not passed off as the alarm's
+    drive.run(1.1)
+    assert len(drive.stills) == 5  # taken from the frames that come next
