@@ -210,6 +210,7 @@ class Box:
         await self._cancel("camera.", "video.", "motion", "zones", "watchdog")
         await self._cancel("uplink.")
         await self.link.stop(last_words=self._state_message("offline"))
+        await asyncio.wait_for(self.forwarder.settle(), 5.0)
         await self.outbox.close()
         if self.web is not None:
             await self.web.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edge import protocol
@@ -26,6 +26,7 @@ from edge.mqttio import Message, MqttLink
 log = logging.getLogger(__name__)
 MEDIA_WINDOW = 16  # chunks of one file read and sent at once (4 MiB at 256 KiB)
 MAX_TAILS = 2  # files whose last window is still in flight while the next one starts
+MAX_BATCHES = 4  # event batches handed to the link and not yet confirmed by the broker
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Forwarder:
         self._connects_seen = 0
         self._unacked: set[str] = set()  # sent on this connection, not yet acknowledged
         self._tails: set[asyncio.Task[None]] = set()
+        self._batches: set[asyncio.Task[None]] = set()
+        self._send_failed: str | None = None  # a batch in the background could not be sent
+        self._acks: list[str] = []  # acknowledged ids waiting for the next delete
+        self._deleting: asyncio.Task[None] | None = None
         self.on_acked: Callable[[int], None] = lambda _count: None  # observers (bench, metrics)
 
     def kick(self) -> None:
@@ -101,6 +106,9 @@ class Forwarder:
 
     async def _send_step(self) -> bool:
         """Send what is due: a batch of events, else a window of media chunks."""
+        if self._send_failed is not None:
+            why, self._send_failed = self._send_failed, None
+            raise UplinkError(why)
         now = ms(self.clock.time())
         s = self.settings
         room = s.max_unacked - len(self._unacked)
@@ -132,27 +140,48 @@ class Forwarder:
         return False
 
     async def _send_events(self, batch: list[StoredEvent], now: int) -> None:
-        results = await asyncio.gather(
-            *(self._publish_event(item, now) for item in batch), return_exceptions=True
-        )
+        """Hand a leased batch to the link and return: the broker's PUBACKs are awaited
+        in the background, so the next lease overlaps this batch's round trip. The link
+        writes in call order, so the order of events on the wire is the lease order."""
+        while len(self._batches) >= MAX_BATCHES:
+            await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
+        self._unacked.update(item.event.id for item in batch)
+        publishes = [asyncio.ensure_future(self._publish_event(item, now)) for item in batch]
+        task = asyncio.create_task(self._confirm(batch, publishes), name="uplink.batch")
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+        await asyncio.sleep(0)  # let the publishes take their window slots in order
+
+    async def _confirm(
+        self, batch: list[StoredEvent], publishes: Sequence[asyncio.Future[None]]
+    ) -> None:
+        results = await asyncio.gather(*publishes, return_exceptions=True)
         failed: list[str] = []
         for item, result in zip(batch, results, strict=True):
             if isinstance(result, PublishRefused):
+                self._unacked.discard(item.event.id)
                 self.stats.refused += 1
                 log.error(
                     "event %s seq %d refused by the broker: %s", item.event.id, item.seq, result
                 )
                 # A refused trouble about refusals raises no further trouble: no loop.
                 notify = item.event.condition is not Condition.COMM_FAILED_EVENT
-                await self.store.dead_letter(item.event.id, result.reason, result.code, notify)
+                try:
+                    await self.store.dead_letter(item.event.id, result.reason, result.code, notify)
+                except StorageError:
+                    log.exception("dead letter of %s not stored; it stays queued", item.event.id)
             elif isinstance(result, BaseException):
+                self._unacked.discard(item.event.id)
                 failed.append(item.event.id)
             else:
                 self.stats.published += 1
-                self._unacked.add(item.event.id)
         if failed:
-            await self.store.release(failed)
-            raise UplinkError(f"{len(failed)} event(s) not sent")
+            self._send_failed = f"{len(failed)} event(s) not sent"
+            try:
+                await self.store.release(failed)
+            except StorageError:
+                log.exception("releasing unsent events failed; their leases expire")
+            self.kick()
 
     async def _publish_event(self, item: StoredEvent, now: int) -> None:
         message = protocol.EventMessage(
@@ -237,9 +266,9 @@ class Forwarder:
             return
         if ack.ids:
             self._unacked.difference_update(ack.ids)
-            deleted = await self.store.ack(ack.ids)
-            self.stats.acked += deleted
-            self.on_acked(deleted)
+            self._acks.extend(ack.ids)
+            if self._deleting is None or self._deleting.done():
+                self._deleting = asyncio.create_task(self._delete_acked(), name="uplink.acked")
         for progress in ack.media:
             known = await self.store.media_progress(
                 progress.media_id, progress.have, progress.complete
@@ -251,6 +280,30 @@ class Forwarder:
                 self._next_chunk = 0  # the station discarded it (bad checksum): start over
         self.stats.last_ack_ms = ms(self.clock.time())
         self.kick()
+
+    async def _delete_acked(self) -> None:
+        """Delete acknowledged events; acks that arrive during a delete share the next
+        one (one transaction for many acks when the station acknowledges quickly)."""
+        while self._acks:
+            ids, self._acks = self._acks, []
+            try:
+                deleted = await self.store.ack(ids)
+            except StorageError:
+                # Not deleted: they are sent again when their lease expires, and the
+                # station acknowledges a duplicate without storing it twice.
+                log.exception("acknowledged events not deleted; they will be resent")
+                continue
+            self.stats.acked += deleted
+            self.on_acked(deleted)
+            self.kick()
+
+    async def settle(self) -> None:
+        """After the link stopped, before the outbox closes: let the background batches
+        record their outcome and every acknowledgement received be applied."""
+        while self._batches or self._tails:
+            await asyncio.wait(self._batches | self._tails)
+        while self._deleting is not None and not self._deleting.done():
+            await asyncio.wait({self._deleting})
 
 
 def _chunk_header(item: QueuedMedia, index: int) -> tuple[tuple[str, str], ...]:
