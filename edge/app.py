@@ -307,6 +307,8 @@ class Box:
         zone = self.zones.get(event.zone.id) if event.zone is not None else None
         if zone is not None and zone.cameras and event.kind in VIDEO_KINDS:
             event = self.video.plan(event, zone.cameras)
+        if zone is not None and zone.cameras and event.kind is Kind.ALARM and self.motion:
+            event = self.motion.evidence(event, zone.cameras)  # what they saw before it
         while True:
             try:
                 stored = await self.outbox.put(event, ms(self.clock.time()))
@@ -316,8 +318,6 @@ class Box:
                 await asyncio.sleep(STORE_RETRY_S)
                 continue
             self.store_failing = None
-            if zone is not None and zone.cameras and event.kind is Kind.ALARM and self.motion:
-                self.motion.evidence_for(event, zone.cameras)
             log.info(
                 "event %s seq %d: %s %s %s",
                 event.id,
@@ -354,7 +354,7 @@ class Box:
     async def _camera_event(self, event: Event, camera: str) -> None:
         """A motion or camera-tamper event: its clip and stills first (motion-only ones
         sit in the lowest priority class with their event), then the outbox."""
-        if event.kind in (Kind.TAMPER, Kind.MOTION) and event.extra.get("reason") != "evidence":
+        if event.kind in (Kind.TAMPER, Kind.MOTION):
             event = self.video.plan(event, (camera,))
         await self.store(event)
 

@@ -291,7 +291,7 @@ class MotionConfig(Section):
         default=60.0, ge=5, le=3600, description="Quiet time per camera zone between events."
     )
     evidence_window_s: float = Field(
-        default=5.0, ge=1, le=60, description="Motion this close to an alarm is its evidence."
+        default=5.0, ge=1, le=60, description="Motion this long before an alarm is its evidence."
     )
     queue_frames: int = Field(
         default=4, ge=1, le=64, description="Frames waiting for the detector; more are dropped."

@@ -7,11 +7,10 @@ detector and tamper judge in a worker thread. What it finds goes out
 through callbacks given by the composition root:
 
 - ``emit(event, camera)``: a video-only motion event (while ``armed(camera)``,
-  at most one per camera area per cooldown), a camera tamper or its restore,
-  or the motion evidence of an alarm;
-- ``evidence_for(alarm, cameras)``: called when an alarm is stored; after the
-  evidence window it emits, per camera, whether it saw motion around the
-  alarm, with the boxes and the number of frames.
+  at most one per camera area per cooldown), a camera tamper or its restore;
+- ``evidence(alarm, cameras)``: the alarm, before it is stored, gains in
+  ``extra`` whether the cameras covering its zone saw motion in the seconds
+  before it, with the boxes and the number of frames.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge import codes
-from edge.clock import Clock, ms
+from edge.clock import Clock
 from edge.codes import Condition
 from edge.model import Event, Frame, new_event_id
 from edge.motion.detector import Box, MotionResult, MotionState, detect
@@ -102,7 +101,6 @@ class MotionStage:
         self.dropped = 0
         self.processed = 0
         self.rejected = 0
-        self._pending: set[asyncio.Task[None]] = set()
 
     # -- frames in ----------------------------------------------------------
 
@@ -117,25 +115,21 @@ class MotionStage:
 
     async def run(self) -> None:
         """Analyse queued frames until cancelled."""
-        try:
-            while True:
-                frame = await self.queue.get()
-                try:
-                    watch = self.watches[frame.camera]
-                    result, changes = await asyncio.to_thread(self._analyse, watch, frame)
-                except ValueError as exc:  # a malformed frame: skipped, counted, logged
-                    self.rejected += 1
-                    log.error("motion: frame %d of %s skipped: %s", frame.index, frame.camera, exc)
-                    self.queue.task_done()
-                    continue
-                try:
-                    self.processed += 1
-                    await self._report(watch, frame, result, changes)
-                finally:
-                    self.queue.task_done()
-        finally:
-            for task in list(self._pending):
-                task.cancel()
+        while True:
+            frame = await self.queue.get()
+            try:
+                watch = self.watches[frame.camera]
+                result, changes = await asyncio.to_thread(self._analyse, watch, frame)
+            except ValueError as exc:  # a malformed frame: skipped, counted, logged
+                self.rejected += 1
+                log.error("motion: frame %d of %s skipped: %s", frame.index, frame.camera, exc)
+                self.queue.task_done()
+                continue
+            try:
+                self.processed += 1
+                await self._report(watch, frame, result, changes)
+            finally:
+                self.queue.task_done()
 
     def _analyse(
         self, watch: CameraWatch, frame: Frame
@@ -222,51 +216,28 @@ class MotionStage:
 
     # -- alarm evidence -------------------------------------------------------
 
-    def evidence_for(self, alarm: Event, cameras: tuple[str, ...]) -> None:
-        """After the evidence window, emit what ``cameras`` saw around ``alarm``."""
-        chosen = tuple(c for c in cameras if c in self.watches)
+    def evidence(self, alarm: Event, cameras: tuple[str, ...]) -> Event:
+        """``alarm`` with what ``cameras`` saw in the ``evidence_window_s`` up to it, in
+        ``extra`` (``motion_seen``, ``motion_frames``, ``motion_boxes``, ...). Never waits:
+        the alarm goes at once, so motion after it is in its clip, not here."""
+        extra = dict(alarm.extra)
+        window_ms = round(self.settings.evidence_window_s * 1000)
+        lo, hi = alarm.occurred_at_ms - window_ms, alarm.occurred_at_ms
+        chosen = [c for c in cameras if c in self.watches]
+        for camera in chosen:
+            history = self.watches[camera].history
+            moving = [s for s in history if lo <= s.wall_ms <= hi and s.motion]
+            biggest = max(moving, key=lambda s: sum(b[2] * b[3] for b in s.boxes), default=None)
+            prefix = "motion_" if len(chosen) == 1 else f"{camera}:motion_"
+            extra[prefix + "camera"] = camera
+            extra[prefix + "seen"] = "true" if moving else "false"
+            extra[prefix + "frames"] = str(len(moving))
+            extra[prefix + "areas"] = ",".join(sorted({a for s in moving for a in s.areas}))
+            extra[prefix + "boxes"] = _boxes(biggest.boxes) if biggest else ""
+            extra[prefix + "last_at"] = iso_ms(moving[-1].wall_ms) if moving else ""
         if not chosen:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._evidence_later(alarm, chosen), name=f"motion.evidence.{alarm.id}"
-        )
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _evidence_later(self, alarm: Event, cameras: tuple[str, ...]) -> None:
-        window_ms = round(self.settings.evidence_window_s * 1000)
-        await asyncio.sleep(max(0.0, (alarm.occurred_at_ms + window_ms) / 1000 - self.clock.time()))
-        for camera in cameras:
-            await self.emit(self.evidence(alarm, camera), camera)
-
-    def evidence(self, alarm: Event, camera: str) -> Event:
-        """The evidence event of ``camera`` for ``alarm``, from the motion history."""
-        watch = self.watches[camera]
-        window_ms = round(self.settings.evidence_window_s * 1000)
-        lo, hi = alarm.occurred_at_ms - window_ms, alarm.occurred_at_ms + window_ms
-        moving = [s for s in watch.history if lo <= s.wall_ms <= hi and s.motion]
-        areas = sorted({a for s in moving for a in s.areas})
-        biggest = max(moving, key=lambda s: sum(b[2] * b[3] for b in s.boxes), default=None)
-        extra = {
-            "reason": "evidence",
-            "alarm_id": alarm.id,
-            "zone": alarm.zone.id if alarm.zone else "",
-            "camera": camera,
-            "seen": "true" if moving else "false",
-            "areas": ",".join(areas),
-            "boxes": _boxes(biggest.boxes) if biggest else "",
-            "frames": str(len(moving)),
-            "first_at": iso_ms(moving[0].wall_ms) if moving else "",
-            "last_at": iso_ms(moving[-1].wall_ms) if moving else "",
-        }
-        text = f"camera {camera} {'saw' if moving else 'saw no'} motion around the alarm"
-        return _event(
-            Condition.VIDEO_MOTION,
-            ms(self.clock.time()),
-            text,
-            extra,
-            armed=alarm.armed,
-        )
+            return alarm
+        return Event(**{**alarm.__dict__, "extra": extra})
 
     # -- status ---------------------------------------------------------------
 

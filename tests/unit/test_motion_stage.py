@@ -124,27 +124,22 @@ def alarm(at_ms: int) -> Event:
     )
 
 
-async def test_alarm_evidence_says_whether_the_camera_saw_motion() -> None:
+async def test_an_alarm_carries_what_the_camera_saw_before_it() -> None:
     emit = Recorder()
     st = stage(emit, armed=False)
-    await drain(st, frames(90, figure_from=40))
-    during = st.evidence(alarm(T0_MS + 6_000), "cam")
-    before = st.evidence(alarm(T0_MS + 1_000), "cam")  # motion starts at 4 s, window 5 s
-    quiet = st.evidence(alarm(T0_MS - 20_000), "cam")
-    assert during.extra["seen"] == "true" and int(during.extra["frames"]) >= 30
-    assert during.extra["alarm_id"] and during.extra["zone"] == "hall"
-    assert during.extra["boxes"] and during.kind is Kind.MOTION
-    assert before.extra["seen"] == "true"  # motion seen after the alarm, within the window
-    assert quiet.extra["seen"] == "false" and quiet.extra["boxes"] == ""
-
-
-async def test_evidence_is_emitted_once_the_window_after_the_alarm_has_passed() -> None:
-    emit = Recorder()
-    st = stage(emit, armed=False, evidence_window_s=0.05)
-    the_alarm = alarm(T0_MS)  # the fake clock says it is T0: due 50 ms from now
-    st.evidence_for(the_alarm, ("cam", "not-a-motion-camera"))
-    await asyncio.sleep(0.3)
-    assert [(e.extra["alarm_id"], c) for e, c in emit.events] == [(the_alarm.id, "cam")]
+    await drain(st, frames(90, figure_from=40))  # the figure walks in at 4 s
+    during = st.evidence(alarm(T0_MS + 6_000), ("cam", "not-a-motion-camera")).extra
+    before = st.evidence(alarm(T0_MS + 3_000), ("cam",)).extra  # motion only after it
+    quiet = st.evidence(alarm(T0_MS - 20_000), ("cam",)).extra
+    assert during["motion_seen"] == "true" and 15 <= int(during["motion_frames"]) <= 21
+    assert during["motion_camera"] == "cam" and during["motion_areas"] == "left,right"
+    x, y, w, h = (int(v) for v in during["motion_boxes"].split(";")[0].split(","))
+    assert x < 640 and 300 < y < 460 and w > 20 and h > 100  # camera pixels
+    assert before["motion_seen"] == "false" and before["motion_boxes"] == ""
+    assert quiet["motion_seen"] == "false" and quiet["motion_frames"] == "0"
+    assert emit.events == []  # evidence is not an event of its own
+    untouched = alarm(T0_MS)
+    assert st.evidence(untouched, ("no-such-camera",)) is untouched
 
 
 async def test_a_malformed_frame_is_skipped_and_counted_and_the_stage_goes_on() -> None:
