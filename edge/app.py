@@ -33,7 +33,7 @@ from edge.codes import Condition, Kind, ZoneType
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, HardwareError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
-from edge.inputs import walktest
+from edge.inputs import trace, walktest
 from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
 from edge.inputs.relay import EdgeRelay
@@ -160,7 +160,9 @@ class Box:
     async def start(self, tg: asyncio.TaskGroup) -> None:
         await self.outbox.open()
         # Zones resume from what was committed, so a restore missed while down is sent.
-        self.panel = resume(await self.outbox.zone_kinds(), {z.id: z for z in self.cfg.zones})
+        kinds = await self.outbox.zone_kinds()
+        trace.record_resume(kinds)  # the input trace's start (edge diag replay)
+        self.panel = resume(kinds, {z.id: z for z in self.cfg.zones})
         if self.web is not None:
             await self.web.start()
         # A box set up by the image but not yet provisioned by its station keeps
@@ -253,6 +255,8 @@ class Box:
             change = await self._next_zone_input()
             try:
                 if isinstance(change, ZoneChanged):  # a zone is active while any input is
+                    walked = self.walk is not None and self.walk.covers(change.zone)
+                    trace.record_edge(change, walked and not change.initial)
                     inputs = self.inputs_of[change.zone]
                     self.input_levels, leveled = zone_level(self.input_levels, change, inputs)
                     if leveled is None:

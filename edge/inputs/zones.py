@@ -97,6 +97,23 @@ class ZoneState:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Why :func:`explain` saw an input change nothing, or why it sent an event.
+
+    ``what`` is a short tag (``alarm``, ``restore``, ``swinger``, ``glitch``,
+    ``hold``, ``reported``, ``disarmed``, ``suppressed``, ``repeat``,
+    ``restore_wait``, ``arming_glitch``, ``initial``); ``event_id`` names the
+    event it explains, if any. Only the field tools ask for notes.
+    """
+
+    zone: str
+    at_us: int
+    what: str
+    text: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
 class PanelState:
     zones: Mapping[str, ZoneState] = field(default_factory=dict)
     armed: Mapping[int, bool] = field(default_factory=dict)  # partition -> armed
@@ -113,16 +130,42 @@ def step(
     new_id: IdFactory = new_event_id,
 ) -> tuple[PanelState, list[Event]]:
     """Apply one input change or tick; return the new state and the events it causes."""
+    run = _step(state, change, zones, new_id, explain=False)
+    return PanelState(run.zones, run.armed, run.at_us), run.events
+
+
+def explain(
+    state: PanelState,
+    change: ZoneChanged | Tick,
+    zones: Mapping[str, ZoneConfig],
+    new_id: IdFactory = new_event_id,
+) -> tuple[PanelState, list[Event], list[Note]]:
+    """:func:`step`, with a :class:`Note` for each event and each change that made none.
+
+    The same decisions as :func:`step` (it is the same code); for the replay tool.
+    """
+    run = _step(state, change, zones, new_id, explain=True)
+    return PanelState(run.zones, run.armed, run.at_us), run.events, run.notes
+
+
+def _step(
+    state: PanelState,
+    change: ZoneChanged | Tick,
+    zones: Mapping[str, ZoneConfig],
+    new_id: IdFactory,
+    explain: bool,
+) -> _Run:
     cfg = zones[change.zone] if isinstance(change, ZoneChanged) else None
     at_us = round(change.at_s * US_PER_S)
     if state.now_us is not None:
         at_us = max(at_us, state.now_us)
     run = _Run(state, zones, new_id, at_us, change.wall_ms)
+    run.explain = explain
     run.advance()
     if isinstance(change, ZoneChanged) and cfg is not None:
         _edge(run, cfg, change)
         run.advance()
-    return PanelState(run.zones, run.armed, at_us), run.events
+    return run
 
 
 def next_deadline(state: PanelState) -> float | None:
@@ -172,6 +215,12 @@ class _Run:
         self.at_us = at_us
         self.wall_ms = wall_ms
         self.events: list[Event] = []
+        self.explain = False
+        self.notes: list[Note] = []
+
+    def note(self, cfg: ZoneConfig, at_us: int, what: str, text: str) -> None:
+        """Say why (only when explaining); an event just emitted is the one explained."""
+        self.notes.append(Note(cfg.id, at_us, what, text))
 
     def advance(self) -> None:
         """Fire every timer due by now, earliest first (armed state first on a tie)."""
@@ -195,7 +244,13 @@ class _Run:
         self.zones[cfg.id] = replace(zone, due_us=_due(zone, cfg))
 
     def emit(
-        self, cfg: ZoneConfig, condition: Condition, restore: bool, at_us: int, text: str = ""
+        self,
+        cfg: ZoneConfig,
+        condition: Condition,
+        restore: bool,
+        at_us: int,
+        text: str = "",
+        why: str = "",
     ) -> None:
         at_ms = self.wall_ms - (self.at_us - at_us + US_PER_MS // 2) // US_PER_MS
         kind = codes.kind(condition, restore)
@@ -212,6 +267,9 @@ class _Run:
                 text=text or f"{cfg.name}: {kind.value}",
             )
         )
+        if self.explain:
+            what = "swinger" if condition is SWINGER and cfg.type not in _NO_SWINGER else kind.value
+            self.notes.append(Note(cfg.id, at_us, what, why, self.events[-1].id))
 
 
 def _due(zone: ZoneState, cfg: ZoneConfig) -> int | None:
@@ -232,9 +290,17 @@ def _edge(run: _Run, cfg: ZoneConfig, change: ZoneChanged) -> None:
         # The level found at start-up: nobody armed or disarmed just now.
         run.armed[cfg.partition] = change.active
         pending = False
+        if run.explain:
+            how = "armed" if change.active else "disarmed"
+            run.note(cfg, run.at_us, "initial", f"read at start-up: partition {how}, no event")
     elif moved:
         pending = change.active or cfg.type is ZoneType.ARMED_STATE
+        if run.explain:
+            _explain_edge(run, cfg, zone, change.active)
     else:
+        if run.explain and not change.initial:
+            level = "active" if change.active else "quiet"
+            run.note(cfg, run.at_us, "repeat", f"already {level}: not an edge")
         return  # the same level again: not an edge
     run.put(
         cfg,
@@ -249,18 +315,44 @@ def _edge(run: _Run, cfg: ZoneConfig, change: ZoneChanged) -> None:
     )
 
 
+def _explain_edge(run: _Run, cfg: ZoneConfig, zone: ZoneState, active: bool) -> None:
+    """Notes for an edge that ends a glitch or restarts a restore wait (explain only)."""
+    held_ms = None if zone.since_us is None else (run.at_us - zone.since_us) / US_PER_MS
+    if cfg.type is ZoneType.ARMED_STATE:
+        if zone.pending and held_ms is not None:
+            text = (
+                f"armed-state input changed back after {held_ms:g} ms < glitch_ms {cfg.glitch_ms}"
+            )
+            run.note(cfg, run.at_us, "arming_glitch", text)
+    elif not active and zone.pending and held_ms is not None:
+        text = f"glitch filtered: active {held_ms:g} ms < glitch_ms {cfg.glitch_ms}"
+        run.note(cfg, run.at_us, "glitch", text)
+    elif active and zone.reported:
+        text = f"active again before its restore: the restore waits for {cfg.restore_ms} ms quiet"
+        run.note(cfg, run.at_us, "restore_wait", text)
+
+
 def _fire(run: _Run, cfg: ZoneConfig, zone: ZoneState, due_us: int) -> None:
     if cfg.type is ZoneType.ARMED_STATE:
         _settle_arming(run, cfg, replace(zone, pending=False), due_us)
     elif zone.pending:
         _trip(run, cfg, replace(zone, pending=False), due_us)
     else:  # reported, and quiet long enough
-        run.emit(cfg, ZONE_CONDITION[cfg.type], True, due_us)
+        why = ""
+        if run.explain:
+            quiet_us = (zone.since_us or 0) + cfg.restore_ms * US_PER_MS
+            if zone.hold_until_us is not None and zone.hold_until_us > quiet_us:
+                why = f"hold window of {cfg.hold_s} s since the alarm ended, input quiet"
+            else:
+                why = f"input quiet for restore_ms {cfg.restore_ms} ms"
+        run.emit(cfg, ZONE_CONDITION[cfg.type], True, due_us, why=why)
         run.put(cfg, replace(zone, reported=False, hold_until_us=None))
 
 
 def _trip(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> None:
     if zone.reported or zone.suppressed or not _reports_now(cfg, run.armed.get(cfg.partition)):
+        if run.explain:
+            _explain_silence(run, cfg, zone, at_us)
         run.put(cfg, zone)
         return
     swinger = cfg.type not in _NO_SWINGER
@@ -269,13 +361,35 @@ def _trip(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> None:
             f"{cfg.name}: swinger shutdown after {zone.alarms} alarms since the last arm or "
             "disarm; zone silent until the next arm or disarm"
         )
-        run.emit(cfg, SWINGER, False, at_us, text)
+        why = f"trip number {zone.alarms + 1}: swinger_limit {cfg.swinger_limit} reached"
+        run.emit(cfg, SWINGER, False, at_us, text, why=why)
         run.put(cfg, replace(zone, suppressed=True))
         return
-    run.emit(cfg, ZONE_CONDITION[cfg.type], False, at_us)
+    why = ""
+    if run.explain:
+        who = "24-hour zone" if cfg.type in TWENTY_FOUR_HOUR else "partition armed"
+        if cfg.alarm_when_disarmed:
+            who = "alarm_when_disarmed"
+        why = f"active for glitch_ms {cfg.glitch_ms} ms ({who})"
+    run.emit(cfg, ZONE_CONDITION[cfg.type], False, at_us, why=why)
     hold_until_us = at_us + cfg.hold_s * US_PER_S
     alarms = zone.alarms + 1 if swinger else 0
     run.put(cfg, replace(zone, reported=True, hold_until_us=hold_until_us, alarms=alarms))
+
+
+def _explain_silence(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> None:
+    """Note why a trip sent nothing (explain only)."""
+    if zone.suppressed:
+        what, text = "suppressed", "swinger shutdown: zone silent until the next arm or disarm"
+    elif zone.reported and zone.hold_until_us is not None and at_us < zone.hold_until_us:
+        left_s = (zone.hold_until_us - at_us) / US_PER_S
+        what, text = "hold", f"still in alarm: hold window ({left_s:g} s left), one alarm"
+    elif zone.reported:
+        what, text = "reported", "still in alarm (no restore yet): one alarm"
+    else:
+        what = "disarmed"
+        text = f"partition {cfg.partition} disarmed: a {cfg.type.value} zone reports when armed"
+    run.note(cfg, at_us, what, text)
 
 
 def _settle_arming(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> None:
@@ -283,7 +397,8 @@ def _settle_arming(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> N
     if run.armed.get(cfg.partition) is zone.active:
         return  # back to the level it had before the glitch
     run.armed[cfg.partition] = zone.active
-    run.emit(cfg, Condition.OPEN_CLOSE, zone.active, at_us)
+    why = f"armed-state input held for glitch_ms {cfg.glitch_ms} ms" if run.explain else ""
+    run.emit(cfg, Condition.OPEN_CLOSE, zone.active, at_us, why=why)
     # A new arming period: swinger counts start again, shut-down zones wake up.
     how = "armed" if zone.active else "disarmed"
     for other in run.cfg.values():
@@ -292,7 +407,7 @@ def _settle_arming(run: _Run, cfg: ZoneConfig, zone: ZoneState, at_us: int) -> N
             continue
         if state.suppressed:
             text = f"{other.name}: swinger shutdown ended, partition {how}"
-            run.emit(other, SWINGER, True, at_us, text)
+            run.emit(other, SWINGER, True, at_us, text, why=f"partition {how}")
         if state.suppressed or state.alarms:
             run.put(other, replace(state, alarms=0, suppressed=False))
 
