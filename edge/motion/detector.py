@@ -20,7 +20,11 @@ On a small grey copy of each frame (its own downscale to ``work_width``):
    ``calibrating`` and never ``motion``.
 
 Motion needs blobs on ``min_frames`` consecutive frames. The state is never
-modified in place: every call returns a new one.
+modified in place: every call returns a new one; start from ``MotionState()``
+again when the parameters change (masks and zones are rasterised into it).
+A body that fills over a quarter of ``scene_change_share`` of the picture
+*within one frame* is taken for a lighting switch (the tamper judge sees a
+lens covered from close by); walking in over a few frames, it is motion.
 """
 
 from __future__ import annotations

@@ -131,6 +131,15 @@ class MotionStage:
             finally:
                 self.queue.task_done()
 
+    async def analyse(self, frame: Frame) -> tuple[MotionResult, Seen, list[TamperChanged]]:
+        """One frame through detection, tamper and reporting, here and now (the field
+        tools' seam: the same decisions as :meth:`run`, without the queue or thread)."""
+        watch = self.watches[frame.camera]
+        result, changes = self._analyse(watch, frame)
+        self.processed += 1
+        await self._report(watch, frame, result, changes)
+        return result, watch.history[-1], changes
+
     def _analyse(
         self, watch: CameraWatch, frame: Frame
     ) -> tuple[MotionResult, list[TamperChanged]]:
@@ -242,6 +251,8 @@ class MotionStage:
     # -- status ---------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """Per camera: fps, frames, calibrating, motion now, the boxes on the lores
+        frame (``lores`` gives its size), active tampers; overall processed/dropped."""
         cameras = {}
         for cid, watch in self.watches.items():
             latest = watch.latest

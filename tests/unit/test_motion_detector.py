@@ -242,3 +242,17 @@ def test_bad_frames_are_refused_clearly(gray: np.ndarray, message: str) -> None:
 def test_bad_parameters_are_refused_clearly(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MotionParams(**kwargs)
+
+
+def test_a_big_body_close_to_the_camera_walking_in_is_motion_not_a_scene_change() -> None:
+    rng = np.random.default_rng(11)
+    img = scene()
+    frames = [noisy(img, rng) for _ in range(20)]
+    for i in range(20):  # 110 x 200 px (about 30 % of the picture), 15 px per frame
+        out = img.copy()
+        left = -110 + 15 * i
+        out[20:220, max(0, left) : max(0, left + 110)] = 230
+        frames.append(noisy(out, rng))
+    results = run(frames)
+    assert not any(r.scene_change for r in results)
+    assert sum(r.motion for r in results[22:]) == 18
