@@ -39,8 +39,8 @@ from edge.inputs.outputs import GpioOutputs
 from edge.inputs.relay import EdgeRelay
 from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
 from edge.model import Event, ZoneChanged, box_event, new_event_id
-from edge.motion.settings import motion_params, tamper_params
-from edge.motion.stage import MotionStage, StageSettings
+from edge.motion.settings import motion_params, stage_settings, tamper_params
+from edge.motion.stage import MotionStage
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, SnapshotArgs
@@ -334,14 +334,7 @@ class Box:
             return
 
     def _motion_stage(self) -> MotionStage:
-        motion = self.cfg.motion
-        settings = StageSettings(
-            motion.event_cooldown_s,
-            motion.evidence_window_s,
-            motion.queue_frames,
-            motion.events_when_armed,
-            motion.tamper,
-        )
+        settings = stage_settings(self.cfg)
         cameras = {
             c.id: (motion_params(self.cfg, c.id), (c.width, c.height)) for c in self.cfg.cameras
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from edge.config import CameraConfig, EdgeConfig
 from edge.config.schema import MotionAreaConfig
 from edge.motion.params import MotionParams, Polygon
+from edge.motion.stage import StageSettings
 from edge.motion.tamper import TamperParams
 
 
@@ -29,6 +30,17 @@ def motion_params(cfg: EdgeConfig, camera: str) -> MotionParams:
         min_frames=motion.min_frames,
         masks=() if own is None else tuple(_polygon(a, cam) for a in own.masks),
         zones=() if own is None else tuple(_polygon(a, cam) for a in own.zones),
+    )
+
+
+def stage_settings(cfg: EdgeConfig) -> StageSettings:
+    motion = cfg.motion
+    return StageSettings(
+        motion.event_cooldown_s,
+        motion.evidence_window_s,
+        motion.queue_frames,
+        motion.events_when_armed,
+        motion.tamper,
     )
 
 

@@ -83,12 +83,13 @@ class Pipeline:
         for listener in self.size_listeners:
             listener(width, height)
 
-    def push(self, frame: RawFrame) -> None:
-        """One raw frame: mask, encode, fan out. Runs on the capture thread."""
+    def push(self, frame: RawFrame, encode: bool = True) -> None:
+        """One raw frame: mask, encode, fan out. Runs on the capture thread.
+        ``encode=False`` (a motion scan) fans out the lores frame without encoding."""
         if self.mask is not None and self.chroma is not None:
             masks.apply(frame.yuv, self.mask, self.chroma)  # before anything sees it
         pts = round(frame.at_s * 1000)
-        packets = self.encoder.encode(frame.yuv, pts, frame.wall_ms)
+        packets = self.encoder.encode(frame.yuv, pts, frame.wall_ms) if encode else []
         self.observe(frame, packets)
 
     def push_copied(self, packet: EncodedPacket, frame: RawFrame | None) -> None:

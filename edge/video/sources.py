@@ -28,6 +28,10 @@ from edge.video.codec import EncodedPacket, VideoError, Yuv
 READ_TIMEOUT_S = 5.0  # a live camera silent this long is lost
 
 
+class StreamEnded(VideoError):
+    """The source has no more frames (a file at its end that does not loop)."""
+
+
 @dataclass(frozen=True)
 class RawFrame:
     yuv: Yuv
@@ -136,6 +140,7 @@ class AvCamera:
         self.clock = clock
         self.paced = cfg.source != "file"  # live sources deliver at their own rate
         self.file_fps: float | None = None
+        self.loops = True  # a file starts again at its end (the field tools stop there)
         self.copies = False
         self.size = (cfg.width, cfg.height)
         self._container: Any = None
@@ -186,12 +191,12 @@ class AvCamera:
         while not self._pending:
             try:
                 packet = next(self._frames, None)
-                if packet is None and self.cfg.source == "file":
+                if packet is None and self.cfg.source == "file" and self.loops:
                     self._container.seek(0)
                     self._frames = self._container.demux(self._stream)
                     packet = next(self._frames, None)
                 if packet is None:
-                    raise VideoError(f"camera {self.cfg.id}: stream ended")
+                    raise StreamEnded(f"camera {self.cfg.id}: stream ended")
                 if packet.size:
                     decoded = self._stream.codec_context.decode(packet)
                     filtered = self._annexb.filter(packet)
@@ -214,14 +219,14 @@ class AvCamera:
             raise VideoError(f"camera {self.cfg.id}: not open")
         try:
             frame = next(self._frames, None)
-            if frame is None and self.cfg.source == "file":  # loop the file
+            if frame is None and self.cfg.source == "file" and self.loops:  # loop the file
                 self._container.seek(0)
                 self._frames = self._container.decode(self._container.streams.video[0])
                 frame = next(self._frames, None)
         except av.FFmpegError as exc:
             raise VideoError(f"camera {self.cfg.id}: {exc}") from exc
         if frame is None:
-            raise VideoError(f"camera {self.cfg.id}: stream ended")
+            raise StreamEnded(f"camera {self.cfg.id}: stream ended")
         out = frame.reformat(self.cfg.width, self.cfg.height, "yuv420p")
         yuv = np.ascontiguousarray(out.to_ndarray())
         return RawFrame(yuv, self.clock.monotonic(), ms(self.clock.time()))

@@ -69,6 +69,11 @@ def mark(db: Db, event_id: str, outcome: Outcome, seq: int, at_ms: int) -> None:
     )
 
 
+def alarm_of(event_id: str, body: dict[str, object], account: str, base: str | None) -> Alarm:
+    """What the bridge sends for a stored event body (``edge diag event`` shows it)."""
+    return _pending(event_id, "", body, account, base).alarm
+
+
 def _station_alarm(alarm_id: str, device: str, restore: bool, account: str | None) -> Pending:
     """A box lost (or back) as a communication trouble (restore) of its account."""
     code = codes.codes(Condition.COMM_TROUBLE, restore)
