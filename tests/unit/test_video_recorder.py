@@ -123,3 +123,20 @@ def test_a_segment_cut_short_by_a_power_cut_is_recovered_up_to_its_last_fragment
     [segment] = rec.segments("cam")
     check_clip(segment.path, (segment.end_ms - segment.start_ms) / 1000)
     assert segment.end_ms - segment.start_ms >= 2000
+
+
+def test_motion_keeps_footage_in_motion_mode_only(tmp_path: Path) -> None:
+    kept = {}
+    for mode in ("motion", "alarms"):
+        rec = recorder(tmp_path / mode, mode=mode)
+        pipe = Pipeline(camera(), pre_roll_s=1.0, post_roll_s=1.0)
+        writer = rec.writer("cam", 160, 120)
+        pipe.packet_sinks.append(writer)
+        drive = Drive(pipe)
+        drive.run(3.0)
+        rec.mark("cam", round(drive.clock.time() * 1000), "motion")
+        drive.run(5.0)
+        writer.close()
+        rec.settle()
+        kept[mode] = len(rec.segments("cam"))
+    assert kept["motion"] >= 2 and kept["alarms"] == 0
