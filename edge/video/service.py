@@ -143,7 +143,8 @@ class VideoService:
             if cam is None:
                 continue
             plans.append(cam.pipeline.alarm(event.id, alarm_mono_ms, event.occurred_at_ms))
-            self.recorder.mark(camera, event.occurred_at_ms, "alarm")
+            why = "motion" if event.kind.value == "motion" else "alarm"
+            self.recorder.mark(camera, event.occurred_at_ms, why)
         if not plans:
             return event
         self._forget_older_than(now_wall - FORGET_AFTER_MS)
