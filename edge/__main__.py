@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from edge import __version__, boxcli, logs
 from edge.config import EdgeConfig, load
 from edge.errors import ConfigError, EdgeError
+from edge.tools import cli as tools_cli
 
 EXIT_CONFIG = 2
 EXIT_RESTART = 75  # EX_TEMPFAIL: systemd's Restart=on-failure starts the box again
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     _station_parser(sub)
     _simulate_parser(sub)
     boxcli.register(sub)  # edge provision ..., edge update ...
+    tools_cli.register(sub)  # edge diag motion | clip | replay | event | dc09
     setpw = sub.add_parser("set-password", help="set the technician page's password")
     setpw.add_argument("--config", type=Path, required=True)
     setpw.add_argument(
