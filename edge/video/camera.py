@@ -228,6 +228,7 @@ class CameraRunner:
     def run(self) -> None:
         backoff = BACKOFF_MIN_S
         while not self.stop_flag.is_set():
+            frames_before = self.status.frames
             try:
                 self.source.open()
                 if self.source.copies:
@@ -242,7 +243,7 @@ class CameraRunner:
                 self.source.close()
             if self.stop_flag.is_set():
                 break
-            if self.status.frames:  # it ran for a while: start the backoff again
+            if self.status.frames > frames_before:  # it gave pictures: backoff from the start
                 backoff = BACKOFF_MIN_S
             self.stop_flag.wait(backoff)
             backoff = min(BACKOFF_MAX_S, backoff * 2)

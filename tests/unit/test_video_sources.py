@@ -3,6 +3,7 @@ H.264 with its own keyframes), a looped file, camera loss and restore, masks."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import threading
 import time
@@ -147,6 +148,47 @@ def test_camera_loss_raises_one_trouble_reconnects_with_backoff_and_restores(
     assert troubles == [(True, "camera cam: no frame for 5 s"), (False, "camera cam restored")]
     assert source.opens == 3  # lost, refused once (no second trouble), then back
     assert runner.status.state == "stopped"
+
+
+class Gone:
+    """A camera unplugged for good: every open fails."""
+
+    paced = True
+    copies = False
+    size = (160, 120)
+
+    def __init__(self) -> None:
+        self.cfg = camera()
+        self.opened_at: list[float] = []
+
+    def open(self) -> None:
+        self.opened_at.append(time.monotonic())
+        raise VideoError("camera cam: device gone")
+
+    def read(self) -> RawFrame:
+        raise AssertionError("never open")
+
+    def close(self) -> None:
+        pass
+
+
+def test_reconnect_attempts_back_off_and_one_trouble_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(camera_module, "BACKOFF_MIN_S", 0.02)
+    troubles: list[tuple[bool, str]] = []
+    source = Gone()
+    runner = CameraRunner(
+        source, Pipeline(source.cfg, 1.0, 1.0), lambda *t: troubles.append(t), time.monotonic
+    )
+    runner.start()
+    deadline = time.monotonic() + 10
+    while len(source.opened_at) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    gaps = [b - a for a, b in itertools.pairwise(source.opened_at[:5])]  # 0.02, 0.04, 0.08, 0.16
+    assert gaps[3] > 4 * gaps[0] and gaps[3] >= 0.16, gaps  # doubling, not a fixed retry
+    assert troubles == [(True, "camera cam: device gone")]
 
 
 def test_mask_polygon_rasterises_pixel_centres() -> None:
