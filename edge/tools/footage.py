@@ -82,6 +82,11 @@ def feed(
                     pipeline.push(source.read(), encode)
             except StreamEnded:
                 break
+            except VideoError as exc:
+                of = f" of the {declared} it declares" if declared else ""
+                raise VideoError(
+                    f"{cam.path}: unreadable after frame {count}{of} (truncated or damaged): {exc}"
+                ) from exc
             count += 1
             yield count
             clock.advance(period_s)
