@@ -273,6 +273,8 @@ class Box:
                         "walk test: %s %s", change.zone, "active" if change.active else "quiet"
                     )
                     continue
+                if isinstance(change, Tick):
+                    trace.record_tick(change)
                 self.panel, events = step(self.panel, change, zones)
                 for event in events:
                     await self.store(event)

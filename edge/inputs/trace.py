@@ -7,10 +7,12 @@ when the zones resume at start-up, on the logger ``edge.inputs.trace``::
     input edge in=in1 zone=front-door level=1 mono=1234.567890 wall=1764350000123
     input edge in=in6 zone=armed level=0 mono=1200.000001 wall=1764349965556 initial
     zones resume: front-door=alarm panel-tamper=tamper
+    zones tick mono=1235.587901 wall=1764350001024
 
 ``level`` is the zone's input active (1) or quiet (0); ``mono`` the monotonic
 seconds and ``wall`` the UTC milliseconds of the edge; ``initial`` marks the
-level read at start-up, ``walk`` a change the walk test took. Under systemd the
+level read at start-up, ``walk`` a change the walk test took. A tick is the zones'
+timer running (a glitch filter or a restore wait ending) then. Under systemd the
 same values are journal fields too (``EDGE_INPUT``, ``EDGE_LEVEL``, ...).
 
 :func:`parse` reads them back from the text log (``edge run`` on a terminal,
@@ -28,15 +30,18 @@ from dataclasses import dataclass
 
 from edge.codes import Kind
 from edge.errors import EdgeError
+from edge.inputs.zones import Tick
 from edge.model import ZoneChanged
 
 log = logging.getLogger("edge.inputs.trace")
 EDGE = "input edge"
 RESUME = "zones resume:"
+TICK = "zones tick"
 _EDGE = re.compile(
     r"input edge in=(?P<input>\S+) zone=(?P<zone>\S+) level=(?P<level>[01]) "
     r"mono=(?P<mono>\d+(?:\.\d+)?) wall=(?P<wall>\d+)(?P<flags>(?: (?:initial|walk))*)\s*$"
 )
+_TICK = re.compile(r"zones tick mono=(?P<mono>\d+(?:\.\d+)?) wall=(?P<wall>\d+)\s*$")
 _RESUME = re.compile(r"zones resume:(?P<pairs>(?: \S+=\S+)*)\s*$")
 
 
@@ -59,7 +64,15 @@ class Resume:
     line: int = 0
 
 
-Record = Edge | Resume
+@dataclass(frozen=True)
+class TickSeen:
+    """The zones' timer ran at this time (the box's own tick)."""
+
+    tick: Tick
+    line: int = 0
+
+
+Record = Edge | Resume | TickSeen
 
 
 def edge_line(change: ZoneChanged, walk: bool = False) -> str:
@@ -72,6 +85,14 @@ def edge_line(change: ZoneChanged, walk: bool = False) -> str:
 
 def resume_line(kinds: Mapping[str, Kind]) -> str:
     return RESUME + "".join(f" {zone}={kind.value}" for zone, kind in sorted(kinds.items()))
+
+
+def tick_line(tick: Tick) -> str:
+    return f"{TICK} mono={tick.at_s:.6f} wall={tick.wall_ms}"
+
+
+def record_tick(tick: Tick) -> None:
+    log.info("%s", tick_line(tick))
 
 
 def record_edge(change: ZoneChanged, walk: bool = False) -> None:
@@ -108,6 +129,8 @@ def parse(lines: Iterable[str], name: str = "trace") -> list[Record]:
             out.append(_edge(text, name, number))
         elif RESUME in text:
             out.append(_resume(text, name, number))
+        elif TICK in text:
+            out.append(_tick(text, name, number))
     if not out:
         raise TraceError(
             f"{name}: no input trace in it (lines like '{EDGE} in=in1 zone=door level=1 "
@@ -142,6 +165,13 @@ def _edge(text: str, name: str, number: int) -> Edge:
         initial="initial" in found["flags"],
     )
     return Edge(change, "walk" in found["flags"], number)
+
+
+def _tick(text: str, name: str, number: int) -> TickSeen:
+    found = _TICK.search(text)
+    if found is None:
+        raise TraceError(f"{name}:{number}: malformed tick {text[:120]!r}")
+    return TickSeen(Tick(float(found["mono"]), int(found["wall"])), number)
 
 
 def _resume(text: str, name: str, number: int) -> Resume:

@@ -1,11 +1,14 @@
 """Input replay: the box's input trace through the zone state machine, on a virtual clock.
 
 The trace (:mod:`edge.inputs.trace`) holds every change the box handed its
-zones. Here they go through the same code as in ``edge run`` (``zone_level``,
-the walk test's exclusion, and the pure ``step`` in its explaining form), with
-a :class:`~edge.inputs.zones.Tick` at every timer the zones ask for, so the
-events come out as the box made them, each with its reason, and every change
-that made none says why (glitch, hold window, swinger shutdown, disarmed...).
+zones, and the ticks of their timers. Here they go through the same code as in
+``edge run`` (``zone_level``, the walk test's exclusion, and the pure ``step``
+in its explaining form), so the events come out as the box made them, to the
+millisecond, each with its reason, and every change that made none says why
+(glitch, hold window, swinger shutdown, disarmed...). A trace without ticks
+(or its end) gets a virtual one at every timer the zones ask for; the stamps
+may then differ from the box's by a millisecond (its wall and monotonic clocks
+are read apart).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.config import EdgeConfig, ZoneConfig
-from edge.inputs.trace import Edge, Record, Resume, TraceError
+from edge.inputs.trace import Edge, Record, Resume, TickSeen, TraceError
 from edge.inputs.zones import (
     US_PER_S,
     Note,
@@ -78,13 +81,21 @@ def replay(records: Sequence[Record], cfg: EdgeConfig, tail_s: float = 60.0) -> 
     panel, clock = PanelState(), _Clock()
     levels: dict[str, bool] = {}
     last_s: float | None = None
+    virtual = not any(isinstance(r, TickSeen) for r in records)
     for record in records:
         if isinstance(record, Resume):  # the box (re)started: its timers died with it
             panel, levels = resume(record.kinds, zones), {}
             out.rows.append(_row("start", None, None, "", "", "resume", "box started", ""))
             continue
+        if isinstance(record, TickSeen):
+            panel, events, notes = explain(panel, record.tick, zones)
+            _report(out, events, notes, "", False)
+            clock.at_s, clock.wall_ms = record.tick.at_s, record.tick.wall_ms
+            last_s = record.tick.at_s
+            continue
         change = record.change
-        panel = _ticks(panel, change.at_s, False, clock, zones, out)
+        if virtual:
+            panel = _ticks(panel, change.at_s, False, clock, zones, out)
         clock.see(change)
         last_s = change.at_s
         levels, leveled = zone_level(levels, change, inputs_of[change.zone])

@@ -137,10 +137,12 @@ def test_trace_from_journal_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_trace_lines_read_back() -> None:
     changes = [*scripted(), edge("in2", "hall-pir", True, 11.0, initial=True)]
     lines = [trace.edge_line(c, walk=i == 3) for i, c in enumerate(changes)]
-    records = trace.parse([trace.resume_line({}), *lines])
+    tick = Tick(123.000045, WALL0 + 17)
+    records = trace.parse([trace.resume_line({}), *lines, trace.tick_line(tick)])
     edges = [r for r in records if isinstance(r, trace.Edge)]
     assert [e.change for e in edges] == changes
     assert [e.walk for e in edges] == [i == 3 for i in range(len(changes))]
+    assert records[-1] == trace.TickSeen(tick, len(lines) + 2)
 
 
 def test_walk_test_and_restart_in_a_trace() -> None:
