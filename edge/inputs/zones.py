@@ -342,7 +342,7 @@ def _fire(run: _Run, cfg: ZoneConfig, zone: ZoneState, due_us: int) -> None:
         if run.explain:
             quiet_us = (zone.since_us or 0) + cfg.restore_ms * US_PER_MS
             if zone.hold_until_us is not None and zone.hold_until_us > quiet_us:
-                why = f"hold window of {cfg.hold_s} s since the alarm ended, input quiet"
+                why = f"hold window ended ({cfg.hold_s} s after the alarm), input quiet"
             else:
                 why = f"input quiet for restore_ms {cfg.restore_ms} ms"
         run.emit(cfg, ZONE_CONDITION[cfg.type], True, due_us, why=why)

@@ -89,7 +89,7 @@ def replay(records: Sequence[Record], cfg: EdgeConfig, tail_s: float = 60.0) -> 
             continue
         if isinstance(record, TickSeen):
             panel, events, notes = explain(panel, record.tick, zones)
-            _report(out, events, notes, "", False)
+            _report(out, events, notes, "", False, clock)
             clock.at_s, clock.wall_ms = record.tick.at_s, record.tick.wall_ms
             last_s = record.tick.at_s
             continue
@@ -107,7 +107,7 @@ def replay(records: Sequence[Record], cfg: EdgeConfig, tail_s: float = 60.0) -> 
             out.rows.append(_ignored(change, "walk_test", "walk test: recorded as seen, no event"))
             continue
         panel, events, notes = explain(panel, leveled, zones)
-        _report(out, events, notes, change.input, False)
+        _report(out, events, notes, change.input, False, clock)
     if last_s is not None:
         _ticks(panel, last_s + tail_s, True, clock, zones, out)
     return out
@@ -127,11 +127,16 @@ def _ticks(
         if due_s is None or due_s >= until_s or clock.wall_ms == 0:
             return panel
         panel, events, notes = explain(panel, Tick(due_s, clock.wall(due_s)), zones)
-        _report(out, events, notes, "", after)
+        _report(out, events, notes, "", after, clock)
 
 
 def _report(
-    out: Replay, events: list[Event], notes: list[Note], input_name: str, after: bool
+    out: Replay,
+    events: list[Event],
+    notes: list[Note],
+    input_name: str,
+    after: bool,
+    clock: _Clock,
 ) -> None:
     by_id = {e.id: e for e in events}
     for note in notes:
@@ -139,7 +144,13 @@ def _report(
         if event is None:
             out.rows.append(
                 {
-                    **_row("ignored", note.at_us / US_PER_S, None, note.zone, input_name),
+                    **_row(
+                        "ignored",
+                        note.at_us / US_PER_S,
+                        clock.wall(note.at_us / US_PER_S),
+                        note.zone,
+                        input_name,
+                    ),
                     "what": note.what,
                     "reason": note.text,
                 }

@@ -122,7 +122,7 @@ def test_replay_gives_each_event_its_reason(
     reasons = {r["what"]: r["reason"] for r in rows}
     assert reasons["glitch"] == "glitch filtered: active 5 ms < glitch_ms 20"
     assert "hold window" in reasons["hold"] and "partition 1 disarmed" in reasons["disarmed"]
-    assert reasons["restore"].startswith("hold window of 1 s")  # the first: the hold ended it
+    assert reasons["restore"] == "hold window ended (1 s after the alarm), input quiet"  # the first: the hold ended it
     assert reasons["swinger"] == "partition disarmed"
 
 
