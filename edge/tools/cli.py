@@ -52,7 +52,7 @@ def register(sub: Sub) -> None:
     event = _tool(dsub, "event", "the MQTT payload and DC-09 frames of an event")
     which = event.add_mutually_exclusive_group(required=True)
     which.add_argument("--zone", help="the zone's alarm (or --restore) as the zones make it")
-    which.add_argument("--record", type=Path, help="an event as JSON (edge station show --json)")
+    which.add_argument("--record", type=Path, help="an event as JSON (edge station show)")
     event.add_argument("--restore", action="store_true")
     event.add_argument("--armed", choices=("yes", "no"), help="the partition's armed state")
     event.add_argument("--at", help="when (ISO 8601 UTC); default now")

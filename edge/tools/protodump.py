@@ -51,14 +51,14 @@ def zone_event(
 
 
 def event_from_json(text: str, name: str) -> Event:
-    """An event record or a whole MQTT event payload (``edge station show --json``)."""
+    """An event record or a whole MQTT event payload (``edge station show``)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"{name}: not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError(f"{name}: an event is a JSON object")
-    if isinstance(data.get("event"), dict):  # `edge station show --json` wraps it
+    if isinstance(data.get("event"), dict):  # `edge station show` wraps it
         data = data["event"]
     return event_from_record(data)
 
