@@ -72,7 +72,13 @@ def register(sub: Sub) -> None:
 def _tool(dsub: Sub, name: str, text: str, config: bool = True) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = dsub.add_parser(name, help=text, description=text)
     if config:
-        parser.add_argument("--config", type=Path, required=True, help="the box's config")
+        parser.add_argument(
+            "--config",
+            type=Path,
+            required=True,
+            help="the box's config (motion, clip: or just "
+            "its [[cameras]], [motion] and [recording])",
+        )
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="stdout rows")
     return parser
 
@@ -95,9 +101,9 @@ def _iso(text: str, flag: str) -> int:
 
 def _motion(args: argparse.Namespace) -> int:
     from edge.tools import motion_scan
-    from edge.tools.footage import camera_of
+    from edge.tools.footage import camera_of, video_config
 
-    cfg = load(args.config)
+    cfg = video_config(args.config)
     cam = camera_of(cfg, args.camera, args.video)
     rows = Rows(args.format, motion_scan.COLUMNS)
     result = motion_scan.scan(
@@ -114,9 +120,9 @@ def _motion(args: argparse.Namespace) -> int:
 
 def _clip(args: argparse.Namespace) -> int:
     from edge.tools import clip_cut
-    from edge.tools.footage import camera_of
+    from edge.tools.footage import camera_of, video_config
 
-    cfg = load(args.config)
+    cfg = video_config(args.config)
     cam = camera_of(cfg, args.camera, args.video)
     result = clip_cut.cut(cfg, cam, args.at, args.out, _start(args.start))
     rows = Rows(args.format, clip_cut.COLUMNS)

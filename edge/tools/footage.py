@@ -8,6 +8,7 @@ the clock advances one frame period per frame, so times are the file's own.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,31 @@ from pathlib import Path
 import av
 
 from edge.clock import FakeClock
-from edge.config import CameraConfig, EdgeConfig
+from edge.config import CameraConfig, EdgeConfig, load
+from edge.config.load import validate
 from edge.errors import ConfigError
 from edge.video.camera import Pipeline
 from edge.video.codec import VideoError
 from edge.video.sources import AvCamera, StreamEnded
+
+# What a camera-only file lacks to be a config (never used to send anything).
+_STANDIN = {
+    "device": {"id": "diag"},
+    "station": {"account": "0000"},
+    "uplink": {"broker": "mqtt://127.0.0.1:1883"},
+}
+
+
+def video_config(path: Path) -> EdgeConfig:
+    """A whole box config, or just its ``[[cameras]]`` (with ``[motion]``, ``[recording]``):
+    validated by the same rules either way, errors naming the file and key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return load(path)  # its own clear error
+    if "device" in raw or "cameras" not in raw:
+        return load(path)
+    return validate({**_STANDIN, **raw}, str(path))
 
 
 def camera_of(cfg: EdgeConfig, camera_id: str | None, video: Path) -> CameraConfig:

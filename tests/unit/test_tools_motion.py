@@ -186,3 +186,21 @@ def test_unknown_camera_is_a_config_error(
     _cfg, path = config(tmp_path)
     assert main(["diag", "motion", str(video), "--config", str(path), "--camera", "x"]) == 2
     assert "--camera 'x'" in capsys.readouterr().err
+
+
+def test_camera_section_alone_is_a_config(
+    video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installer's file with only [[cameras]] and [motion] does: same rules, same errors."""
+    section = tmp_path / "camera.toml"
+    section.write_text(
+        '[[cameras]]\nid = "yard"\nsource = "rtsp"\nurl = "rtsp://10.0.0.9/s1"\n'
+        "width = 160\nheight = 120\nfps = 10\n"
+        "[motion]\ntamper_after_s = 1\n"
+    )
+    assert main(["diag", "motion", str(video), "--config", str(section)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == FRAMES and "camera tamper: yard covered" in err
+    section.write_text('[[cameras]]\nid = "yard"\nsource = "file"\nwidth = 10\n')
+    assert main(["diag", "motion", str(video), "--config", str(section)]) == 2
+    assert "camera.toml: cameras[0](id='yard').width = 10" in capsys.readouterr().err
