@@ -176,6 +176,7 @@ async def test_alarm_detail_media_and_the_logs(station: Station) -> None:
         stills = [m for m in detail["media"] if m["kind"] == "still"]
         assert [m["offset_s"] for m in stills] == [-1, -0.5, 0, 0.5, 1]
         assert detail["event"]["zone"]["name"] == "Kitchen smoke"
+        assert detail["site"] == {"device": "gw-1", "account": "1234"}
         assert detail["device"]["device"] == "gw-1"
         assert [(x["id"], x["camera"], x["seen"]) for x in detail["evidence"]] == [
             ("ev-motion", "cam-1", "true")

@@ -25,6 +25,7 @@ from aiohttp import web
 from edge.clock import Clock, SystemClock, ms
 from edge.errors import EdgeError, StorageError
 from edge.station import oplog
+from edge.station.sql import Db
 from edge.station.store import StationStore, StoredRow
 
 log = logging.getLogger(__name__)
@@ -257,8 +258,10 @@ class OperatorPage:
             ),
             None,
         )
+        account = self._call(_account, event_id)
         return {
             "event": body,
+            "site": {"device": row.device, "account": account},
             "row": _row(row, self._call(oplog.acknowledged, [event_id])),
             "media": media,
             "evidence": self._evidence(row.device, event_id),
@@ -312,6 +315,11 @@ class OperatorPage:
     def _call(self, fn: Any, *args: Any) -> Any:
         with self.store.transaction() as db:
             return fn(db, *args)
+
+
+def _account(db: Db, event_id: str) -> str | None:
+    row = db.execute("SELECT account FROM events WHERE id = ?", (event_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
