@@ -197,6 +197,10 @@ class StationStore:
         try:
             with self._tx() as db, PartWriter(self.media_root) as writer:
                 batch = _Batch(writer, received_ms)
+                # every media lock up front, in one order: receivers sharing a store
+                # whose batches hold chunks of the same media cannot deadlock
+                for device, media_id in sorted(_media_of(items)):
+                    media.lock(db, MediaKey(device, media_id))
                 for item in items:
                     self._put(db, item, batch)
                 writer.sync()  # the chunks' bytes are on disk before their rows commit
@@ -436,6 +440,10 @@ class StationStore:
 
     def _tx(self) -> contextlib.AbstractContextManager[Db]:
         return self.backend.transaction()
+
+
+def _media_of(items: Sequence[Inbound]) -> set[tuple[str, str]]:
+    return {(i.device, i.media_id) for i in items if isinstance(i, ChunkReceived)}
 
 
 def _put_event(db: Db, message: EventMessage, received_ms: int) -> bool:
