@@ -142,6 +142,7 @@ class Box:
         self.motion = self._motion_stage() if cfg.motion.enabled and cfg.cameras else None
         self.changes: asyncio.Queue[ZoneChanged] = asyncio.Queue(maxsize=10_000)
         self.panel = PanelState()
+        self.trace = trace.TraceLog()  # every input change and tick the zones see, logged
         self.zones = {z.id: z for z in cfg.zones}
         self.inputs_of = {z.id: [i.name for i in cfg.inputs if i.zone == z.id] for z in cfg.zones}
         self.input_levels: dict[str, bool] = {}
@@ -161,7 +162,7 @@ class Box:
         await self.outbox.open()
         # Zones resume from what was committed, so a restore missed while down is sent.
         kinds = await self.outbox.zone_kinds()
-        trace.record_resume(kinds)  # the input trace's start (edge diag replay)
+        self.trace.resume(kinds)  # the input trace's start (edge diag replay)
         self.panel = resume(kinds, {z.id: z for z in self.cfg.zones})
         if self.web is not None:
             await self.web.start()
@@ -256,7 +257,7 @@ class Box:
             try:
                 if isinstance(change, ZoneChanged):  # a zone is active while any input is
                     walked = self.walk is not None and self.walk.covers(change.zone)
-                    trace.record_edge(change, walked and not change.initial)
+                    self.trace.edge(change, walked and not change.initial)
                     inputs = self.inputs_of[change.zone]
                     self.input_levels, leveled = zone_level(self.input_levels, change, inputs)
                     if leveled is None:
@@ -274,7 +275,7 @@ class Box:
                     )
                     continue
                 if isinstance(change, Tick):
-                    trace.record_tick(change)
+                    self.trace.tick(change)
                 self.panel, events = step(self.panel, change, zones)
                 for event in events:
                     await self.store(event)
@@ -285,6 +286,8 @@ class Box:
     async def _next_zone_input(self) -> ZoneChanged | Tick:
         """The next input change, or a tick if the zones' next timer comes first."""
         self._handled += 1
+        if self.changes.empty():
+            self.trace.flush()  # caught up: what the zones saw goes to the log now
         if self._handled % YIELD_EVERY == 0:
             await asyncio.sleep(0)  # a backlog of edges must not starve the rest of the loop
         if self.resync_pending and self.changes.empty():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.config import EdgeConfig, ZoneConfig
-from edge.inputs.trace import Edge, Record, Resume, TickSeen, TraceError
+from edge.inputs.trace import Edge, Gap, Record, Resume, TickSeen, TraceError
 from edge.inputs.zones import (
     US_PER_S,
     Note,
@@ -86,6 +86,15 @@ def replay(records: Sequence[Record], cfg: EdgeConfig, tail_s: float = 60.0) -> 
         if isinstance(record, Resume):  # the box (re)started: its timers died with it
             panel, levels = resume(record.kinds, zones), {}
             out.rows.append(_row("start", None, None, "", "", "resume", "box started", ""))
+            continue
+        if isinstance(record, Gap):  # chatter the box did not trace edge by edge
+            text = (
+                f"{record.skipped} edges of {record.input} not traced (chatter, rate-limited "
+                "by the box): events of this zone around here may differ from the box's"
+            )
+            out.rows.append(
+                _row("gap", record.until_s, None, record.zone, record.input, "gap", text)
+            )
             continue
         if isinstance(record, TickSeen):
             panel, events, notes = explain(panel, record.tick, zones)
@@ -226,3 +235,6 @@ def summary(result: Replay) -> Iterator[str]:
     )
     if ignored:
         yield "changes that made no event: " + ", ".join(f"{n} {k}" for k, n in ignored.items())
+    gaps = [r for r in result.rows if r["row"] == "gap"]
+    if gaps:
+        yield f"{len(gaps)} gap(s) in the trace (chatter not traced edge by edge): see the gap rows"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def test_replay_gives_each_event_its_reason(
     reasons = {r["what"]: r["reason"] for r in rows}
     assert reasons["glitch"] == "glitch filtered: active 5 ms < glitch_ms 20"
     assert "hold window" in reasons["hold"] and "partition 1 disarmed" in reasons["disarmed"]
-    assert reasons["restore"] == "hold window ended (1 s after the alarm), input quiet"  # the first: the hold ended it
+    assert (
+        reasons["restore"] == "hold window ended (1 s after the alarm), input quiet"
+    )  # the first: the hold ended it
     assert reasons["swinger"] == "partition disarmed"
 
 
@@ -190,3 +193,28 @@ def test_missing_trace_file(cfg_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_trace_error_is_an_edge_error() -> None:
     with pytest.raises(EdgeError):
         trace.parse(["nothing"])
+
+
+def test_trace_log_batches_and_rate_limits_chatter(caplog: pytest.LogCaptureFixture) -> None:
+    """Quiet: a record per flush. Chatter: 20 edges a second per input, then a gap line and
+    the last level; the replay shows the gap and ends at the input's true level."""
+    caplog.set_level(logging.INFO, logger="edge.inputs.trace")
+    log = trace.TraceLog(per_input_s=20)
+    log.resume({})
+    changes = [edge("in1", "front-door", i % 2 == 0, i * 0.005) for i in range(101)]
+    for change in changes:  # 101 edges in half a second, ending active
+        log.edge(change)
+    log.flush()  # the second is not over: no gap yet
+    later = edge("in2", "hall-pir", True, 1.5)
+    log.edge(later)
+    log.flush()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3 and len(messages[1].splitlines()) == 20
+    records = trace.parse("\n".join(messages).splitlines())
+    gap = next(r for r in records if isinstance(r, trace.Gap))
+    assert (gap.input, gap.skipped, gap.until_s) == ("in1", 81, changes[-1].at_s)
+    edges = [r.change for r in records if isinstance(r, trace.Edge)]
+    assert edges == [*changes[:20], changes[-1], later]
+    rows = replay.replay(records, cfg()).rows
+    assert [r["what"] for r in rows if r["row"] == "gap"] == ["gap"]
+    assert "81 edges of in1 not traced" in next(r["reason"] for r in rows if r["row"] == "gap")
