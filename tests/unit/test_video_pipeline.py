@@ -69,7 +69,21 @@ def check_clip(path: Path, expect_s: float) -> dict[str, Any]:
     times = [float(f["pts_time"]) for f in frames]
     assert times == sorted(times) and len(set(times)) == len(times)
     decoded = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        # the clip keeps the capture times (variable rate, ms): decode every frame as it is
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -200,3 +214,18 @@ def test_no_stale_still_from_a_camera_that_stopped_before_the_alarm() -> None:
     assert drive.stills == []  # the minute-old picture is not passed off as the alarm's
     drive.run(1.1)
     assert len(drive.stills) == 5  # taken from the frames that come next
+
+
+def test_a_clip_keeps_bunched_capture_times_and_still_plays(tmp_path: Path) -> None:
+    """Under load frames arrive late then bunched (1 ms apart): the clip keeps their
+    capture times, strictly increasing, and every frame decodes."""
+    pipe = Pipeline(camera(), pre_roll_s=1.0, post_roll_s=0.5)
+    cam = SyntheticCamera(pipe.cfg, FakeClock())
+    times_ms = [0, 100, 200, 300, 301, 302, 500, 600, 700, 800, 900, 1000, 1001, 1200, 1300]
+    for t in times_ms:
+        pipe.push(RawFrame(cam.render(t // 100), 1000 + t / 1000, 1_800_000_000_000 + t))
+    packets = pipe.ring.since(0)
+    path = tmp_path / "bunched.mp4"
+    path.write_bytes(mp4_bytes(packets, 160, 120))
+    info = check_clip(path, 1.3)
+    assert len(info["frames"]) == len(packets)
