@@ -29,6 +29,7 @@ def register_status(box: Any) -> None:
     h.section("outputs", lambda: dict(box.outputs.state))
     h.section("walktest", lambda: box.walk_status() or {"running": False})
     h.section("cameras", lambda: {c.cfg.id: vars(c.status) for c in box.cameras})
+    h.section("video", lambda: _video(box))
     h.section("motion", lambda: box.motion.status() if box.motion else {"enabled": False})
     h.section("system", lambda: _system(box))
 
@@ -152,6 +153,13 @@ def _system(box: Any) -> dict[str, Any]:
         usage = shutil.disk_usage(state_dir)
         figures |= {"disk_total_bytes": usage.total, "disk_used_bytes": usage.used}
     return figures
+
+
+def _video(box: Any) -> dict[str, Any]:
+    """Lores frames a slow reader lost, media not made, recorder mode and segments kept."""
+    status: dict[str, Any] = box.video.status()
+    status.pop("cameras", None)  # already in the cameras section
+    return status
 
 
 RECORDING_SCAN_S = 60.0  # the recordings' folder is listed at most once a minute
