@@ -146,7 +146,7 @@ async def test_login_is_required_and_checked(station: Station) -> None:
         async with http.get("/api/alarms") as r:
             assert r.status == 401
         async with http.get("/", allow_redirects=False) as r:
-            assert r.status == 302 and r.headers["Location"] == "/login"
+            assert r.status == 302 and r.headers["Location"] == "/login?next=/"
         async with http.post("/api/login", json={"name": OPERATOR, "password": "wrong"}) as r:
             assert r.status == 401
         async with http.post("/api/login", json={"name": "bob", "password": PASSWORD}) as r:
@@ -235,6 +235,7 @@ async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
     tab = browser
     await tab.goto(station.base + "/")
     await tab.wait_for("location.pathname === '/login'", what="redirect to /login")
+    assert await tab.eval("location.search") == "?next=/"
     await tab.type("#name", OPERATOR)
     await tab.type("#password", PASSWORD)
     await tab.click("#submit")
@@ -258,4 +259,6 @@ async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
     )
     assert 1.5 <= duration <= 2.5
     await tab.screenshot("operator-alarm")
+    await tab.goto(station.base + "/events/ev-browser")  # the DC-09 video reference
+    await tab.wait_for("document.querySelectorAll('#stills img').length === 5", what="linked")
     await until(lambda: station.receiver.stats.media_complete == 6, "media stored")

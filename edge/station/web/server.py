@@ -19,6 +19,7 @@ import secrets
 from dataclasses import asdict
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -95,6 +96,7 @@ class OperatorPage:
             return web.Response(text=login, content_type="text/html")
 
         app.router.add_get("/", index)
+        app.router.add_get("/events/{event_id}", index)  # the DC-09 video reference
         app.router.add_get("/login", login_page)
         app.router.add_post("/api/login", self.login)
         app.router.add_post("/api/logout", self.logout)
@@ -134,7 +136,7 @@ class OperatorPage:
         if name is None:
             if request.path.startswith(("/api/", "/media/")):
                 raise web.HTTPUnauthorized(text="log in first")
-            raise web.HTTPFound("/login")
+            raise web.HTTPFound(f"/login?next={quote(request.path)}")
         if request.method == "POST" and request.content_type != "application/json":
             raise web.HTTPUnsupportedMediaType(text="send JSON")
         request[OPERATOR] = name
