@@ -237,6 +237,11 @@ async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
     await tab.wait_for("location.pathname === '/login'", what="redirect to /login")
     assert await tab.eval("location.search") == "?next=/"
     await tab.type("#name", OPERATOR)
+    await tab.type("#password", "not the password")
+    await tab.click("#submit")
+    await tab.wait_for("document.getElementById('error').textContent !== ''", what="refusal")
+    assert await tab.text("#error") == "wrong name or password"
+    await tab.eval("document.getElementById('password').value = ''")
     await tab.type("#password", PASSWORD)
     await tab.click("#submit")
     await tab.wait_for("document.body.dataset.ready === '1'", what="the page after login")
