@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ProtocolError, StorageError
-from edge.protocol import EventMessage, MediaProgress, event_record, iso_ms
-from edge.station import assembly, media, oplog, parts, sql, supervision
+from edge.protocol import EventMessage, MediaProgress, event_record
+from edge.station import assembly, media, oplog, parts, queries, sql, supervision
 from edge.station.assembly import Outcome
 from edge.station.inbound import (
     ChunkReceived,
@@ -31,6 +31,7 @@ from edge.station.inbound import (
 )
 from edge.station.media import MediaKey, Put
 from edge.station.parts import PartWriter
+from edge.station.queries import StoredMedia, StoredRow
 from edge.station.sql import Backend, Db, SqliteBackend
 
 log = logging.getLogger(__name__)
@@ -77,35 +78,6 @@ CREATE TABLE IF NOT EXISTS forwarded (
 ) STRICT;
 """
 )
-
-
-@dataclass(frozen=True)
-class StoredRow:
-    id: str
-    device: str
-    seq: int
-    kind: str
-    cid: str
-    sia: str
-    zone: str | None
-    occurred_at: str
-    received_at: str
-    historical: bool
-    deliveries: int
-    media: int = 0
-
-
-@dataclass(frozen=True)
-class StoredMedia:
-    device: str
-    event_id: str
-    media_id: str
-    kind: str
-    content_type: str
-    size: int
-    sha256: str
-    path: Path
-    received_at: str
 
 
 @dataclass
@@ -240,85 +212,20 @@ class StationStore:
         event_id: str | None = None,
     ) -> list[StoredRow]:
         """Stored events, newest first; filters by device, kind and occurred time."""
-        query = (
-            "SELECT id, device, seq, kind, cid, sia, zone_name, occurred_ms, received_ms, "
-            "historical, deliveries, (SELECT COUNT(*) FROM media m "
-            "WHERE m.device = events.device AND m.event_id = events.id) FROM events"
-        )
-        where, args = [], []
-        for clause, value in (
-            ("device = ?", device),
-            ("kind = ?", kind),
-            ("occurred_ms >= ?", since_ms),
-            ("occurred_ms < ?", until_ms),
-            ("id = ?", event_id),
-        ):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY received_ms DESC, seq DESC LIMIT ?"
-        args.append(limit)
         with self._tx() as db:
-            rows = db.execute(query, args).fetchall()
-        return [
-            StoredRow(
-                id=r[0],
-                device=r[1],
-                seq=r[2],
-                kind=r[3],
-                cid=r[4],
-                sia=r[5],
-                zone=r[6],
-                occurred_at=iso_ms(r[7]),
-                received_at=iso_ms(r[8]),
-                historical=bool(r[9]),
-                deliveries=r[10],
-                media=r[11],
-            )
-            for r in rows
-        ]
+            return queries.events(db, device, limit, kind, since_ms, until_ms, event_id)
 
     def body(self, event_id: str) -> dict[str, Any] | None:
         """The stored event as the box sent it (JSON), or None."""
         with self._tx() as db:
-            row = db.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+            return queries.body(db, event_id)
 
     def media(
         self, event_id: str | None, device: str | None = None, media_id: str | None = None
     ) -> list[StoredMedia]:
         """The complete media files of an event (or one by device and id), oldest first."""
-        query = (
-            "SELECT device, event_id, media_id, kind, content_type, size, sha256, path, "
-            "received_ms FROM media WHERE 1 = 1"
-        )
-        args: list[Any] = []
-        for clause, value in (
-            (" AND event_id = ?", event_id),
-            (" AND device = ?", device),
-            (" AND media_id = ?", media_id),
-        ):
-            if value is not None:
-                query += clause
-                args.append(value)
         with self._tx() as db:
-            rows = db.execute(query + " ORDER BY received_ms, media_id", args).fetchall()
-        return [
-            StoredMedia(
-                device=r[0],
-                event_id=r[1],
-                media_id=r[2],
-                kind=r[3],
-                content_type=r[4],
-                size=r[5],
-                sha256=r[6],
-                path=self.media_root / r[7],
-                received_at=iso_ms(r[8]),
-            )
-            for r in rows
-        ]
+            return queries.media(db, self.media_root, event_id, device, media_id)
 
     def devices(self) -> list[dict[str, Any]]:
         with self._tx() as db:

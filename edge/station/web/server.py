@@ -26,8 +26,9 @@ from aiohttp import web
 from edge.clock import Clock, SystemClock, ms
 from edge.errors import EdgeError, StorageError
 from edge.station import oplog
+from edge.station.queries import StoredRow
 from edge.station.sql import Db
-from edge.station.store import StationStore, StoredRow
+from edge.station.store import StationStore
 
 log = logging.getLogger(__name__)
 
