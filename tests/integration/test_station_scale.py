@@ -136,14 +136,14 @@ async def test_silent_box_is_lost_within_its_profile_and_restored(
                                  supervision={"heartbeat_s": 1, "lost_s": 2})  # fmt: skip
             await box.send(topics.state, birth, retain=True)
             beat = encode_heartbeat(seq=1, at_ms=T0, interval_s=1, outbox_depth=0)
+            loop = asyncio.get_running_loop()
             for _ in range(3):  # alive while it beats
                 await box.send(topics.heartbeat, beat)
+                silent_at = loop.time()
                 await asyncio.sleep(0.5)
             assert receiver.stats.devices_lost == 0
-            loop = asyncio.get_running_loop()
-            silent_at = loop.time()
-            await until(lambda: receiver.stats.devices_lost == 1, "device lost", 5)
-            assert 1.5 <= loop.time() - silent_at <= 3.0  # within its 2 s profile
+            await until(lambda: receiver.stats.devices_lost == 1, "device lost", 8)
+            assert 1.8 <= loop.time() - silent_at <= 4.0  # its 2 s profile, with some slack
             await box.send(topics.heartbeat, beat)
             await until(lambda: receiver.stats.devices_restored == 1, "restore", 5)
         finally:
