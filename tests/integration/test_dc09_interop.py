@@ -77,7 +77,8 @@ def link(receiver: Receiver, **kw: Any) -> Dc09Link:
     clock = kw.pop("clock", SkewedClock())
     tamper = kw.pop("tamper", None)
     account = kw.pop("account", ACCOUNT)
-    settings = Dc09Settings("127.0.0.1", receiver.port, account, ack_timeout_s=0.5, **kw)
+    kw.setdefault("ack_timeout_s", 1.5)  # an answer slower than this is resent: keep it rare
+    settings = Dc09Settings("127.0.0.1", receiver.port, account, **kw)
     return Dc09Link(settings, clock, tamper)
 
 
