@@ -35,7 +35,7 @@ class Polygon:
         corners = np.array(
             [[round(x * (width - 1)), round(y * (height - 1))] for x, y in self.points], np.int32
         )
-        cv2.fillPoly(canvas, [corners], 1)
+        cv2.fillPoly(canvas, [corners], (1,))
         return canvas.astype(bool)
 
 
