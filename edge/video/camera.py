@@ -31,6 +31,7 @@ RECENT_STEP_MS = 250  # a full frame kept this often for stills before an alarm
 RECENT_KEEP_MS = 1500
 STILL_TOLERANCE_MS = 400  # a kept frame this close to a still's time stands for it
 BACKOFF_MIN_S = 1.0
+MAX_BEHIND_S = 0.5  # a live camera's frames this late are dropped, not encoded
 BACKOFF_MAX_S = 60.0
 
 LoresSink = Callable[[Frame], None]
@@ -269,6 +270,8 @@ class CameraRunner:
                     self.trouble(False, f"camera {cfg.id} restored")
             if copied is not None:
                 self.pipeline.push_copied(copied, frame)
+            elif getattr(self.source, "behind_s", 0.0) > MAX_BEHIND_S:
+                self.status.dropped += 1  # late: skip its encoding to catch up, never block
             elif frame is not None:
                 self.pipeline.push(frame)
             count += 1

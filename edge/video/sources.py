@@ -47,6 +47,7 @@ class SourceStatus:
     width: int = 0
     height: int = 0
     error: str = ""
+    dropped: int = 0  # frames of a live camera skipped (not encoded) to catch up
     ring_bytes: int = 0  # pre-alarm ring: memory held
     ring_seconds: float = 0.0  # and seconds of video in it
 
@@ -143,6 +144,8 @@ class AvCamera:
         self.loops = True  # a file starts again at its end (the field tools stop there)
         self.copies = False
         self.size = (cfg.width, cfg.height)
+        self.behind_s = 0.0  # a live stream's frames queued behind real time
+        self._first: tuple[float, float] | None = None  # (monotonic, stream s) of frame 1
         self._container: Any = None
         self._frames: Any = None
         self._stream: Any = None
@@ -227,15 +230,23 @@ class AvCamera:
             raise VideoError(f"camera {self.cfg.id}: {exc}") from exc
         if frame is None:
             raise StreamEnded(f"camera {self.cfg.id}: stream ended")
+        now = self.clock.monotonic()
+        if self.paced and frame.time is not None:  # how far behind the camera we read
+            if self._first is None:
+                self._first = (now, float(frame.time))
+            real_s, stream_s = now - self._first[0], float(frame.time) - self._first[1]
+            self.behind_s = max(0.0, real_s - stream_s)
         out = frame.reformat(self.cfg.width, self.cfg.height, "yuv420p")
         yuv = np.ascontiguousarray(out.to_ndarray())
-        return RawFrame(yuv, self.clock.monotonic(), ms(self.clock.time()))
+        return RawFrame(yuv, now, ms(self.clock.time()))
 
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
         self._container = self._frames = self._stream = self._annexb = None
         self._pending = []
+        self._first = None
+        self.behind_s = 0.0
 
 
 class Picamera2Camera(_RawOnly):

@@ -191,6 +191,40 @@ def test_reconnect_attempts_back_off_and_one_trouble_is_raised(
     assert troubles == [(True, "camera cam: device gone")]
 
 
+class Late:
+    """A live camera read slower than it films: frames pile up behind real time."""
+
+    paced = True
+    copies = False
+    size = (160, 120)
+
+    def __init__(self) -> None:
+        self.cfg = camera()
+        self.reads = 0
+        self.behind_s = 0.0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> RawFrame:
+        self.reads += 1
+        if self.reads > 20:
+            raise VideoError("camera cam: end of the test")
+        self.behind_s = 1.0 if 5 < self.reads <= 15 else 0.0  # 10 frames read late
+        return RawFrame(np.full((180, 160), 90, np.uint8), self.reads / 10, self.reads * 100)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_live_camera_read_late_drops_frames_and_counts_them() -> None:
+    source = Late()
+    pipe = Pipeline(source.cfg, 1.0, 1.0)
+    runner = CameraRunner(source, pipe, lambda *t: runner.stop_flag.set(), time.monotonic)
+    runner.run()
+    assert runner.status.dropped == 10 and pipe.frames == 10  # encoded: the ones on time
+
+
 def test_mask_polygon_rasterises_pixel_centres() -> None:
     mask = masks.rasterise([((2, 1), (6, 1), (6, 4), (2, 4))], 8, 6)
     assert mask is not None
@@ -247,3 +281,37 @@ def test_an_h264_camera_is_stream_copied_not_encoded_again(tmp_path: Path) -> No
     out.write_bytes(mp4_bytes(clips[0].packets, *pipe.size))
     info = check_clip(out, plan.pre_s + plan.post_s)
     assert info["streams"][0]["codec_name"] == "h264"
+
+
+def test_a_live_stream_knows_how_far_behind_real_time_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "live.mkv"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=2",
+            "-c:v",
+            "mjpeg",
+            str(path),
+        ],
+        check=True,
+    )
+    clock = FakeClock()
+    source = AvCamera(camera(source="file", path=path), clock)
+    source.paced = True  # read as a live camera would be
+    source.open()
+    try:
+        for _ in range(5):  # read at the camera's own rate
+            source.read()
+            clock.advance(0.1)
+        assert source.behind_s == pytest.approx(0.0, abs=0.01)
+        for _ in range(5):  # each frame takes 0.3 s to handle: falling behind
+            source.read()
+            clock.advance(0.3)
+        assert source.behind_s == pytest.approx(0.8, abs=0.01)
+    finally:
+        source.close()
