@@ -26,6 +26,7 @@ from edge.config import CameraConfig
 from edge.video.codec import EncodedPacket, VideoError, Yuv
 
 READ_TIMEOUT_S = 5.0  # a live camera silent this long is lost
+REANCHOR_S = 10.0  # "behind" by more than this is a jump of the camera's clock, not lag
 
 
 class StreamEnded(VideoError):
@@ -235,6 +236,8 @@ class AvCamera:
             if self._first is None:
                 self._first = (now, float(frame.time))
             real_s, stream_s = now - self._first[0], float(frame.time) - self._first[1]
+            if not -1.0 <= real_s - stream_s <= REANCHOR_S:  # the camera's clock jumped
+                self._first, real_s, stream_s = (now, float(frame.time)), 0.0, 0.0
             self.behind_s = max(0.0, real_s - stream_s)
         out = frame.reformat(self.cfg.width, self.cfg.height, "yuv420p")
         yuv = np.ascontiguousarray(out.to_ndarray())

@@ -315,3 +315,33 @@ def test_a_live_stream_knows_how_far_behind_real_time_it_is_read(tmp_path: Path)
         assert source.behind_s == pytest.approx(0.8, abs=0.01)
     finally:
         source.close()
+
+
+def test_a_jump_of_the_camera_clock_is_not_taken_for_lag(tmp_path: Path) -> None:
+    path = tmp_path / "live.mkv"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=1",
+            "-c:v",
+            "mjpeg",
+            str(path),
+        ],
+        check=True,
+    )
+    clock = FakeClock()
+    source = AvCamera(camera(source="file", path=path), clock)
+    source.paced = True
+    source.open()
+    try:
+        source.read()
+        clock.advance(30)  # 30 s without a frame as far as our clock goes
+        source.read()
+        assert source.behind_s == 0.0
+    finally:
+        source.close()
