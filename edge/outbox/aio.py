@@ -1,8 +1,10 @@
 """The outbox for the event loop: one dedicated thread, group commit, own troubles.
 
-Every call runs on one worker thread, in order. Events put while a commit is
-under way are committed together in the next one (group commit): one fsync
-for many alarms when they come in bursts, one per alarm when they do not.
+Every call runs on one worker thread; event commits, leases and acks go in
+its urgent lane, before media files and figures (see ``worker``). Events put while a
+commit is under way are committed together in the next one (group commit):
+one fsync for many alarms when they come in bursts, one per alarm when they
+do not.
 
 The outbox reports its own troubles as events in itself: a corrupt database
 moved aside (300, system trouble), evicted motion events or media and
@@ -15,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import ParamSpec, TypeVar
 
 from edge.clock import Clock, ms
@@ -25,6 +27,7 @@ from edge.model import Event, QueuedMedia, StoredEvent, box_event
 from edge.outbox.media import MediaPut
 from edge.outbox.schema import priority
 from edge.outbox.store import Outbox, PutResult
+from edge.outbox.worker import LaneWorker
 
 log = logging.getLogger(__name__)
 FIGURES_PERIOD_S = 0.1  # the status figures lag commits by at most this, under load
@@ -44,7 +47,7 @@ class AsyncOutbox:
         self.media_count = 0
         self.media_bytes = 0
         self.on_stored: Callable[[], None] = lambda: None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: LaneWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Pending] = []
         self._flush_queued = False
@@ -54,7 +57,7 @@ class AsyncOutbox:
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._pool = LaneWorker("outbox")
         await self._run(self.outbox.open, ms(self.clock.time()))
         if self.outbox.moved_aside is not None:
             self._trouble(
@@ -69,7 +72,7 @@ class AsyncOutbox:
             return
         await self._run(self._flush)
         await self._run(self.outbox.close)
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown()
         self._pool = None
 
     # -- events ------------------------------------------------------------
@@ -85,7 +88,7 @@ class AsyncOutbox:
     async def lease(
         self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
     ) -> list[StoredEvent]:
-        return await self._run(self.outbox.lease, now_ms, live_after_ms, lease_ms, limit)
+        return await self._urgent(self.outbox.lease, now_ms, live_after_ms, lease_ms, limit)
 
     async def release(self, ids: list[str]) -> None:
         await self._run(self.outbox.release, ids)
@@ -97,7 +100,7 @@ class AsyncOutbox:
         return await self._run(self.outbox.next_due_ms)
 
     async def ack(self, ids: list[str] | tuple[str, ...]) -> int:
-        deleted = await self._run(self.outbox.ack, ids)
+        deleted = await self._urgent(self.outbox.ack, ids)
         if deleted:
             self._figures_stale()  # refreshed in the background, at most ~10 times/s
         return deleted
@@ -180,7 +183,7 @@ class AsyncOutbox:
             queue_flush = not self._flush_queued
             self._flush_queued = True
         if queue_flush:
-            self._loop.run_in_executor(self._pool, self._flush)
+            self._pool.submit(self._flush, urgent=True).add_done_callback(_log_failure)
 
     def _flush(self) -> None:
         """Worker thread: commit everything waiting in one transaction."""
@@ -264,7 +267,19 @@ class AsyncOutbox:
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._pool is None or self._loop is None:
             raise StorageError("outbox is not open")
-        return await self._loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        return await asyncio.wrap_future(self._pool.submit(lambda: fn(*args, **kwargs)))
+
+    async def _urgent(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The events' own path (lease, ack): ahead of media files and figures."""
+        if self._pool is None or self._loop is None:
+            raise StorageError("outbox is not open")
+        job = self._pool.submit(lambda: fn(*args, **kwargs), urgent=True)
+        return await asyncio.wrap_future(job)
+
+
+def _log_failure(future: Future[None]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("outbox commit failed outside any caller", exc_info=exc)
 
 
 def _resolve(
