@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt import _packet
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
@@ -41,6 +43,8 @@ from edge.errors import PublishRefused, UplinkError
 log = logging.getLogger(__name__)
 Pairs = tuple[tuple[str, str], ...]
 _PAHO_UNPACK: Any = Properties.unpack  # paho's own, kept before any patch
+_PAHO_DECODE_PUBLISH: Any = _packet.decode_publish  # idem
+_Malformed: Any = MalformedPacket
 
 
 def _trim_properties_buffer() -> None:
@@ -65,6 +69,57 @@ def _trim_properties_buffer() -> None:
 
     unpack._trimmed = True  # type: ignore[attr-defined]
     Properties.unpack = unpack  # type: ignore[method-assign]
+
+
+def _decode_publish(header: int, packet: bytes | bytearray, protocol: Any) -> Any:
+    """paho's ``decode_publish`` with one copy of the payload instead of four.
+
+    paho 2.2 splits a PUBLISH with ``struct.unpack("!H{n}s")`` three times and
+    slices once more, each a full copy of the payload: for a 256 KiB media
+    chunk that was the station's largest cost. Same fields, same errors
+    (MalformedPacket); checked against paho's own on random packets in
+    tests/unit/test_mqttio.py.
+    """
+    view = memoryview(packet)
+    if len(view) < 2:
+        raise _Malformed("PUBLISH shorter than its topic length")
+    qos = (header & 0x06) >> 1
+    topic_end = 2 + int.from_bytes(view[:2], "big")
+    if topic_end > len(view):
+        raise _Malformed("PUBLISH topic longer than the packet")
+    topic = bytes(view[2:topic_end])
+    if protocol != paho.MQTTv5 and not topic:
+        raise _Malformed("topic can't be empty in MQTTv3")
+    pos, mid = topic_end, 0
+    if qos > 0:
+        if pos + 2 > len(view):
+            raise _Malformed("PUBLISH without its packet id")
+        mid = int.from_bytes(view[pos : pos + 2], "big")
+        pos += 2
+    properties = None
+    if protocol == paho.MQTTv5:
+        decode: Any = VariableByteIntegers.decode
+        length, used = decode(bytes(view[pos : pos + 4]))
+        if pos + used + length > len(view):
+            raise _Malformed("PUBLISH properties longer than the packet")
+        new_properties: Any = Properties
+        properties = new_properties(PacketTypes.PUBLISH)
+        _props, props_len = _PAHO_UNPACK(properties, bytes(view[pos : pos + used + length]))
+        pos += props_len
+    return _packet.PublishPacket(
+        dup=bool(header & 0x08),
+        qos=qos,
+        retain=bool(header & 0x01),
+        topic=topic,
+        mid=mid,
+        properties=properties,
+        payload=bytes(view[pos:]),
+    )
+
+
+def _one_copy_publish_decoding() -> None:
+    if _packet.decode_publish is _PAHO_DECODE_PUBLISH:
+        _packet.decode_publish = _packet.convert_exception(_decode_publish)
 
 
 @dataclass(frozen=True)
@@ -143,6 +198,7 @@ class MqttLink:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         _trim_properties_buffer()
+        _one_copy_publish_decoding()
         self._client = self._make_client()
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"mqtt.{self.settings.client_id}"

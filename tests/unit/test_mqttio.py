@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import paho.mqtt.client as paho
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -64,3 +67,55 @@ def test_trimmed_property_decoding_gives_paho_s_own_result() -> None:
     assert Properties.unpack is not _PAHO_UNPACK  # the patch is in place
     assert our_length == their_length == len(props.pack())
     assert ours.UserProperty == theirs.UserProperty == props.UserProperty
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    topic=st.binary(max_size=40),
+    qos=st.integers(0, 2),
+    flags=st.integers(0, 1),
+    mid=st.integers(0, 65535),
+    props=st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=4),
+    payload=st.binary(max_size=2000),
+    cut=st.integers(0, 3000),
+    v5=st.booleans(),
+)
+def test_one_copy_publish_decoding_equals_paho_s(
+    topic: bytes,
+    qos: int,
+    flags: int,
+    mid: int,
+    props: list[tuple[str, str]],
+    payload: bytes,
+    cut: int,
+    v5: bool,
+) -> None:
+    """Same packet, same fields (or the same kind of error), for whole and cut packets."""
+    from paho.mqtt import _packet
+    from paho.mqtt.exception import MalformedPacket
+
+    from edge.mqttio import _PAHO_DECODE_PUBLISH, _decode_publish
+
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    if v5:
+        p = Properties(PacketTypes.PUBLISH)
+        if props:
+            p.UserProperty = props
+        body += p.pack()
+    body += payload
+    header = 0x30 | qos << 1 | flags | flags << 3
+    protocol = paho.MQTTv5 if v5 else paho.MQTTv311
+    for packet in (body, body[: min(cut, len(body))]):
+        ours_fn = _packet.convert_exception(_decode_publish)
+        try:
+            theirs = _PAHO_DECODE_PUBLISH(header, packet, protocol)
+        except MalformedPacket:
+            with pytest.raises(MalformedPacket):
+                ours_fn(header, packet, protocol)
+            continue
+        ours = ours_fn(header, packet, protocol)
+        assert ours._replace(properties=None) == theirs._replace(properties=None)
+        if v5:
+            assert ours.properties.json() == theirs.properties.json()
