@@ -28,6 +28,7 @@ from edge.codes import Condition
 from edge.config import parse
 from edge.model import Event, new_event_id
 from edge.outbox.store import Outbox
+from tests.integration.test_end_to_end import without_video
 
 REPO = Path(__file__).resolve().parents[2]
 Row = tuple[str, float, float, str, str]
@@ -100,7 +101,9 @@ def _station(port: int, folder: Path) -> Iterator[Path]:
 
 
 @contextlib.asynccontextmanager
-async def _running(port: int, folder: Path, chunk_bytes: int = 262144) -> AsyncIterator[app.Box]:
+async def _running(
+    port: int, folder: Path, chunk_bytes: int = 262144, camera: bool = True
+) -> AsyncIterator[app.Box]:
     stop, ready = asyncio.Event(), asyncio.Event()
     boxes: list[app.Box] = []
 
@@ -110,7 +113,8 @@ async def _running(port: int, folder: Path, chunk_bytes: int = 262144) -> AsyncI
 
     with _station(port, folder):
         await asyncio.sleep(1.0)  # let the station subscribe before the box sends
-        cfg = parse(_config(port, chunk_bytes), "bench.toml")
+        text = _config(port, chunk_bytes)
+        cfg = parse(text if camera else without_video(text), "bench.toml")
         task = asyncio.create_task(app.run(cfg, folder / "box", stop=stop, ready=on_ready))
         await asyncio.wait_for(ready.wait(), 20)
         box = boxes[0]
@@ -228,14 +232,24 @@ def _backlog(folder: Path, n: int, media: int, media_bytes: int, chunk: int) -> 
     outbox.close()
 
 
-async def _drain(port: int, folder: Path, chunk: int, what: str) -> float:
-    async with _running(port, folder, chunk) as box:
+async def _drain(port: int, folder: Path, chunk: int, events: int, media: int) -> float:
+    """Seconds until the station has acknowledged ``events`` events and ``media`` files.
+
+    Timed on the forwarder's own counts (updated as each ack is applied), not on the
+    status figures, which are refreshed at most every 0.1 s; the outbox is then
+    checked empty in the database itself."""
+    # Without the demo camera: its software H.264 encoding would take the same two
+    # cores as the station and the broker, which in service run elsewhere.
+    async with _running(port, folder, chunk, camera=False) as box:
+        stats = box.forwarder.stats
         start = time.perf_counter()
-        while box.outbox.depth or box.outbox.media_count:  # noqa: ASYNC110 (polls figures)
-            await asyncio.sleep(0.01)
+        while stats.acked < events or stats.media_done < media:  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - start
-        if what == "events" and box.forwarder.stats.acked == 0:
-            raise RuntimeError("nothing was acknowledged")
+        await box.outbox._refresh()  # the figures, read now from the database
+        left = (box.outbox.depth, box.outbox.media_count)
+        if left != (0, 0):
+            raise RuntimeError(f"outbox not empty after the drain: {left} (events, media)")
         return elapsed
 
 
@@ -273,12 +287,12 @@ def drain(
         for run in range(runs):
             folder = Path(tmp) / f"e{run}"
             _backlog(folder, events, 0, 0, chunk)
-            ev_ours.append(events / asyncio.run(_drain(port, folder, chunk, "events")))
+            ev_ours.append(events / asyncio.run(_drain(port, folder, chunk, events, 0)))
             ev_floor.append(_raw_publish_rate(port, events, 600))
             folder = Path(tmp) / f"m{run}"
             _backlog(folder, media, media, media_bytes, chunk)
             mb_ours.append(
-                media * media_bytes / 1e6 / asyncio.run(_drain(port, folder, chunk, "media"))
+                media * media_bytes / 1e6 / asyncio.run(_drain(port, folder, chunk, media, media))
             )
             chunks = media * media_bytes // chunk
             mb_floor.append(_raw_publish_rate(port, chunks, chunk) * chunk / 1e6)
@@ -288,14 +302,14 @@ def drain(
             statistics.median(ev_ours),
             statistics.median(ev_floor),
             "ev/s",
-            f"raw paho QoS1 600 B publishes; median of {runs} (bar: >= 5,000 ev/s)",
+            f"raw paho QoS1 600 B; median of {runs}; box without camera (bar: >= 5,000 ev/s)",
         ),
         (
             f"media drained ({media} x {media_bytes >> 20} MiB)",
             statistics.median(mb_ours),
             statistics.median(mb_floor),
             "MB/s",
-            f"raw paho QoS1 256 KiB publishes; median of {runs} (bar: >= 25 %)",
+            f"raw paho QoS1 256 KiB; median of {runs}; box without camera (bar: >= 25 %)",
         ),
     ]
 
