@@ -36,6 +36,7 @@ from tests.integration.test_end_to_end import (
     until,
 )
 from tests.unit.test_video_pipeline import check_clip, ffprobe
+from tests.unit.test_video_sources import pattern_file
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -162,22 +163,7 @@ async def test_a_lost_camera_is_a_trouble_at_the_station_and_its_return_a_restor
         [trouble] = station_rows(station_db, kind="trouble")
         assert (trouble["cid"], trouble["sia"]) == ("1300", "YX")
         assert "camera entrance: no such file" in json.loads(trouble["body"])["text"]
-        await asyncio.to_thread(
-            subprocess.run,
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=320x180:rate=10:duration=2",
-                "-c:v",
-                "mjpeg",
-                str(tmp_path / "partial.mkv"),
-            ],
-            check=True,
-        )
+        await asyncio.to_thread(pattern_file, tmp_path / "partial.mkv", "320x180", 2)
         (tmp_path / "partial.mkv").rename(footage)  # plugged back in: found at the next attempt
         await until(lambda: station_rows(station_db, kind="trouble_restore"), 15, "the restore")
         [restore] = station_rows(station_db, kind="trouble_restore")

@@ -32,6 +32,14 @@ def real(name: str) -> Path:
     return path
 
 
+def pattern_file(path: Path, size: str, seconds: float, *codec: str) -> Path:
+    """ffmpeg's test pattern at 10 frames/s, encoded with ``codec`` (default MJPEG)."""
+    source = f"testsrc=size={size}:rate=10:duration={seconds:g}"
+    command = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v"]
+    subprocess.run([*command, *(codec or ("mjpeg",)), str(path)], check=True)
+    return path
+
+
 def clip_from_file(path: Path, tmp: Path, width: int, height: int, fps: float) -> tuple[Path, Any]:
     """Frames of a file through the pipeline (paced by a fake clock), an alarm, its clip."""
     cfg = camera(source="file", path=path, width=width, height=height, fps=fps)
@@ -70,21 +78,7 @@ def test_all_intra_mjpeg_yields_an_h264_clip(tmp_path: Path) -> None:
 
 def test_a_file_loops(tmp_path: Path) -> None:
     path = tmp_path / "short.mkv"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=1",
-            "-c:v",
-            "mjpeg",
-            str(path),
-        ],
-        check=True,
-    )
+    pattern_file(path, "160x120", 1)
     source = AvCamera(camera(source="file", path=path), FakeClock())
     source.open()
     frames = [source.read() for _ in range(25)]  # 2.5 times the file
@@ -236,27 +230,7 @@ def test_mask_polygon_rasterises_pixel_centres() -> None:
 
 def test_an_h264_camera_is_stream_copied_not_encoded_again(tmp_path: Path) -> None:
     path = tmp_path / "camera.mp4"  # what an IP camera sends: H.264, no B-frames
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=10:duration=3",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "10",
-            "-bf",
-            "0",
-            str(path),
-        ],
-        check=True,
-    )
+    pattern_file(path, "320x240", 3, "libx264", "-preset", "ultrafast", "-g", "10", "-bf", "0")
     cfg = camera(source="file", path=path, width=160, height=120)  # lores/stills size
     clock = FakeClock()
     source = AvCamera(cfg, clock)
@@ -285,21 +259,7 @@ def test_an_h264_camera_is_stream_copied_not_encoded_again(tmp_path: Path) -> No
 
 def test_a_live_stream_knows_how_far_behind_real_time_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "live.mkv"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=2",
-            "-c:v",
-            "mjpeg",
-            str(path),
-        ],
-        check=True,
-    )
+    pattern_file(path, "160x120", 2)
     clock = FakeClock()
     source = AvCamera(camera(source="file", path=path), clock)
     source.paced = True  # read as a live camera would be
@@ -319,21 +279,7 @@ def test_a_live_stream_knows_how_far_behind_real_time_it_is_read(tmp_path: Path)
 
 def test_a_jump_of_the_camera_clock_is_not_taken_for_lag(tmp_path: Path) -> None:
     path = tmp_path / "live.mkv"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=1",
-            "-c:v",
-            "mjpeg",
-            str(path),
-        ],
-        check=True,
-    )
+    pattern_file(path, "160x120", 1)
     clock = FakeClock()
     source = AvCamera(camera(source="file", path=path), clock)
     source.paced = True
