@@ -153,7 +153,9 @@ class ConfigFile:
         if self.marker.exists():
             raise ValueError("a config applied earlier is still on probation: wait for it")
         try:
-            await asyncio.to_thread(self._swap, self.path, text)
+            # through a link (/etc/edge/edge.toml -> site/edge.toml) to the file
+            # itself, in the one folder the service may write
+            await asyncio.to_thread(self._swap, self.path.resolve(), text)
         except OSError as exc:
             self.marker.unlink(missing_ok=True)
             raise ValueError(f"cannot write the new config beside {self.path}: {exc}") from exc
@@ -188,7 +190,7 @@ def roll_back(config_path: Path, marker_dir: Path, why: str) -> bool:
     previous = pending_previous(marker_dir)
     if previous is None or not previous.is_file():
         return False
-    _write_atomic(config_path, previous.read_bytes())
+    _write_atomic(config_path.resolve(), previous.read_bytes())
     (marker_dir / APPLY_MARKER).unlink(missing_ok=True)
     log.error("new config rolled back (%s): %s restored", why, config_path)
     return True

@@ -22,7 +22,8 @@
 #      read-only to the service). /opt/edge/venv is a symlink to the current
 #      release; "edge update" switches it, /opt/edge/previous keeps the one before.
 #   4. /opt/edge/libexec: the first-boot and update-recovery helpers.
-#   5. /etc/edge (root:edge 0750): edge.toml from the example when absent, tls/,
+#   5. /etc/edge (root:edge 0750): edge.toml (-> site/edge.toml, site/ writable by the
+#      service) from the example when absent, tls/,
 #      update-keys/ with the public keys trusted for update bundles.
 #   6. The units (edge.service, edge-firstboot.service, edge-update-recover.service),
 #      a journald drop-in that keeps the journal in RAM (no log writes on the SD
@@ -172,14 +173,25 @@ install -m 0755 "$SRC/image-build/files/expand-data.sh" "$SRC/image-build/files/
     "$PREFIX/libexec/"
 
 # ---- 5. configuration -------------------------------------------------------
+# /etc/edge stays read-only to the service; only site/ is writable to it (the unit's
+# ReadWritePaths), so the technician's page can apply a new config (the old one kept
+# beside it) but cannot touch the keys, the certificates or the update keys.
+# /etc/edge/edge.toml is a link to site/edge.toml.
 install -d -m 0750 -o root -g "$USER_NAME" "$ETC" "$ETC/tls"
+install -d -m 0770 -o root -g "$USER_NAME" "$ETC/site"
 install -d -m 0755 -o root -g root "$ETC/update-keys"
-if [ -e "$ETC/edge.toml" ]; then
+if [ -f "$ETC/edge.toml" ] && [ ! -L "$ETC/edge.toml" ] && [ ! -e "$ETC/site/edge.toml" ]; then
+    mv "$ETC/edge.toml" "$ETC/site/edge.toml"  # from an install before site/
+    chgrp "$USER_NAME" "$ETC/site/edge.toml"
+    chmod 0660 "$ETC/site/edge.toml"
+fi
+if [ -e "$ETC/site/edge.toml" ]; then
     say "keeping the existing $ETC/edge.toml"
 else
-    install -m 0640 -o root -g "$USER_NAME" "$CONFIG" "$ETC/edge.toml"
+    install -m 0660 -o root -g "$USER_NAME" "$CONFIG" "$ETC/site/edge.toml"
     say "installed $ETC/edge.toml from $CONFIG: edit it, then run: edge check-config $ETC/edge.toml"
 fi
+ln -sfn site/edge.toml "$ETC/edge.toml"
 for key in "${UPDATE_KEYS[@]}"; do
     install -m 0644 "$key" "$ETC/update-keys/$(basename "$key")"
 done

@@ -162,7 +162,9 @@ def test_install_script_sets_up_a_working_box(installed: Root) -> None:
     assert r.ok("getent", "passwd", "edge").strip().endswith(":/var/lib/edge:/usr/sbin/nologin")
 
     # Config readable by the service's group only; the venv sees the system packages.
-    assert r.ok("stat", "-c", "%U:%G %a", "/etc/edge/edge.toml").strip() == "root:edge 640"
+    assert r.ok("readlink", "/etc/edge/edge.toml").strip() == "site/edge.toml"
+    assert r.ok("stat", "-c", "%U:%G %a", "/etc/edge/site/edge.toml").strip() == "root:edge 660"
+    assert r.ok("stat", "-c", "%U:%G %a", "/etc/edge/site").strip() == "root:edge 770"
     assert r.ok("stat", "-c", "%U:%G %a", "/etc/edge").strip() == "root:edge 750"
     cfg = (r.path / "opt/edge/releases/0.1.0/pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg

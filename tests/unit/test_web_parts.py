@@ -210,3 +210,23 @@ async def test_apply_refuses_a_config_it_cannot_write(tmp_path: Path) -> None:
         await config.apply(DEMO_CONFIG.read_text().replace("Demo site", "Other site"))
     assert restarts == [] and path.read_text() == DEMO_CONFIG.read_text()
     assert not (tmp_path / "web" / boxweb.APPLY_MARKER).exists()  # no probation left behind
+
+
+async def test_apply_through_the_link_writes_only_in_the_site_folder(tmp_path: Path) -> None:
+    """As installed: /etc/edge/edge.toml -> site/edge.toml, only site/ writable to the box."""
+    etc = tmp_path / "etc"
+    (etc / "site").mkdir(parents=True)
+    (etc / "site" / "edge.toml").write_text(DEMO_CONFIG.read_text())
+    link = etc / "edge.toml"
+    link.symlink_to("site/edge.toml")
+    before = sorted(p.name for p in etc.iterdir())
+    restarts: list[int] = []
+    config = boxweb.ConfigFile(load(link), link, tmp_path / "web", lambda: restarts.append(1))
+    new = DEMO_CONFIG.read_text().replace("Demo site", "Other site")
+    await config.apply(new)
+    assert restarts == [1]
+    assert sorted(p.name for p in etc.iterdir()) == before  # nothing written beside the link
+    assert link.is_symlink() and link.read_text() == new
+    assert (etc / "site" / "edge.toml.previous").read_text() == DEMO_CONFIG.read_text()
+    assert boxweb.roll_back(link, tmp_path / "web", "not healthy")
+    assert link.is_symlink() and link.read_text() == DEMO_CONFIG.read_text()
