@@ -11,6 +11,7 @@ table, not here).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -55,8 +56,6 @@ class MediaShelf:
         """Create the folder; drop half-written files, rows without files, files without rows."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            for part in self.folder.glob("*.part"):
-                part.unlink()
         except OSError as exc:
             raise StorageError(f"media folder {self.folder}: {exc}") from exc
         with self._tx() as db:
@@ -64,9 +63,16 @@ class MediaShelf:
             missing = [r[0] for r in rows if not (self.folder / r[1]).is_file()]
             db.executemany("DELETE FROM media WHERE id = ?", [(m,) for m in missing])
         known = {r[1] for r in rows}
-        for path in self.folder.iterdir():
-            if path.name not in known:
-                path.unlink(missing_ok=True)
+        try:
+            for path in self.folder.iterdir():
+                if path.name in known:
+                    continue
+                if path.is_symlink() or not path.is_file():
+                    log.warning("media folder: %s is not one of ours; left alone", path.name)
+                    continue
+                path.unlink(missing_ok=True)  # half-written (.part) or never indexed
+        except OSError as exc:
+            raise StorageError(f"media folder {self.folder}: {exc}") from exc
         if missing:
             log.error("media index had %d rows without files; dropped them", len(missing))
 
@@ -181,6 +187,33 @@ class MediaShelf:
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'dead_letters'")
         (self.folder / row[0]).unlink(missing_ok=True)
         return True
+
+    def dead_letter_of_event(
+        self, db: sqlite3.Connection, event_id: str, reason: str, code: int | None, now_ms: int
+    ) -> list[str]:
+        """Within a transaction: the media of a refused event become dead letters too.
+        Returns their files, to unlink once the transaction committed."""
+        rows = db.execute("SELECT id, file FROM media WHERE event_id = ?", (event_id,)).fetchall()
+        db.executemany(
+            "INSERT OR REPLACE INTO dead_letters (id, what, body, reason, code, at_ms) "
+            "VALUES (?, 'media', ?, ?, ?, ?)",
+            [
+                (
+                    media_id,
+                    json.dumps({"event_id": event_id, "file": name}),
+                    f"its event was refused: {reason}",
+                    code,
+                    now_ms,
+                )
+                for media_id, name in rows
+            ],
+        )
+        db.execute("DELETE FROM media WHERE event_id = ?", (event_id,))
+        return [name for _id, name in rows]
+
+    def unlink(self, names: list[str]) -> None:
+        for name in names:
+            (self.folder / name).unlink(missing_ok=True)
 
     def drop_event(self, db: sqlite3.Connection, event_id: str) -> None:
         """Within a transaction: drop the media of an evicted event."""

@@ -74,7 +74,8 @@ class Outbox:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def open(self, now_ms: int = 0) -> None:
+    def open(self, now_ms: int) -> None:
+        """``now_ms``: the UTC time; after a corrupt database the sequence restarts above it."""
         opened = open_checked(self.path, SCHEMA, now_ms)
         self._db = opened.db
         self.moved_aside, self.corruption = opened.moved_aside, opened.reason
@@ -193,7 +194,12 @@ class Outbox:
                 (event_id, row[0], reason, code, now_ms),
             )
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'dead_letters'")
+            # its stills and clip would reach the station for an event it never got
+            files = self.media.dead_letter_of_event(db, event_id, reason, code, now_ms)
+            db.execute(
+                "UPDATE meta SET value = value + ? WHERE key = 'dead_letters'", (1 + len(files),)
+            )
+        self.media.unlink(files)
         return True
 
     # -- figures -----------------------------------------------------------

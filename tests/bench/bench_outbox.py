@@ -30,7 +30,7 @@ def _event(i: int) -> Event:
 
 def _ours(folder: Path) -> float:
     box = Outbox(folder / "outbox.sqlite")
-    box.open()
+    box.open(int(time.time() * 1000))
     events = [_event(i) for i in range(N)]
     start = time.perf_counter()
     for event in events:

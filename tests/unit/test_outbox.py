@@ -609,6 +609,70 @@ def test_media_dead_letter_moves_media_out_for_good(box: Outbox) -> None:
     assert box.counter("dead_letters") == 1
 
 
+def test_a_refused_event_takes_its_media_to_the_dead_letters(box: Outbox) -> None:
+    """The station would get stills and a clip for an event it never received."""
+    refused = box.put(ev(), T0)
+    kept = box.put(ev(zone="door"), T0)
+    still = box.media.put(refused.event.id, "s1", "still", "image/jpeg", DATA, 2, T0).item
+    clip = box.media.put(refused.event.id, "c1", "clip", "video/mp4", DATA, 2, T0).item
+    other = box.media.put(kept.event.id, "c2", "clip", "video/mp4", DATA, 2, T0).item
+    assert box.dead_letter(refused.event.id, "not authorised", 0x87, T0 + 1)
+    assert not still.file.exists() and not clip.file.exists() and other.file.exists()
+    assert box.media.figures() == (1, len(DATA))
+    assert sorted(box.dead_letters()) == sorted(
+        [
+            (refused.event.id, "event", "not authorised", 0x87),
+            ("s1", "media", "its event was refused: not authorised", 0x87),
+            ("c1", "media", "its event was refused: not authorised", 0x87),
+        ]
+    )
+    assert box.counter("dead_letters") == 3
+
+
+def test_the_media_folder_keeps_what_is_not_ours(
+    open_box: Callable[..., Outbox], path: Path
+) -> None:
+    """A folder (or link) someone made in the media folder neither stops the start nor goes."""
+    box = open_box()
+    box.media.put("ev-1", "m1", "clip", "video/mp4", DATA, 2, T0)
+    box.close()
+    folder = box.media.folder
+    (folder / "kept-by-hand").mkdir()
+    (folder / "x.part").mkdir()
+    (folder / "stray.jpg").write_bytes(b"never indexed")
+    (folder / "half.mp4.part").write_bytes(b"half written")
+    again = open_box()
+    assert again.media.figures() == (1, len(DATA))
+    assert sorted(p.name for p in folder.iterdir()) == ["kept-by-hand", "m1.mp4", "x.part"]
+
+
+def test_a_locked_outbox_is_not_taken_for_corrupt(box: Outbox, path: Path) -> None:
+    """Only SQLite's own 'corrupt' or 'not a database' moves a database aside: a lock
+    held by another process stops the start, and the queued events stay where they are."""
+    from edge.outbox.recovery import open_checked
+    from edge.outbox.schema import SCHEMA
+
+    queued = box.put(ev(), T0)
+    box.close()
+    holder = sqlite3.connect(path)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE meta SET value = value WHERE key = 'seq'")
+    try:
+        with pytest.raises(StorageError, match="cannot be checked"):
+            open_checked(path, SCHEMA, T0, busy_s=0.05)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert not list(path.parent.glob("*.corrupt-*"))
+    again = Outbox(path)
+    again.open(T0)
+    try:
+        assert ids(lease(again)) == [queued.event.id]
+    finally:
+        again.close()
+
+
 # --- durability and errors ------------------------------------------------------
 
 
