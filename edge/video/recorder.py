@@ -16,21 +16,28 @@ appended (and fsynced) to ``access.log``: when, who, what, which footage, why.
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
 import logging
-import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 
 from edge.video.codec import MS, EncodedPacket, VideoError, read_mp4, write_mp4
+from edge.video.records import AccessLog, Hold, HoldBook, footage
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+RETRY_MIN_MS = 1000  # after a failed write, the next try (camera time), doubling
+RETRY_MAX_MS = 60_000
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+
+
+Trouble = Callable[[bool, str], None]
+__all__ = ["AccessLog", "Hold", "Recorder", "RecorderSettings", "Segment", "SegmentWriter"]
 
 
 @dataclass(frozen=True)
@@ -53,34 +60,13 @@ class RecorderSettings:
     post_roll_s: float
 
 
-class AccessLog:
-    """Append-only JSON lines, each fsynced: exports and deletions of footage."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def write(self, at_ms: int, who: str, action: str, footage: str, why: str) -> None:
-        line = json.dumps(
-            {"at_ms": at_ms, "who": who, "action": action, "footage": footage, "why": why}
-        )
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                os.write(fd, (line + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def entries(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
-
-
 class SegmentWriter:
-    """Muxes one camera's packets into segment files (capture thread)."""
+    """Muxes one camera's packets into segment files (capture thread).
+
+    A failed write (disk full, folder not writable) never reaches the pipeline:
+    the segment is salvaged up to its last complete fragment, the recorder
+    raises its trouble once, and writing is tried again after a backoff (camera
+    time, 1 s doubling to 60 s) at the next keyframe."""
 
     def __init__(self, recorder: Recorder, camera: str, width: int, height: int) -> None:
         self.recorder = recorder
@@ -88,21 +74,25 @@ class SegmentWriter:
         self.width, self.height = width, height
         self.folder = recorder.settings.root / camera
         self._out: Any = None
+        self._file: BinaryIO | None = None
         self._stream: Any = None
         self._part: Path | None = None
         self._first: EncodedPacket | None = None
         self._last: EncodedPacket | None = None
+        self._retry_ms: int | None = None  # camera time of the next try after a failure
+        self._backoff_ms = RETRY_MIN_MS
 
     def resize(self, width: int, height: int) -> None:
         """A copied stream's size (before its first packet)."""
         self.width, self.height = width, height
 
     def __call__(self, packet: EncodedPacket) -> None:
+        if self._retry_ms is not None and packet.pts_ms < self._retry_ms:
+            return  # backing off after a failed write
         try:
             self.write(packet)
         except (VideoError, OSError, av.FFmpegError) as exc:
-            log.error("recording %s: %s", self.camera, exc)
-            self._abort()
+            self._fail(packet, exc)
 
     def write(self, packet: EncodedPacket) -> None:
         first = self._first
@@ -116,12 +106,15 @@ class SegmentWriter:
             self._open(packet)
             return
         self._mux(packet)
+        if packet.keyframe:  # the fragment before it is on disk
+            self._written()
 
     def _open(self, packet: EncodedPacket) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._part = self.folder / f"{packet.wall_ms}.mp4.part"
+        self._file = self.recorder.opener(self._part)
         # fragmented: a power cut leaves a playable file up to the last keyframe
-        self._out = av.open(str(self._part), "w", format="mp4", options=FRAGMENTED)
+        self._out = av.open(self._file, "w", format="mp4", options=FRAGMENTED)
         stream: Any = self._out.add_stream("h264")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         stream.time_base = MS
@@ -145,31 +138,70 @@ class SegmentWriter:
         if self._out is None or self._first is None or self._part is None:
             return
         self._out.close()
+        if self._file is not None:
+            self._file.close()
         last = self._last or self._first
         period = round(1000 / self.recorder.fps_of(self.camera))
         end_ms = self._first.wall_ms + (last.pts_ms - self._first.pts_ms) + period
         final = self.folder / f"{self._first.wall_ms}-{end_ms}.mp4"
         self._part.replace(final)
-        self._out = self._first = self._last = self._part = None
+        self._reset()
+        self._written()
         self.recorder.closed(
             Segment(self.camera, final, int(final.name.split("-")[0]), end_ms, final.stat().st_size)
         )
 
+    def _written(self) -> None:
+        if self._retry_ms is not None:
+            self._retry_ms, self._backoff_ms = None, RETRY_MIN_MS
+            self.recorder.written(self.camera)
+
+    def _fail(self, packet: EncodedPacket, exc: Exception) -> None:
+        part = self._part
+        self._abort()
+        segment = self.recorder.salvage(part) if part is not None else None
+        if segment is not None:
+            self.recorder.closed(segment)
+        self._retry_ms = packet.pts_ms + self._backoff_ms
+        self._backoff_ms = min(RETRY_MAX_MS, self._backoff_ms * 2)
+        self.recorder.failed(self.camera, exc, packet.wall_ms)
+
     def _abort(self) -> None:
+        """Drop the open segment's muxer and file (the part stays for salvage)."""
         if self._out is not None:
-            with contextlib.suppress(av.FFmpegError):
+            with contextlib.suppress(av.FFmpegError, OSError):
                 self._out.close()
-        if self._part is not None:
-            self._part.unlink(missing_ok=True)
-        self._out = self._first = self._last = self._part = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._out = self._file = self._first = self._last = self._part = None
+
+
+def open_segment_file(path: Path) -> BinaryIO:
+    """The recorder's one file-writing seam: unbuffered, so a full disk shows at once."""
+    return path.open("wb", buffering=0)  # closed by the writer
 
 
 class Recorder:
-    def __init__(self, settings: RecorderSettings, fps: dict[str, float]) -> None:
+    def __init__(
+        self,
+        settings: RecorderSettings,
+        fps: dict[str, float],
+        trouble: Trouble = lambda failing, text: None,
+        opener: Callable[[Path], BinaryIO] = open_segment_file,
+    ) -> None:
         self.settings = settings
         self.access = AccessLog(settings.root / "access.log")
+        self.book = HoldBook(settings.root / "holds.jsonl", self.access)
+        self.trouble = trouble  # (failing, text), from the capture threads
+        self.opener = opener
         self._fps = fps
         self._lock = threading.Lock()
+        self._delete_lock = threading.Lock()  # retention and make_room, one at a time
+        self._failing: dict[str, str] = {}  # camera -> why its segments are not written
         self._pending: list[Segment] = []
         self._keep: list[tuple[str | None, int, int]] = []  # (camera or all, from, to)
         self.kept = 0
@@ -227,7 +259,86 @@ class Recorder:
                 self.dropped += 1
                 seg.path.unlink(missing_ok=True)
 
+    # -- write failures -----------------------------------------------------------
+
+    def failed(self, camera: str, exc: Exception, at_ms: int) -> None:
+        """A segment of ``camera`` could not be written: one trouble for the recorder
+        (not one per retry), and on a full disk the oldest footage makes room."""
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        what = "disk full" if full else "cannot write"
+        text = (
+            f"recorder: {what} in {self.settings.root} (camera {camera}: {exc}); "
+            "pre-alarm video and alarm clips go on, retrying"
+        )
+        with self._lock:
+            first = not self._failing
+            self._failing[camera] = text
+        log.error("%s", text)
+        if first:
+            self.trouble(True, text)
+        if full:
+            self.make_room(at_ms)
+
+    def written(self, camera: str) -> None:
+        """Segments of ``camera`` are written again: the restore once none fails."""
+        with self._lock:
+            was = self._failing.pop(camera, None)
+            clear = not self._failing
+        if was is not None and clear:
+            text = f"recorder: segments written again in {self.settings.root}"
+            log.warning("%s", text)
+            self.trouble(False, text)
+
+    @property
+    def failing(self) -> str | None:
+        """Why segments are not being written, or None."""
+        with self._lock:
+            return next(iter(self._failing.values()), None)
+
+    def make_room(self, now_ms: int) -> list[Segment]:
+        """The disk is full: delete the oldest footage, never held, at least as much as
+        the largest segment on disk (room for the next one). The outbox's media live in
+        the outbox's own folder and are never touched here."""
+        with self._delete_lock:
+            holds = [h.window() for h in self.book.active()]
+            segments = self.segments()
+            need = max((g.size for g in segments), default=0)
+            doomed: list[Segment] = []
+            for g in segments:
+                if sum(d.size for d in doomed) >= need:
+                    break
+                if not _overlaps(g, holds):
+                    doomed.append(g)
+            for g in doomed:
+                self._delete(g, now_ms, "disk full: room for new recording")
+        if not doomed:
+            log.error("disk full and no footage may be deleted (none, or all held)")
+        return doomed
+
+    def _delete(self, g: Segment, now_ms: int, why: str) -> None:
+        g.path.unlink(missing_ok=True)
+        self.access.write(
+            now_ms, "retention", "delete", footage(g.camera, g.start_ms, g.end_ms), why
+        )
+
     # -- footage on disk ---------------------------------------------------------
+
+    def salvage(self, part: Path) -> Segment | None:
+        """A segment cut short (write failure, crash, power cut) is fragmented MP4,
+        playable up to its last complete fragment: renamed into place with the end
+        it really has. An empty one is removed (None)."""
+        start = int(part.name.split(".")[0])
+        last = None
+        with contextlib.suppress(VideoError):
+            for p in read_mp4(part, start):
+                last = p.wall_ms if last is None else max(last, p.wall_ms)
+        if last is None:
+            part.unlink(missing_ok=True)
+            return None
+        end = last + round(1000 / self.fps_of(part.parent.name))
+        final = part.with_name(f"{start}-{end}.mp4")
+        part.replace(final)
+        return Segment(part.parent.name, final, start, end, final.stat().st_size)
 
     def recover_parts(self) -> tuple[int, int]:
         """At start: segments cut short by a crash or power loss are fragmented MP4,
@@ -236,18 +347,10 @@ class Recorder:
         root = self.settings.root
         recovered = removed = 0
         for part in sorted(root.glob("*/*.mp4.part")) if root.is_dir() else []:
-            start = int(part.name.split(".")[0])
-            try:
-                last = max((p.wall_ms for p in read_mp4(part, start)), default=None)
-            except VideoError:
-                last = None
-            if last is None:
-                part.unlink(missing_ok=True)
+            if self.salvage(part) is None:
                 removed += 1
-                continue
-            period = round(1000 / self.fps_of(part.parent.name))
-            part.replace(part.with_name(f"{start}-{last + period}.mp4"))
-            recovered += 1
+            else:
+                recovered += 1
         return recovered, removed
 
     def segments(self, camera: str | None = None) -> list[Segment]:
@@ -266,51 +369,70 @@ class Recorder:
                     )
         return sorted(found, key=lambda s: s.start_ms)
 
-    def hold(self, camera: str, from_ms: int, to_ms: int, who: str, why: str, now_ms: int) -> None:
-        """An incident hold: this footage is never deleted by retention."""
-        line = json.dumps(
-            {"camera": camera, "from_ms": from_ms, "to_ms": to_ms, "who": who, "why": why}
-        )
-        path = self.settings.root / "holds.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.access.write(now_ms, who, "hold", _footage(camera, from_ms, to_ms), why)
+    def hold(
+        self,
+        camera: str,
+        from_ms: int,
+        to_ms: int,
+        who: str,
+        why: str,
+        now_ms: int,
+        until_ms: int | None = None,
+        hold_id: str | None = None,
+    ) -> int:
+        """An incident hold: this footage is never deleted by retention until the hold
+        is released or ``until_ms`` passes (the explicit exception to the legal cap).
+        A hold id already active is a replay: nothing new is written. Returns the
+        number of segments (closed or being written) it covers; VideoError (and no
+        hold) when none is on disk."""
+        hold = Hold(hold_id or f"hold-{now_ms}", camera, from_ms, to_ms, until_ms, who, why)
+        covered = [g for g in self.segments(camera) if _overlaps(g, [hold.window()])]
+        folder = self.settings.root / camera
+        parts = [
+            p
+            for p in (folder.glob("*.mp4.part") if folder.is_dir() else [])
+            if p.name.split(".")[0].isdigit() and int(p.name.split(".")[0]) <= to_ms
+        ]
+        if not covered and not parts:
+            raise VideoError(f"no recording of camera {camera} in that range on disk: no hold")
+        self.book.place(hold, now_ms)
+        with self._lock:
+            self._keep.append(hold.window())  # segments not yet decided in filtered modes
+        return len(covered) + len(parts)
 
-    def holds(self) -> list[tuple[str | None, int, int]]:
-        path = self.settings.root / "holds.jsonl"
-        if not path.exists():
-            return []
-        out: list[tuple[str | None, int, int]] = []
-        for line in path.read_text().splitlines():
-            if line:
-                h = json.loads(line)
-                out.append((h["camera"], int(h["from_ms"]), int(h["to_ms"])))
-        return out
+    def release(self, hold_id: str, who: str, why: str, now_ms: int) -> Hold:
+        """End a hold (logged); VideoError when no active hold has that id."""
+        return self.book.release(hold_id, who, why, now_ms)
+
+    def holds(self) -> list[Hold]:
+        return self.book.active()
 
     def sweep(self, now_ms: int) -> list[Segment]:
-        """Retention: by age, then by quota, oldest first; held footage stays."""
+        """Retention: holds past their end are released, then by age, then by quota,
+        oldest first; held footage stays."""
         s = self.settings
-        holds = self.holds()
-        segments = [g for g in self.segments() if not _overlaps(g, holds)]
-        cutoff = now_ms - s.retention_days * DAY_MS
-        doomed = [(g, f"older than {s.retention_days} days") for g in segments if g.end_ms < cutoff]
-        if s.max_bytes is not None:
-            total = sum(g.size for g in self.segments())
-            total -= sum(g.size for g, _ in doomed)
-            for g in segments:
-                if total <= s.max_bytes:
-                    break
-                if g.end_ms >= cutoff:
-                    doomed.append((g, f"disk quota {s.max_bytes} bytes reached"))
-                    total -= g.size
-        for g, why in doomed:
-            g.path.unlink(missing_ok=True)
-            self.access.write(
-                now_ms, "retention", "delete", _footage(g.camera, g.start_ms, g.end_ms), why
-            )
+        with self._delete_lock:
+            for hold in self.book.expire(now_ms):
+                log.info(
+                    "hold %s ended at %d: its footage is under retention again", hold.id, now_ms
+                )
+            holds = [h.window() for h in self.book.active()]
+            every = self.segments()
+            segments = [g for g in every if not _overlaps(g, holds)]
+            cutoff = now_ms - s.retention_days * DAY_MS
+            doomed = [
+                (g, f"older than {s.retention_days} days") for g in segments if g.end_ms < cutoff
+            ]
+            if s.max_bytes is not None:
+                total = sum(g.size for g in every) - sum(g.size for g, _ in doomed)
+                for g in segments:
+                    if total <= s.max_bytes:
+                        break
+                    if g.end_ms >= cutoff:
+                        doomed.append((g, f"disk quota {s.max_bytes} bytes reached"))
+                        total -= g.size
+            for g, why in doomed:
+                self._delete(g, now_ms, why)
         return [g for g, _ in doomed]
 
     def export(
@@ -336,7 +458,7 @@ class Recorder:
         width, height = _size(chosen[0].path)
         data = _mux(packets, width, height)
         first, last = packets[0].wall_ms, packets[-1].wall_ms
-        self.access.write(now_ms, who, "export", _footage(camera, first, last), why)
+        self.access.write(now_ms, who, "export", footage(camera, first, last), why)
         return data, first, last
 
 
@@ -359,7 +481,3 @@ def _overlaps(seg: Segment, windows: list[tuple[str | None, int, int]]) -> bool:
         (cam is None or cam == seg.camera) and seg.start_ms < to and seg.end_ms > frm
         for cam, frm, to in windows
     )
-
-
-def _footage(camera: str, from_ms: int, to_ms: int) -> str:
-    return f"camera {camera} {from_ms}..{to_ms}"

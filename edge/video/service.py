@@ -75,6 +75,7 @@ class VideoService:
                 post_roll_s=rec.post_roll_s,
             ),
             {c.id: c.fps for c in cfg.cameras},
+            trouble=self._trouble_from_thread,  # disk full or not writable: one trouble
         )
         self.cameras: dict[str, _Camera] = {}
         for c in cfg.cameras:
@@ -126,7 +127,7 @@ class VideoService:
                 gone = await asyncio.to_thread(self.recorder.sweep, ms(self.clock.time()))
                 if gone:
                     log.info("retention deleted %d segment(s)", len(gone))
-            except OSError as exc:
+            except (OSError, VideoError) as exc:
                 log.error("retention sweep failed: %s", exc)
             await asyncio.sleep(SWEEP_EVERY_S)
 
@@ -202,6 +203,30 @@ class VideoService:
         )
         return data
 
+    async def hold(
+        self, camera: str, from_ms: int, to_ms: int, until_ms: int, who: str, why: str, hold_id: str
+    ) -> int:
+        """An incident hold on recorded footage (see ``Recorder.hold``); VideoError when
+        this box does not record, or holds nothing of that camera and range."""
+        if camera not in self.cameras:
+            raise VideoError(f"no camera {camera}")
+        if not self.cfg.recording.enabled:
+            raise VideoError("unavailable: recording is off on this box, nothing to hold")
+        now = ms(self.clock.time())
+        covered = await asyncio.to_thread(
+            self.recorder.hold, camera, from_ms, to_ms, who, why, now, until_ms, hold_id
+        )
+        log.warning(
+            "hold %s by %s: camera %s %d..%d (%s)", hold_id, who, camera, from_ms, to_ms, why
+        )
+        return covered
+
+    async def release(self, hold_id: str, who: str, why: str) -> None:
+        """End an incident hold (logged); VideoError when there is no such hold."""
+        now = ms(self.clock.time())
+        await asyncio.to_thread(self.recorder.release, hold_id, who, why, now)
+        log.warning("hold %s released by %s (%s)", hold_id, who, why)
+
     def camera_ids(self) -> list[str]:
         return list(self.cameras)
 
@@ -258,7 +283,11 @@ class VideoService:
             "cameras": cams,
             "lores_dropped": self.lores_dropped,
             "media_failed": self.media_failed,
-            "recorder": {"mode": self.recorder.settings.mode, "kept": self.recorder.kept},
+            "recorder": {
+                "mode": self.recorder.settings.mode,
+                "kept": self.recorder.kept,
+                "failing": self.recorder.failing,
+            },
         }
 
     # -- from the capture threads ------------------------------------------------------

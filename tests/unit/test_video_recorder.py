@@ -1,12 +1,17 @@
 """The recorder on a synthetic camera, frame by frame: segments cut on keyframes,
 exports across segments without re-encoding (ffprobe), retention by age and quota
-with incident holds, alarms-only mode, and the append-only access log."""
+with incident holds (placed, released, expired), alarms-only mode, and the
+append-only access log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
 from edge.video.camera import Pipeline
+from edge.video.codec import VideoError
 from edge.video.recorder import DAY_MS, Recorder, RecorderSettings
 from tests.unit.test_video_pipeline import Drive, camera, check_clip
 
@@ -140,3 +145,85 @@ def test_motion_keeps_footage_in_motion_mode_only(tmp_path: Path) -> None:
         rec.settle()
         kept[mode] = len(rec.segments("cam"))
     assert kept["motion"] >= 2 and kept["alarms"] == 0
+
+
+def test_a_hold_outlasts_age_and_quota_until_released_and_both_ends_are_logged(
+    tmp_path: Path,
+) -> None:
+    rec = recorder(tmp_path, retention_days=7)
+    record(rec, 3.0)
+    segments = rec.segments("cam")
+    middle = segments[1]
+    covered = rec.hold(
+        "cam", middle.start_ms + 10, middle.end_ms - 10, "cmd c1", "case 9", 1, None, "c1"
+    )
+    assert covered == 1
+    total = sum(s.size for s in segments)
+    rec.settings = RecorderSettings(**{**rec.settings.__dict__, "max_bytes": 1})
+    later = segments[-1].end_ms + 40 * DAY_MS  # past the legal cap, and over quota
+    rec.sweep(later)
+    assert [s.path for s in rec.segments()] == [middle.path]  # held: never deleted
+    assert total > middle.size
+    held = rec.release("c1", "cmd c2", "case closed", later + 1)
+    assert held.id == "c1"
+    assert rec.holds() == []
+    gone = rec.sweep(later + 2)
+    assert [g.path for g in gone] == [middle.path]  # released: retention applies again
+    log = [(e["action"], e["who"]) for e in rec.access.entries()]
+    assert log[0] == ("hold", "cmd c1") and ("release", "cmd c2") in log
+    assert log[-1] == ("delete", "retention")
+    release = next(e for e in rec.access.entries() if e["action"] == "release")
+    assert "case closed" in release["why"] and str(middle.start_ms + 10) in release["footage"]
+
+
+def test_a_hold_ends_by_itself_at_its_until_time_logged_as_expiry(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, retention_days=1)
+    record(rec, 2.0)
+    first, second = rec.segments("cam")
+    until = first.end_ms + 3 * DAY_MS
+    rec.hold("cam", first.start_ms, first.end_ms, "cmd h", "case 3", 1, until, "h")
+    assert rec.sweep(until - 1) == [second]  # held one stays
+    assert [h.id for h in rec.holds()] == ["h"]
+    assert [g.path for g in rec.sweep(until)] == [first.path]
+    expiry = [e for e in rec.access.entries() if e["action"] == "release"]
+    assert len(expiry) == 1 and expiry[0]["who"] == "hold expiry"
+    rec.sweep(until + 1)
+    assert len([e for e in rec.access.entries() if e["action"] == "release"]) == 1
+
+
+def test_a_replayed_hold_is_placed_once_and_an_unknown_release_or_empty_range_fails(
+    tmp_path: Path,
+) -> None:
+    rec = recorder(tmp_path)
+    record(rec, 2.0)
+    first = rec.segments("cam")[0]
+    for _ in range(2):
+        rec.hold("cam", first.start_ms, first.end_ms, "cmd a", "case", 1, None, "a")
+    assert len(rec.holds()) == 1
+    assert [e["action"] for e in rec.access.entries()] == ["hold"]
+    with pytest.raises(VideoError, match="no active hold 'b'"):
+        rec.release("b", "cmd x", "why", 2)
+    with pytest.raises(VideoError, match="no recording of camera cam"):
+        rec.hold("cam", 1000, 2000, "cmd z", "case", 3, None, "z")
+    rec.release("a", "cmd r", "done", 4)
+    with pytest.raises(VideoError, match="no active hold 'a'"):
+        rec.release("a", "cmd r", "again", 5)
+    assert [e["action"] for e in rec.access.entries()] == ["hold", "release"]
+
+
+def test_holds_written_before_they_had_ids_are_still_honoured(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, retention_days=1)
+    record(rec, 2.0)
+    first = rec.segments("cam")[0]
+    line = {
+        "camera": "cam",
+        "from_ms": first.start_ms,
+        "to_ms": first.end_ms,
+        "who": "w",
+        "why": "old",
+    }
+    (tmp_path / "holds.jsonl").write_text(json.dumps(line) + "\n")
+    rec.sweep(first.end_ms + 5 * DAY_MS)
+    assert [s.path for s in rec.segments()] == [first.path]
+    rec.release("hold-1", "tech", "old case closed", 9)
+    assert rec.holds() == []
