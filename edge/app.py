@@ -43,7 +43,7 @@ from edge.motion.settings import motion_params, stage_settings, tamper_params
 from edge.motion.stage import MotionStage
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.outbox.store import Limits, Outbox
-from edge.protocol.commands import ClipArgs, SnapshotArgs
+from edge.protocol.commands import ClipArgs, Detail, HoldArgs, ReleaseArgs, SnapshotArgs
 from edge.provision import NOT_CHECKED, managed_dir
 from edge.provision import check as check_provisioning
 from edge.status import inputs_view, register_status
@@ -134,6 +134,7 @@ class Box:
             self.raise_event,
             self._video_command if cfg.cameras else None,
             tuple(c.id for c in cfg.cameras),
+            self._hold_command if cfg.cameras and cfg.recording.enabled else None,
         )
         self.video = VideoService(
             cfg, state_dir, self.clock, self.outbox.put_media, self._camera_trouble
@@ -435,6 +436,19 @@ class Box:
         except StorageError as exc:
             raise HardwareError(f"could not queue the {kind}: {exc}") from exc
         return event.id, [media_id]
+
+    async def _hold_command(
+        self, args: HoldArgs | ReleaseArgs, command_id: str
+    ) -> dict[str, Detail]:
+        """A station's incident hold on recorded footage, or its release (access log)."""
+        who = f"station command {command_id}"
+        if isinstance(args, ReleaseArgs):
+            await self.video.release(args.hold, who, args.reason)
+            return {"hold_id": args.hold}
+        covered = await self.video.hold(
+            args.camera, args.from_ms, args.to_ms, args.until_ms, who, args.reason, command_id
+        )
+        return {"hold_id": command_id, "segments": covered}
 
     async def _camera_trouble(self, lost: bool, text: str) -> None:
         await self.raise_event(Condition.SYSTEM_TROUBLE, restore=not lost, text=text)

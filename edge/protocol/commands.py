@@ -1,6 +1,6 @@
 """Operator commands on ``cmd`` and the box's answers on ``cmd/result``.
 
-A command: ``{"v":1, "id":..., "type":"clip"|"snapshot"|"test",
+A command: ``{"v":1, "id":..., "type":"clip"|"snapshot"|"test"|"hold"|"release",
 "expires_at":"<ISO 8601 UTC, Z>", "args":{...}}``. The parser is strict: an
 unknown key, a loosely typed value or a stale command is rejected with a
 :class:`CommandRejected` that keeps the command id whenever the payload
@@ -22,9 +22,11 @@ from edge.protocol.common import VERSION, dumps, iso_ms, parse_iso_ms
 
 MAX_CLIP_S: Final = 300  # longest clip an operator may ask for
 MAX_EXPIRY_S: Final = 3600  # how far ahead a command may expire
-MAX_TEXT: Final = 200  # characters of a test event's text
+MAX_TEXT: Final = 200  # characters of a test event's text or a hold's reason
+MAX_HOLD_SPAN_S: Final = 7 * 86_400  # longest footage range one hold covers
+MAX_HOLD_DAYS: Final = 366  # how far ahead a hold may end (renewed by a new hold)
 MIN_TIME_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier is a clock fault
-TYPES: Final = ("clip", "snapshot", "test")
+TYPES: Final = ("clip", "snapshot", "test", "hold", "release")
 STATUSES: Final = ("accepted", "done", "rejected", "failed")
 # The first word of every rejection reason, before its colon.
 REASONS: Final = (
@@ -86,7 +88,29 @@ class TestArgs:
     text: str = ""
 
 
-Args = ClipArgs | SnapshotArgs | TestArgs
+@dataclass(frozen=True)
+class HoldArgs:
+    """An incident hold: footage of ``camera`` from ``from_ms`` to ``to_ms`` is kept
+    past the retention cap until ``until_ms`` or a release; ``reason`` is logged."""
+
+    TYPE: ClassVar[str] = "hold"
+    camera: str
+    from_ms: int
+    to_ms: int
+    until_ms: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReleaseArgs:
+    """The end of the hold placed by the command ``hold`` (its id), with a reason."""
+
+    TYPE: ClassVar[str] = "release"
+    hold: str
+    reason: str
+
+
+Args = ClipArgs | SnapshotArgs | TestArgs | HoldArgs | ReleaseArgs
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,16 @@ def encode_command(command: Command) -> bytes:
         body = {"camera": args.camera, "from": iso_ms(args.from_ms), "to": iso_ms(args.to_ms)}
     elif isinstance(args, SnapshotArgs):
         body = {"camera": args.camera}
+    elif isinstance(args, HoldArgs):
+        body = {
+            "camera": args.camera,
+            "from": iso_ms(args.from_ms),
+            "to": iso_ms(args.to_ms),
+            "until": iso_ms(args.until_ms),
+            "reason": args.reason,
+        }
+    elif isinstance(args, ReleaseArgs):
+        body = {"hold": args.hold, "reason": args.reason}
     else:
         body = {"text": args.text} if args.text else {}
     return dumps(
@@ -192,6 +226,14 @@ def _args(kind: str, args: dict[str, Any], now_ms: int) -> Args:
     if kind == "test":
         _keys(args, frozenset(), frozenset({"text"}), "bad_args", "test args")
         return TestArgs(_text(args.get("text", "")))
+    if kind == "hold":
+        return _hold(args, now_ms)
+    if kind == "release":
+        _keys(args, frozenset({"hold", "reason"}), frozenset(), "bad_args", "release args")
+        hold = args["hold"]
+        if not isinstance(hold, str) or not _ID.fullmatch(hold):
+            raise _Invalid("bad_args", f"args.hold must be a command id, not {_show(hold)}")
+        return ReleaseArgs(hold, _reason(args["reason"]))
     _keys(args, frozenset({"camera", "from", "to"}), frozenset(), "bad_args", "clip args")
     camera = _camera(args["camera"])
     from_ms = _time(args["from"], "args.from", "bad_args")
@@ -203,6 +245,34 @@ def _args(kind: str, args: dict[str, Any], now_ms: int) -> Args:
     if to_ms > now_ms:
         raise _Invalid("bad_args", f"args.to {iso_ms(to_ms)} is after now {iso_ms(now_ms)}")
     return ClipArgs(camera, from_ms, to_ms)
+
+
+def _hold(args: dict[str, Any], now_ms: int) -> HoldArgs:
+    keys = frozenset({"camera", "from", "to", "until", "reason"})
+    _keys(args, keys, frozenset(), "bad_args", "hold args")
+    camera = _camera(args["camera"])
+    from_ms = _time(args["from"], "args.from", "bad_args")
+    to_ms = _time(args["to"], "args.to", "bad_args")
+    until_ms = _time(args["until"], "args.until", "bad_args")
+    if from_ms >= to_ms:
+        raise _Invalid("bad_args", "args.from must be before args.to")
+    if to_ms - from_ms > MAX_HOLD_SPAN_S * 1000:
+        span = (to_ms - from_ms) / 1000
+        raise _Invalid("bad_args", f"hold of {span} s exceeds {MAX_HOLD_SPAN_S} s")
+    if to_ms > now_ms:
+        raise _Invalid("bad_args", f"args.to {iso_ms(to_ms)} is after now {iso_ms(now_ms)}")
+    if until_ms <= now_ms:
+        raise _Invalid("bad_args", f"args.until {iso_ms(until_ms)} is not after now")
+    if until_ms > now_ms + MAX_HOLD_DAYS * 86_400_000:
+        raise _Invalid("bad_args", f"args.until is over {MAX_HOLD_DAYS} days ahead")
+    return HoldArgs(camera, from_ms, to_ms, until_ms, _reason(args["reason"]))
+
+
+def _reason(value: object) -> str:
+    text = _text(value, "args.reason")
+    if not text.strip():
+        raise _Invalid("bad_args", "args.reason must say why (it goes to the access log)")
+    return text
 
 
 def _keys(
@@ -223,11 +293,11 @@ def _camera(value: object) -> str:
     return value
 
 
-def _text(value: object) -> str:
+def _text(value: object, name: str = "args.text") -> str:
     if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise _Invalid("bad_args", f"args.text must be a string of at most {MAX_TEXT} characters")
+        raise _Invalid("bad_args", f"{name} must be a string of at most {MAX_TEXT} characters")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
-        raise _Invalid("bad_args", "args.text must not hold control characters or surrogates")
+        raise _Invalid("bad_args", f"{name} must not hold control characters or surrogates")
     return value
 
 

@@ -7,7 +7,9 @@ and snapshot go to the ``video`` callback given by the composition root (this
 stage does not import the video stage): a clip is answered ``accepted`` first,
 then ``done`` with the event id whose media topics carry the files, or
 ``failed`` with the reason (``HardwareError``). A box without cameras has no
-callback and answers ``failed: unavailable``.
+callback and answers ``failed: unavailable``. Hold and release (incident holds
+on recorded footage) go to the ``holds`` callback and are answered ``done`` with
+its details or ``failed`` with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from edge.mqttio import Message, MqttLink
 from edge.protocol.commands import (
     ClipArgs,
     CommandRejected,
+    Detail,
+    HoldArgs,
+    ReleaseArgs,
     SnapshotArgs,
     TestArgs,
     encode_result,
@@ -36,6 +41,8 @@ REMEMBERED = 1000  # command ids whose answers are kept for duplicates
 RaiseEvent = Callable[[Condition, bool, str], Awaitable[Event]]
 # (args, command id) -> (event id, media ids); HardwareError when it cannot be done
 VideoCommand = Callable[[ClipArgs | SnapshotArgs, str], Awaitable[tuple[str, list[str]]]]
+# (args, command id) -> the result's details; HardwareError when it cannot be done
+HoldCommand = Callable[[HoldArgs | ReleaseArgs, str], Awaitable[dict[str, Detail]]]
 
 
 class CommandHandler:
@@ -47,9 +54,11 @@ class CommandHandler:
         raise_event: RaiseEvent,
         video: VideoCommand | None = None,
         cameras: tuple[str, ...] = (),
+        holds: HoldCommand | None = None,
     ) -> None:
         self.link = link
         self.video = video
+        self.holds = holds
         self.cameras = cameras
         self.topics = topics
         self.clock = clock
@@ -90,6 +99,8 @@ class CommandHandler:
             )
         elif isinstance(args, ClipArgs | SnapshotArgs):
             result = await self._video(command.id, args, now)
+        elif isinstance(args, HoldArgs | ReleaseArgs):
+            result = await self._hold(command.id, args, now)
         self._answers[command.id] = result
         while len(self._answers) > REMEMBERED:
             self._answers.popitem(last=False)
@@ -108,6 +119,17 @@ class CommandHandler:
             return encode_result(command_id, "failed", str(exc), at_ms=ms(self.clock.time()))
         at = ms(self.clock.time())
         return encode_result(command_id, "done", at_ms=at, event_id=event_id, media_ids=media_ids)
+
+    async def _hold(self, command_id: str, args: HoldArgs | ReleaseArgs, now: int) -> bytes:
+        if self.holds is None:
+            reason = f"unavailable: no video recorder on this box ({args.TYPE})"
+            return encode_result(command_id, "failed", reason, at_ms=now)
+        try:
+            details = await self.holds(args, command_id)
+        except HardwareError as exc:
+            log.warning("command %s failed: %s", command_id, exc)
+            return encode_result(command_id, "failed", str(exc), at_ms=ms(self.clock.time()))
+        return encode_result(command_id, "done", "", at_ms=ms(self.clock.time()), **details)
 
     async def _answer(self, payload: bytes) -> None:
         try:

@@ -21,6 +21,8 @@ from edge.protocol.commands import (
     ClipArgs,
     Command,
     CommandResult,
+    HoldArgs,
+    ReleaseArgs,
     SnapshotArgs,
     decode_result,
     encode_command,
@@ -144,6 +146,23 @@ async def test_station_snapshot_and_clip_commands_bring_their_files(
             assert 1.0 <= float(info["streams"][0]["duration"]) <= 2.5  # from a keyframe before
             log = (tmp_path / "box" / "recordings" / "access.log").read_text()
             assert '"who": "station command op-clip"' in log and '"action": "export"' in log
+            # an incident hold on what is being recorded, then its release: both logged
+            now = round(time.time() * 1000)
+            until_ms = now + 30 * 86_400_000
+            [hold] = await ask("op-hold", HoldArgs("entrance", now - 2000, now, until_ms, "PV 7"))
+            assert hold.status == "done", hold.reason
+            assert hold.details["hold_id"] == "op-hold" and hold.details["segments"] >= 1
+            assert [h.id for h in box.video.recorder.holds()] == ["op-hold"]
+            [release] = await ask("op-free", ReleaseArgs("op-hold", "case closed"))
+            assert release.status == "done", release.reason
+            [again] = await ask("op-free2", ReleaseArgs("op-hold", "twice"))
+            assert again.status == "failed" and "no active hold 'op-hold'" in again.reason
+            entries = box.video.recorder.access.entries()
+            assert [(e["action"], e["who"]) for e in entries[-2:]] == [
+                ("hold", "station command op-hold"),
+                ("release", "station command op-free"),
+            ]
+            assert box.video.recorder.holds() == []
         finally:
             await operator.stop()
 

@@ -16,6 +16,8 @@ from edge.protocol import (
     Command,
     CommandRejected,
     CommandResult,
+    HoldArgs,
+    ReleaseArgs,
     SnapshotArgs,
     TestArgs,
     decode_result,
@@ -24,11 +26,19 @@ from edge.protocol import (
     iso_ms,
     parse_command,
 )
-from edge.protocol.commands import MAX_EXPIRY_S, MAX_TEXT, MIN_TIME_MS, REASONS
+from edge.protocol.commands import (
+    MAX_EXPIRY_S,
+    MAX_HOLD_DAYS,
+    MAX_HOLD_SPAN_S,
+    MAX_TEXT,
+    MIN_TIME_MS,
+    REASONS,
+)
 
 NOW = 1_795_875_790_123  # 2026-11-28T14:23:10.123Z
 CID = "op-42:clip.7_A"
 _DELETE = object()
+DAY_MS = 86_400_000
 
 
 def _clip_body(**changes: Any) -> dict[str, Any]:
@@ -73,6 +83,13 @@ COMMANDS = [
     Command("x" * 80, NOW + 5_000, SnapshotArgs("0")),
     Command("T.1:2-3_4", NOW + 5_000, TestArgs()),
     Command("t", NOW + 5_000, TestArgs("Wöchentlicher Test ✓ " + "x" * (MAX_TEXT - 21))),
+    Command("h", NOW + 5_000, HoldArgs("porch", NOW - 60_000, NOW, NOW + 1, "PV 2026/118 ✓")),
+    Command(
+        "h2",
+        NOW + 5_000,
+        HoldArgs("c", NOW - MAX_HOLD_SPAN_S * 1000, NOW - 1, NOW + MAX_HOLD_DAYS * DAY_MS, "x"),
+    ),
+    Command("r", NOW + 5_000, ReleaseArgs("op7-20261128-0009", "affaire classée")),
 ]
 
 
@@ -180,6 +197,75 @@ def test_text_of_200_characters_is_accepted_201_rejected() -> None:
     assert (error.code, error.command_id) == ("bad_args", CID)
 
 
+def _hold_body(**changes: Any) -> bytes:
+    args = {
+        "camera": "porch",
+        "from": iso_ms(NOW - 3_600_000),
+        "to": iso_ms(NOW - 60_000),
+        "until": iso_ms(NOW + 90 * DAY_MS),
+        "reason": "requisition PV 2026/118",
+    }
+    args.update(changes)
+    return _raw(_body(type="hold", args=args))
+
+
+def test_hold_command_parses_with_its_range_end_and_reason() -> None:
+    assert parse_command(_hold_body(), NOW).args == HoldArgs(
+        "porch", NOW - 3_600_000, NOW - 60_000, NOW + 90 * DAY_MS, "requisition PV 2026/118"
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"from": iso_ms(NOW - 60_000)},  # empty range
+        {"from": iso_ms(NOW - 30_000)},  # backwards
+        {"from": iso_ms(NOW - 60_000 - MAX_HOLD_SPAN_S * 1000 - 1)},  # over 7 days
+        {"to": iso_ms(NOW + 1)},  # footage not recorded yet
+        {"until": iso_ms(NOW)},  # ends at once
+        {"until": iso_ms(NOW + MAX_HOLD_DAYS * DAY_MS + 1)},
+        {"until": None},
+        {"reason": ""},
+        {"reason": "   "},
+        {"reason": "x" * (MAX_TEXT + 1)},
+        {"reason": "a\nb"},
+        {"reason": 7},
+        {"camera": "Porch"},
+        {"zoom": 1},
+    ],
+    ids=repr,
+)
+def test_hold_rejections_keep_the_id(changes: dict[str, Any]) -> None:
+    error = _rejected(_hold_body(**changes))
+    assert (error.code, error.command_id) == ("bad_args", CID), error.reason
+
+
+def test_hold_without_until_or_reason_is_rejected() -> None:
+    for key in ("until", "reason", "camera", "from", "to"):
+        args = json.loads(_hold_body())["args"]
+        del args[key]
+        error = _rejected(_raw(_body(type="hold", args=args)))
+        assert error.code == "bad_args" and key in error.reason
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"hold": "op-1"},
+        {"reason": "done"},
+        {"hold": "op 1", "reason": "done"},
+        {"hold": "", "reason": "done"},
+        {"hold": 1, "reason": "done"},
+        {"hold": "op-1", "reason": ""},
+        {"hold": "op-1", "reason": "done", "camera": "porch"},
+    ],
+    ids=repr,
+)
+def test_release_rejections_keep_the_id(args: dict[str, Any]) -> None:
+    error = _rejected(_raw(_body(type="release", args=args)))
+    assert (error.code, error.command_id) == ("bad_args", CID), error.reason
+
+
 @pytest.mark.parametrize("command_id", ["a", "x" * 80, "A-Z_a.z:0-9"])
 def test_id_limits_accepted(command_id: str) -> None:
     assert parse_command(_raw(_body(id=command_id)), NOW).id == command_id
@@ -273,6 +359,9 @@ REJECTIONS: list[tuple[dict[str, Any], str]] = [
     ({"args": {"camera": None}}, "bad_args"),
     ({"type": "clip"}, "bad_args"),  # snapshot args on a clip
     ({"type": "test"}, "bad_args"),  # a camera on a test
+    ({"type": "hold"}, "bad_args"),  # a hold needs its range, end and reason
+    ({"type": "release"}, "bad_args"),  # a release names the hold, not a camera
+    ({"type": "Hold"}, "unknown_type"),
     ({"type": "test", "args": {"text": 5}}, "bad_args"),
     ({"type": "test", "args": {"text": None}}, "bad_args"),
     ({"type": "test", "args": {"text": "bell\x07"}}, "bad_args"),
@@ -465,6 +554,12 @@ def _check(payload: bytes, now_ms: int = NOW) -> Command | CommandRejected:
     if isinstance(command.args, ClipArgs):
         assert 0 < command.args.to_ms - command.args.from_ms <= MAX_CLIP_S * 1000
         assert command.args.to_ms <= now_ms
+    if isinstance(command.args, HoldArgs):
+        assert 0 < command.args.to_ms - command.args.from_ms <= MAX_HOLD_SPAN_S * 1000
+        assert command.args.to_ms <= now_ms < command.args.until_ms
+        assert command.args.until_ms <= now_ms + MAX_HOLD_DAYS * DAY_MS
+    if isinstance(command.args, HoldArgs | ReleaseArgs):
+        assert command.args.reason.strip() and len(command.args.reason) <= MAX_TEXT
     return command
 
 
@@ -529,6 +624,13 @@ def _clip(camera: str, to_ms: int, span_ms: int) -> dict[str, Any]:
     return {"camera": camera, "from": iso_ms(to_ms - span_ms), "to": iso_ms(to_ms)}
 
 
+def _hold(camera: str, to_ms: int, span_ms: int, until_ms: int, reason: str) -> dict[str, Any]:
+    return {**_clip(camera, to_ms, span_ms), "until": iso_ms(until_ms), "reason": reason}
+
+
+REASON_TEXT = st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=20)
+
+
 GOOD_ARGS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "clip": st.builds(
         _clip, CAMERAS, st.integers(NOW - 600_000, NOW), st.integers(1, MAX_CLIP_S * 1000)
@@ -537,13 +639,23 @@ GOOD_ARGS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "test": st.fixed_dictionaries(
         {}, optional={"text": st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=20)}
     ),
+    "hold": st.builds(
+        _hold,
+        CAMERAS,
+        st.integers(NOW - 600_000, NOW),
+        st.integers(1, MAX_HOLD_SPAN_S * 1000),
+        st.integers(NOW + 1, NOW + MAX_HOLD_DAYS * DAY_MS),
+        REASON_TEXT,
+    ),
+    "release": st.fixed_dictionaries({"hold": VALID_IDS, "reason": REASON_TEXT}),
 }
 # Replacement values, field by field: near misses, edge cases and nonsense.
 _CLIP_TIMES = _times(2 * MAX_CLIP_S * 1000)
 BAD_FIELDS: dict[str, st.SearchStrategy[object]] = {
     "v": st.integers(-1, 3) | ODD,
     "id": VALID_IDS | st.text(max_size=90) | ODD,
-    "type": st.sampled_from(["clip", "snapshot", "test", "Clip", "reboot"]) | ODD,
+    "type": st.sampled_from(["clip", "snapshot", "test", "hold", "release", "Clip", "reboot"])
+    | ODD,
     "expires_at": _times(2 * MAX_EXPIRY_S * 1000),
     "args": st.sampled_from(list(GOOD_ARGS.values())).flatmap(lambda s: s)
     | st.builds(  # clips at the edges: span about 0 or about the limit, ending about now
@@ -559,6 +671,10 @@ BAD_ARGS: dict[str, st.SearchStrategy[object]] = {
     "from": _CLIP_TIMES,
     "to": _CLIP_TIMES,
     "text": st.text(max_size=MAX_TEXT + 2) | ODD,
+    "until": _times(2 * MAX_EXPIRY_S * 1000)
+    | st.sampled_from([NOW + MAX_HOLD_DAYS * DAY_MS + d for d in (-1, 0, 1)]).map(iso_ms),
+    "reason": st.text(max_size=MAX_TEXT + 2) | st.sampled_from(["", " ", "x" * MAX_TEXT]) | ODD,
+    "hold": VALID_IDS | st.text(max_size=90) | ODD,
     "zoom": ODD,
 }
 
@@ -622,10 +738,15 @@ def valid_commands(draw: st.DrawFn) -> tuple[Command, int]:
     to_ms = draw(st.integers(MIN_TIME_MS + MAX_CLIP_S * 1000, now_ms))
     from_ms = to_ms - draw(st.integers(1, MAX_CLIP_S * 1000))
     text = draw(st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=MAX_TEXT))
-    choices: list[ClipArgs | SnapshotArgs | TestArgs] = [
+    reason = draw(REASON_TEXT.filter(str.strip))
+    held_from = to_ms - draw(st.integers(1, min(MAX_HOLD_SPAN_S * 1000, to_ms - MIN_TIME_MS)))
+    until_ms = draw(st.integers(now_ms + 1, now_ms + MAX_HOLD_DAYS * DAY_MS))
+    choices: list[ClipArgs | SnapshotArgs | TestArgs | HoldArgs | ReleaseArgs] = [
         ClipArgs(draw(CAMERAS), from_ms, to_ms),
         SnapshotArgs(draw(CAMERAS)),
         TestArgs(text),
+        HoldArgs(draw(CAMERAS), held_from, to_ms, until_ms, reason),
+        ReleaseArgs(draw(VALID_IDS), reason),
     ]
     args = draw(st.sampled_from(choices))
     return Command(draw(VALID_IDS), expires_ms, args), now_ms

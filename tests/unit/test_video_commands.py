@@ -1,5 +1,6 @@
 """The station's clip and snapshot commands reach the video callback: accepted, then
-done with the event and media ids, or failed with the camera's reason."""
+done with the event and media ids, or failed with the camera's reason. Hold and
+release reach the holds callback: done with its details, or failed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from typing import Any
 
 from edge.clock import FakeClock
 from edge.errors import HardwareError
-from edge.protocol.commands import ClipArgs, SnapshotArgs, decode_result
+from edge.protocol.commands import (
+    ClipArgs,
+    Detail,
+    HoldArgs,
+    ReleaseArgs,
+    SnapshotArgs,
+    decode_result,
+)
 from edge.uplink.commands import CommandHandler
 from tests.unit.test_uplink_commands import TOPICS, FakeLink, Raised, command
 
@@ -53,3 +61,42 @@ async def test_a_camera_the_box_does_not_have_is_rejected_as_bad_args() -> None:
     assert result.status == "rejected"
     assert result.reason == "bad_args: no camera 'garage' on this box (cameras: entrance)"
     assert (handler.handled, handler.rejected) == (0, 1)
+
+
+async def test_hold_and_release_are_answered_done_with_their_details_or_failed() -> None:
+    clock, link = FakeClock(), FakeLink()
+    asked: list[tuple[Any, str]] = []
+
+    async def holds(args: HoldArgs | ReleaseArgs, command_id: str) -> dict[str, Detail]:
+        asked.append((args, command_id))
+        if isinstance(args, ReleaseArgs):
+            raise HardwareError(f"no active hold {args.hold!r} on this box")
+        return {"hold_id": command_id, "segments": 3}
+
+    handler = CommandHandler(
+        link,  # type: ignore[arg-type]
+        TOPICS,
+        clock,
+        Raised(clock),  # type: ignore[arg-type]
+        None,
+        ("entrance",),
+        holds,
+    )
+    now = round(clock.time() * 1000)
+    hold = HoldArgs("entrance", now - 60_000, now - 1_000, now + 86_400_000, "PV 12")
+    await handler.handle(command(clock, hold, cid="op-hold"))
+    await handler.handle(command(clock, ReleaseArgs("op-x", "closed"), cid="op-rel"))
+    done, failed = [decode_result(m.payload) for m in link.sent]  # no "accepted": quick
+    assert (done.status, done.details) == ("done", {"hold_id": "op-hold", "segments": 3})
+    assert failed.status == "failed" and failed.reason == "no active hold 'op-x' on this box"
+    assert asked == [(hold, "op-hold"), (ReleaseArgs("op-x", "closed"), "op-rel")]
+
+
+async def test_a_hold_on_a_box_that_does_not_record_fails_as_unavailable() -> None:
+    clock, link = FakeClock(), FakeLink()
+    handler = CommandHandler(link, TOPICS, clock, Raised(clock))  # type: ignore[arg-type]
+    now = round(clock.time() * 1000)
+    hold = HoldArgs("entrance", now - 60_000, now - 1_000, now + 86_400_000, "PV 12")
+    await handler.handle(command(clock, hold, cid="op-hold"))
+    [result] = [decode_result(m.payload) for m in link.sent]
+    assert result.status == "failed" and result.reason.startswith("unavailable: ")
