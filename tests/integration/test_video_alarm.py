@@ -187,3 +187,27 @@ async def test_a_lost_camera_is_a_trouble_at_the_station_and_its_return_a_restor
         await until(lambda: station_rows(station_db, kind="trouble_restore"), 15, "the restore")
         [restore] = station_rows(station_db, kind="trouble_restore")
         assert json.loads(restore["body"])["text"] == "camera entrance restored"
+
+
+async def test_an_unwritable_recordings_folder_is_one_trouble_and_writing_again_its_restore(
+    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """A real unwritable path: the recordings folder is a file when the box starts."""
+    station_db = tmp_path / "station.sqlite"
+    start_station(spawn, broker, station_db)
+    cfg = parse(small_demo(broker.port), "video.toml")
+    state = tmp_path / "box"
+    state.mkdir()
+    (state / "recordings").write_text("not a folder")
+    async with RunningBox(cfg, state) as box:
+        await until(lambda: station_rows(station_db, kind="trouble"), 15, "the recorder trouble")
+        [trouble] = station_rows(station_db, kind="trouble")
+        assert (trouble["cid"], trouble["sia"]) == ("1300", "YX")
+        text = json.loads(trouble["body"])["text"]
+        assert text.startswith("recorder: cannot write in ") and "retrying" in text
+        await until(lambda: box.video.latest_lores("entrance") is not None, 10, "a picture")
+        (state / "recordings").unlink()  # the folder can be made at the next attempt
+        await until(lambda: station_rows(station_db, kind="trouble_restore"), 20, "the restore")
+        [restore] = station_rows(station_db, kind="trouble_restore")
+        assert json.loads(restore["body"])["text"].startswith("recorder: segments written again")
+        assert len(station_rows(station_db, kind="trouble")) == 1  # one, however many retries
