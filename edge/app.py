@@ -108,7 +108,7 @@ class Box:
         limits = Limits(
             cfg.outbox.max_events, int(cfg.outbox.media_quota_bytes), cfg.uplink.chunk_bytes
         )
-        self.journal = Journal()
+        self.journal = Journal(days=cfg.web.journal_days)
         self.outbox = JournaledOutbox(Outbox(state_dir / "outbox.sqlite", limits), self.clock)
         self.outbox.journal = self.journal
         self.link = MqttLink(self._link_settings(), birth=lambda: self._state_message("online"))
@@ -160,6 +160,8 @@ class Box:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self, tg: asyncio.TaskGroup) -> None:
+        if self.web is not None:  # the page's event journal (memory only if its file fails)
+            await self.journal.open(self.state_dir / "journal.sqlite", ms(self.clock.time()))
         await self.outbox.open()
         # Zones resume from what was committed, so a restore missed while down is sent.
         kinds = await self.outbox.zone_kinds()
@@ -219,6 +221,7 @@ class Box:
         except TimeoutError:  # unsettled sends stay leased: they are sent again at start
             log.warning("uplink did not settle in 5 s; closing the outbox anyway")
         await self.outbox.close()
+        await self.journal.close()
         if self.web is not None:
             await self.web.stop()
         log.info("stopped cleanly")
@@ -231,6 +234,7 @@ class Box:
         self.inputs.release()
         await self.link.stop()
         await self.outbox.close()
+        await self.journal.close()
         if self.web is not None:
             await self.web.stop()
 

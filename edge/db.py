@@ -51,7 +51,10 @@ class Transaction:
 
     def __exit__(self, _t: object, exc: BaseException | None, _tb: object) -> None:
         try:
-            self._db.execute("COMMIT" if exc is None else "ROLLBACK")
+            if exc is None:
+                self._db.execute("COMMIT")
+            elif self._db.in_transaction:  # SQLite rolls back by itself on a full disk
+                self._db.execute("ROLLBACK")
         except sqlite3.Error as err:
             raise StorageError(f"{self._label}: commit failed: {err}") from err
         finally:

@@ -25,6 +25,8 @@ def register_status(box: Any) -> None:
     # "problems": [...], "serial", "csr_file", "setup_code_file"} (edge/provision.py)
     h.section("provisioning", lambda: box.provisioning.summary())
     h.section("outbox", lambda: _outbox(box))
+    # journal: {"durable", "file", "problem", "days", "max_rows", "pending", "written", ...}
+    h.section("journal", lambda: box.journal.status())
     h.section("zones", lambda: _zones(box))
     h.section("outputs", lambda: dict(box.outputs.state))
     h.section("walktest", lambda: box.walk_status() or {"running": False})

@@ -347,6 +347,7 @@ class WebConfig(Section):
     login_max_failures: int = Field(default=5, ge=3, le=20)
     lockout_s: int = Field(default=300, ge=10, le=3600)
     apply_confirm_s: int = Field(default=60, ge=1, le=3600)
+    journal_days: int = Field(default=30, ge=1, le=90, description="Days of event journal kept.")
 
 
 class OutboxConfig(Section):

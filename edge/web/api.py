@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from edge.errors import ProtocolError
+from edge.protocol import parse_iso_ms
 from edge.web import auth, diagnostics, metrics, openapi
-from edge.web.journal import STATES
+from edge.web.journal import STATES, Filter
 from edge.web.png import gray_png
 
 if TYPE_CHECKING:
@@ -304,18 +306,11 @@ class Api:
         journal = self.hooks.journal
         if journal is None:
             return _error(404, "no event journal on this box")
-        q = request.query
-        state = q.get("state") or None
-        if state is not None and state not in STATES:
-            return _error(400, f"state must be one of {', '.join(STATES)}")
         try:
-            limit = int(q.get("limit", "200"))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
-            return _error(400, "limit must be a whole number from 1 to 1000")
-        found = journal.query(q.get("kind") or None, q.get("zone") or None, state, limit)
-        return web.json_response({"events": found, "counts": journal.counts()})
+            found, limit = _journal_filter(request.query)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        return web.json_response(await journal.query(found, limit))
 
     async def test_event(self, _request: web.Request) -> web.Response:
         if self.hooks.send_test is None:
@@ -407,7 +402,7 @@ class Api:
             return web.Response(text=logs, content_type="text/plain", headers=disposition)
         config = self.hooks.config.redacted() if self.hooks.config is not None else ""
         journal = self.hooks.journal
-        events = journal.query(limit=1000) if journal is not None else []
+        events = (await journal.query(limit=1000))["events"] if journal is not None else []
         status = dict(self.hooks.status())
         data = await asyncio.to_thread(diagnostics.bundle, config, status, events, logs)
         return web.Response(body=data, content_type="application/zip", headers=disposition)
@@ -431,6 +426,38 @@ def _inputs(status: Mapping[str, Any]) -> dict[str, Any]:
         "armed": zones.get("armed", {}),
         "walktest": status.get("walktest", {"running": False}),
     }
+
+
+def _journal_filter(q: Mapping[str, str]) -> tuple[Filter, int]:
+    """The events page's query: kind, zone, state, since/until (ISO 8601 with a zone,
+    on the occurred-at time), before (the previous page's ``next_before``), limit."""
+    state = q.get("state") or None
+    if state is not None and state not in STATES:
+        raise BadRequest(f"state must be one of {', '.join(STATES)}")
+    limit = _whole(q.get("limit", "200"))
+    if limit is None or not 1 <= limit <= 1000:
+        raise BadRequest("limit must be a whole number from 1 to 1000")
+    before: int | None = None
+    if q.get("before"):
+        before = _whole(q["before"])
+        if before is None or not 1 <= before <= 2**62:
+            raise BadRequest("before must be a whole number from 1 (a page's next_before)")
+    times: dict[str, int | None] = {"since": None, "until": None}
+    for name in times:
+        if q.get(name):
+            try:
+                times[name] = parse_iso_ms(q[name])
+            except ProtocolError as exc:
+                raise BadRequest(f"{name}: {exc} (e.g. 2026-11-28T03:00:00Z)") from exc
+    kind, zone = q.get("kind") or None, q.get("zone") or None
+    return Filter(kind, zone, state, times["since"], times["until"], before), limit
+
+
+def _whole(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 async def _config_text(request: web.Request) -> tuple[str, str]:

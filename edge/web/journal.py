@@ -1,21 +1,50 @@
-"""The local event journal: the last events of this box and how far each got.
+"""The local event journal: every event of this box and how far each got.
 
-A bounded ring in memory, fed by the outbox (queued, handed to the link,
-acknowledged). The outbox itself forgets an event once the station has it; the
-technician still wants to see it, with its times. After a restart the journal
-starts empty; events still waiting reappear as they are sent again.
+Fed by the outbox (queued, handed to the link, acknowledged). The outbox forgets
+an event once the station has it; the technician still wants to see it, with its
+times, after a restart too: the journal keeps every event of the last
+``days`` (at most ``max_rows``) in its own SQLite file (journal_store.py).
+
+The alarm path never waits for it: the outbox's calls only note the change in a
+small ring in memory (the last ``size`` events) and append a statement to a
+list; one writer thread commits the list as one transaction per batch. Reads run
+on the same thread, after the writes noted before them. If the file cannot be
+opened or written (corrupt, read-only, disk full) the journal goes on in memory
+only: one error in the log, ``durable: false`` and the reason in its status.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
+from edge.errors import StorageError
 from edge.model import StoredEvent
 from edge.protocol import iso_ms
+from edge.web.journal_store import (
+    ACKED_SQL,
+    QUEUED_SQL,
+    SENT_SQL,
+    Filter,
+    JournalFile,
+    Op,
+    Row,
+)
 
+log = logging.getLogger(__name__)
 STATES = ("queued", "sent", "acked")
+MAX_PENDING = 20_000  # statements waiting for the writer before the file is given up
+T = TypeVar("T")
+
+__all__ = ["STATES", "Entry", "Filter", "Journal"]
 
 
 @dataclass
@@ -32,6 +61,7 @@ class Entry:
     sent_ms: int | None = None
     attempts: int = 0
     acked_ms: int | None = None
+    n: int = 0  # the journal's own order, for paging
 
     @property
     def state(self) -> str:
@@ -39,8 +69,19 @@ class Entry:
             return "acked"
         return "sent" if self.sent_ms is not None else "queued"
 
+    def matches(self, f: Filter) -> bool:
+        return not (
+            (f.kind and self.kind != f.kind)
+            or (f.zone and self.zone != f.zone)
+            or (f.state and self.state != f.state)
+            or (f.since_ms is not None and self.occurred_ms < f.since_ms)
+            or (f.until_ms is not None and self.occurred_ms >= f.until_ms)
+            or (f.before is not None and self.n >= f.before)
+        )
+
     def as_json(self) -> dict[str, object]:
         body: dict[str, object] = asdict(self)
+        del body["n"]
         body["state"] = self.state
         times = {"occurred": self.occurred_ms, "queued": self.queued_ms}
         times |= {"sent": self.sent_ms, "acked": self.acked_ms}
@@ -50,70 +91,241 @@ class Entry:
         return body
 
 
-class Journal:
-    """The last ``size`` events by id, oldest first."""
+def _from_row(row: Row) -> Entry:
+    n, *rest = row
+    entry = Entry(*rest)  # type: ignore[arg-type]
+    entry.n = int(n)  # type: ignore[call-overload]
+    return entry
 
-    def __init__(self, size: int = 1000) -> None:
+
+class Journal:
+    """The events of the last ``days`` days (at most ``max_rows``), newest first.
+
+    Constructing does no I/O; :meth:`open` starts the file and its writer. A journal
+    never opened (or whose file failed) keeps the last ``size`` events in memory."""
+
+    def __init__(self, size: int = 1000, days: int = 30, max_rows: int = 100_000) -> None:
         self.size = size
+        self.days = days
+        self.max_rows = max_rows
+        self.durable = False
+        self.problem: str | None = None
+        self.path: Path | None = None
+        self.written = 0  # statements committed to the file
+        self.batches = 0
         self._by_id: OrderedDict[str, Entry] = OrderedDict()
+        self._next_n = 1
+        self._file: JournalFile | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Op] = []
+        self._flush_queued = False
+        self._lock = threading.Lock()
+        self._last_ms = 0  # the newest time seen: "now" for pruning
+
+    # -- lifecycle (on the loop) ---------------------------------------------------
+
+    async def open(self, path: Path, now_ms: int) -> None:
+        """Open ``path`` (creating it); on any problem go on in memory only."""
+        self.path = path
+        self._last_ms = max(self._last_ms, now_ms)
+        self._file = JournalFile(path, self.days, self.max_rows)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web.journal")
+        self.durable = True
+        try:
+            rows, next_n = await self._run(self._file.open, now_ms, self.size)
+        except StorageError as exc:
+            self._degrade(str(exc))
+            return
+        self._seed(rows, next_n)
+        log.info("event journal %s: %d recent event(s) loaded", path, len(rows))
+        self._schedule()
+
+    async def flush(self) -> None:
+        """Wait until every change noted so far is in the file (or the file is given up)."""
+        if self._pool is not None and self.durable:
+            await self._run(self._write)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        file = self._file
+        try:
+            await asyncio.wrap_future(pool.submit(self._write))
+            if file is not None:
+                await asyncio.wrap_future(pool.submit(file.close))
+        finally:
+            pool.shutdown(wait=False)
+        self.durable = False
+
+    # -- the outbox's notes (on the loop, never blocking) ---------------------------
 
     def queued(self, stored: StoredEvent, at_ms: int) -> None:
         self._entry(stored).queued_ms = at_ms
+        self._note(QUEUED_SQL, (*_fields(stored), at_ms, 0), at_ms)
 
     def sent(self, batch: Iterable[StoredEvent], at_ms: int) -> None:
         for stored in batch:
             entry = self._entry(stored)
             entry.sent_ms = at_ms
             entry.attempts += 1
+            self._note(SENT_SQL, (*_fields(stored), at_ms, 1), at_ms)
 
     def acked(self, ids: Iterable[str], at_ms: int) -> None:
         for event_id in ids:
             entry = self._by_id.get(event_id)
             if entry is not None and entry.acked_ms is None:
                 entry.acked_ms = at_ms
+            self._note(ACKED_SQL, (at_ms, event_id), at_ms)
 
-    def query(
-        self,
-        kind: str | None = None,
-        zone: str | None = None,
-        state: str | None = None,
-        limit: int = 200,
-    ) -> list[dict[str, object]]:
-        """Newest first, filtered by exact kind, zone and delivery state."""
-        found: list[dict[str, object]] = []
+    # -- reading ---------------------------------------------------------------------
+
+    async def query(self, f: Filter | None = None, limit: int = 200) -> dict[str, Any]:
+        """``{"events": [...] newest first, "counts": {state: n}, "next_before": n|None}``;
+        ``next_before`` pages on to older events, None when there are none."""
+        f = f or Filter()
+        if self._pool is not None and self.durable:
+            try:
+                rows, counts = await self._run(self._read, f, limit)
+            except StorageError as exc:
+                self._degrade(f"cannot read the event journal: {exc}")
+            else:
+                return _page([_from_row(r) for r in rows], counts, limit)
+        found = []
         for entry in reversed(self._by_id.values()):
-            if kind and entry.kind != kind:
-                continue
-            if zone and entry.zone != zone:
-                continue
-            if state and entry.state != state:
-                continue
-            found.append(entry.as_json())
-            if len(found) >= limit:
-                break
-        return found
+            if entry.matches(f):
+                found.append(entry)
+                if len(found) > limit:
+                    break
+        return _page(found, self.counts(), limit)
 
     def counts(self) -> dict[str, int]:
+        """Of the events in memory."""
         counts = dict.fromkeys(STATES, 0)
         for entry in self._by_id.values():
             counts[entry.state] += 1
         return counts
 
+    def status(self) -> dict[str, Any]:
+        return {
+            "durable": self.durable,
+            "file": None if self.path is None else str(self.path),
+            "problem": self.problem,
+            "days": self.days,
+            "max_rows": self.max_rows,
+            "pending": len(self._pending),
+            "written": self.written,
+            "batches": self.batches,
+        }
+
+    # -- inside ----------------------------------------------------------------------
+
     def _entry(self, stored: StoredEvent) -> Entry:
         event = stored.event
         entry = self._by_id.get(event.id)
         if entry is None:
-            entry = Entry(
-                id=event.id,
-                seq=stored.seq,
-                kind=event.kind.value,
-                cid=event.codes.cid,
-                sia=event.codes.sia,
-                zone=event.zone.id if event.zone is not None else None,
-                text=event.text,
-                occurred_ms=event.occurred_at_ms,
-            )
+            entry = Entry(*_fields(stored), n=self._next_n)
+            self._next_n += 1
             self._by_id[event.id] = entry
             while len(self._by_id) > self.size:
                 self._by_id.popitem(last=False)
         return entry
+
+    def _seed(self, rows: list[Row], next_n: int) -> None:
+        """The file's newest events, then those noted while it was opening."""
+        ring: OrderedDict[str, Entry] = OrderedDict((str(r[1]), _from_row(r)) for r in rows)
+        self._next_n = next_n
+        for event_id, entry in self._by_id.items():
+            if event_id not in ring:
+                entry.n = self._next_n
+                self._next_n += 1
+            ring[event_id] = entry
+        while len(ring) > self.size:
+            ring.popitem(last=False)
+        self._by_id = ring
+
+    def _note(self, sql: str, params: tuple[object, ...], at_ms: int) -> None:
+        self._last_ms = max(self._last_ms, at_ms)
+        if self.problem is not None or self._pool is None:
+            return  # memory only, or never opened
+        with self._lock:
+            self._pending.append((sql, params))
+            waiting = len(self._pending)
+        if waiting > MAX_PENDING:
+            self._degrade(f"event journal writes stalled: {waiting} changes waiting")
+        else:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        with self._lock:
+            if self._flush_queued or not self._pending or self._pool is None:
+                return
+            self._flush_queued = True
+            pool = self._pool
+        with contextlib.suppress(RuntimeError):  # shut down: close() wrote what was left
+            pool.submit(self._write)
+
+    def _write(self) -> None:
+        """On the writer thread: everything noted so far, in one transaction."""
+        with self._lock:
+            ops, self._pending = self._pending, []
+            self._flush_queued = False
+        file = self._file
+        if file is None or not self.durable:
+            return
+        try:
+            self.written += file.write(ops, self._last_ms)
+            self.batches += 1
+        except StorageError as exc:
+            self._degrade(f"cannot write the event journal: {exc}")
+        except Exception as exc:  # a bug must not leave the journal silently stuck
+            log.exception("event journal writer failed")
+            self._degrade(f"event journal writer failed: {exc!r}")
+        if self.problem is not None:
+            file.close()
+
+    def _read(self, f: Filter, limit: int) -> tuple[list[Row], dict[str, int]]:
+        self._write()
+        if self._file is None or not self.durable:
+            raise StorageError("the event journal file was given up")
+        return self._file.query(f, limit + 1)
+
+    def _degrade(self, problem: str) -> None:
+        """Memory only from now on (either thread); said once."""
+        with self._lock:
+            if self.problem is not None:
+                return
+            self.problem = problem
+            self.durable = False
+            self._pending = []
+        log.error("%s; the journal keeps only the last %d events in memory", problem, self.size)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        assert self._pool is not None
+        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+
+
+def _fields(stored: StoredEvent) -> tuple[str, int, str, str, str, str | None, str, int]:
+    event = stored.event
+    zone = event.zone.id if event.zone is not None else None
+    kind, codes = event.kind.value, event.codes
+    return (
+        event.id,
+        stored.seq,
+        kind,
+        codes.cid,
+        codes.sia,
+        zone,
+        event.text,
+        event.occurred_at_ms,
+    )
+
+
+def _page(found: list[Entry], counts: dict[str, int], limit: int) -> dict[str, Any]:
+    more = len(found) > limit
+    found = found[:limit]
+    return {
+        "events": [e.as_json() for e in found],
+        "counts": counts,
+        "next_before": found[-1].n if more and found else None,
+    }

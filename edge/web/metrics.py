@@ -22,6 +22,7 @@ GAUGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("outbox", "media", "edge_outbox_media", "gauge", "Stills and clips waiting"),
     ("outbox", "media_bytes", "edge_outbox_media_bytes", "gauge", "Bytes of media waiting"),
     ("zones", "edges_dropped", "edge_input_edges_dropped_total", "counter", "Input edges lost"),
+    ("journal", "durable", "edge_journal_durable", "gauge", "1 while the event journal is on disk"),
 )
 
 

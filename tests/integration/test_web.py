@@ -319,3 +319,26 @@ async def test_system_figures_of_the_overview(page: Page) -> None:
     assert 0 <= uplink["margin_s"] <= uplink["path_loss_s"]
     assert status["outbox"]["peak_depth"] == 0
     assert all("last_change_at" in z for z in status["zones"]["zones"])
+
+
+async def test_the_event_journal_survives_a_restart(tmp_path: Path) -> None:
+    web_port = free_port()
+    cfg = parse(demo_text(free_port(), web_port), "journal.toml")  # no broker there
+    base = f"http://127.0.0.1:{web_port}"
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout, headers=BOX_AUTH) as http:
+        async with RunningBox(cfg, tmp_path / "box"):
+            async with http.post(base + "/api/events/test") as r:
+                event_id = (await r.json())["id"]
+            async with http.get(base + "/api/events?kind=test") as r:
+                before = (await r.json())["events"]
+        async with RunningBox(cfg, tmp_path / "box"):  # the box restarted
+            async with http.get(base + "/api/events?kind=test") as r:
+                after = (await r.json())["events"]
+            async with http.get(base + "/api/status") as r:
+                journal = (await r.json())["journal"]
+    assert before[0]["id"] == event_id and before[0]["queued_at"] is not None
+    assert after[0]["id"] == event_id
+    assert after[0]["queued_at"] == before[0]["queued_at"]
+    assert journal["durable"] is True and journal["problem"] is None
+    assert journal["file"] == str(tmp_path / "box" / "journal.sqlite")

@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import zipfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ import aiohttp
 import pytest
 
 from edge.boxweb import ConfigFile
+from edge.codes import Condition
 from edge.config import parse
+from edge.model import StoredEvent, box_event
 from edge.web import auth
 from edge.web.hooks import Hooks
 from edge.web.journal import Journal
@@ -73,6 +75,7 @@ class Server:
     clock: Clock
     walk: Walk
     web_dir: Path
+    journal: Journal
 
     def client(self, **kw: Any) -> aiohttp.ClientSession:
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
@@ -111,7 +114,7 @@ async def start(tmp_path: Path, password: bool = True, tls: bool = False) -> Ser
     server = WebServer(settings, hooks)
     await server.start()
     scheme = "https" if tls else "http"
-    return Server(server, f"{scheme}://127.0.0.1:{port}", clock, walk, web_dir)
+    return Server(server, f"{scheme}://127.0.0.1:{port}", clock, walk, web_dir, journal)
 
 
 @pytest.fixture
@@ -121,6 +124,7 @@ async def srv(tmp_path: Path) -> AsyncIterator[Server]:
         yield s
     finally:
         await s.server.stop()
+        await s.journal.close()
 
 
 async def login(s: Server, http: aiohttp.ClientSession, password: str = PASSWORD) -> Any:
@@ -394,9 +398,32 @@ async def test_events_test_event_and_filters(srv: Server) -> None:
             assert (r.status, await r.json()) == (201, {"id": "e-1"})
         async with http.get(srv.base + "/api/events?state=acked&limit=5") as r:
             assert (await r.json())["events"] == []
-        for query in ("state=lost", "limit=0", "limit=1001", "limit=many"):
+        for query in (
+            "state=lost",
+            "limit=0",
+            "limit=1001",
+            "limit=many",
+            "since=yesterday",
+            "until=2026-11-28T03:00:00",  # no time zone: which 3 a.m.?
+            "before=0",
+            "before=99999999999999999999999",
+        ):
             async with http.get(srv.base + "/api/events?" + query) as r:
                 assert r.status == 400, query
+                assert query.split("=")[0] in (await r.json())["error"], query
+        await srv.journal.open(srv.web_dir / "journal.sqlite", 1_764_300_000_000)
+        for seq in range(1, 6):  # one a minute from 2025-11-28T03:20Z
+            event = box_event(Condition.MANUAL_TEST, False, f"test {seq}", 1_764_300_000_000)
+            event = replace(event, occurred_at_ms=event.occurred_at_ms + seq * 60_000)
+            srv.journal.queued(StoredEvent(event, seq, 1, 0, None), event.occurred_at_ms)
+        query = "since=2025-11-28T03:22:00Z&until=2025-11-28T04:24:00%2B01:00&limit=1"
+        async with http.get(srv.base + "/api/events?" + query) as r:
+            page = await r.json()
+        assert [e["seq"] for e in page["events"]] == [3] and page["next_before"] == 3
+        async with http.get(f"{srv.base}/api/events?{query}&before=3") as r:
+            page = await r.json()
+        assert [e["seq"] for e in page["events"]] == [2] and page["next_before"] is None
+        assert page["counts"] == {"queued": 5, "sent": 0, "acked": 0}
 
 
 async def test_metrics_are_prometheus_text(srv: Server) -> None:

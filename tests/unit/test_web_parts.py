@@ -1,4 +1,5 @@
-"""The web stage's pure parts: password hashes, lockout, sessions, journal, PNG, metrics."""
+"""The web stage's pure parts: password hashes, lockout, sessions, PNG, metrics (the journal:
+test_web_journal.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ import pytest
 
 from edge import boxweb
 from edge.boxweb import lores_to_camera as boxes_scaled
-from edge.codes import Condition
 from edge.config import load
-from edge.model import StoredEvent, box_event
 from edge.web import auth, metrics
-from edge.web.journal import Journal
 from edge.web.png import gray_png
 from tests.conftest import DEMO_API_TOKEN, DEMO_CONFIG
 
@@ -108,41 +106,6 @@ def test_same_secret() -> None:
     assert not auth.same_secret("abc", "abd")
     assert not auth.same_secret("", "")
     assert not auth.same_secret(None, "abc") and not auth.same_secret("abc", None)
-
-
-# -- journal ---------------------------------------------------------------------
-
-
-def stored(seq: int, condition: Condition = Condition.MANUAL_TEST) -> StoredEvent:
-    event = box_event(condition, False, f"event {seq}", 1_700_000_000_000 + seq)
-    return StoredEvent(event=event, seq=seq, priority=1, attempts=0, first_sent_ms=None)
-
-
-def test_journal_follows_each_event_to_its_acknowledgement() -> None:
-    journal = Journal()
-    a, b = stored(1), stored(2, Condition.COMM_TROUBLE)
-    journal.queued(a, 1000)
-    journal.queued(b, 1001)
-    journal.sent([a, b], 2000)
-    journal.sent([b], 3000)  # b resent
-    journal.acked([a.event.id, "unknown-id"], 4000)
-    rows = journal.query()
-    assert [r["seq"] for r in rows] == [2, 1]  # newest first
-    assert rows[1]["state"] == "acked" and rows[1]["acked_at"] == "1970-01-01T00:00:04.000Z"
-    assert rows[0]["state"] == "sent" and rows[0]["attempts"] == 2
-    assert rows[0]["sent_at"] == "1970-01-01T00:00:03.000Z"
-    assert journal.counts() == {"queued": 0, "sent": 1, "acked": 1}
-    assert [r["seq"] for r in journal.query(state="acked")] == [1]
-    assert [r["seq"] for r in journal.query(kind=b.event.kind.value)] == [2]
-    assert journal.query(zone="front-door") == []
-    assert len(journal.query(limit=1)) == 1
-
-
-def test_journal_is_bounded() -> None:
-    journal = Journal(size=3)
-    for seq in range(1, 6):
-        journal.queued(stored(seq), seq)
-    assert [r["seq"] for r in journal.query()] == [5, 4, 3]
 
 
 # -- PNG and metrics -----------------------------------------------------------------

@@ -165,16 +165,26 @@ function drawOverlays(svg, o) {
 }
 
 // -- events -----------------------------------------------------------------
-async function events() {
+let evNext = null;  // the next (older) page's "before", null when there is none
+async function events(older) {
   const q = new URLSearchParams();
   for (const [k, id] of [["kind", "ev-kind"], ["zone", "ev-zone"], ["state", "ev-state"]]) if ($(id).value) q.set(k, $(id).value);
+  for (const [k, id] of [["since", "ev-since"], ["until", "ev-until"]]) if ($(id).value) q.set(k, new Date($(id).value).toISOString());
+  const more = older === true && evNext !== null;
+  if (more) q.set("before", evNext);
   const r = await api("GET", "/api/events?" + q);
   if (!r.ok) { $("err").textContent = r.body.error; return; }
-  $("ev-table").querySelector("tbody").replaceChildren(...r.body.events.map(e => {
+  const rows = r.body.events.map(e => {
     const tr = document.createElement("tr"); tr.dataset.id = e.id;
     cells(tr, [e.seq, e.occurred_at, e.kind, e.cid, e.sia, e.zone, e.state, e.sent_at, e.acked_at, e.text]);
     return tr;
-  }));
+  });
+  const body = $("ev-table").querySelector("tbody");
+  if (more) body.append(...rows); else body.replaceChildren(...rows);
+  evNext = r.body.next_before;
+  $("ev-older").disabled = evNext === null;
+  const c = r.body.counts;
+  $("ev-counts").textContent = `${c.queued} queued, ${c.sent} sent, ${c.acked} acknowledged in the journal`;
 }
 async function testEvent() {
   const r = await api("POST", "/api/events/test");
@@ -222,7 +232,8 @@ async function init() {
   $("logout").addEventListener("click", async () => { await api("POST", "/api/logout"); location.href = "/login"; });
   $("wt-start").addEventListener("click", walkStart);
   $("wt-stop").addEventListener("click", walkStop);
-  $("ev-refresh").addEventListener("click", events);
+  $("ev-refresh").addEventListener("click", () => events());
+  $("ev-older").addEventListener("click", () => events(true));
   $("ev-test").addEventListener("click", testEvent);
   $("cfg-check").addEventListener("click", () => configSend("/api/config/check"));
   $("cfg-apply").addEventListener("click", () => configSend("/api/config/apply"));
