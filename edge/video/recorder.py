@@ -8,9 +8,16 @@ still claim it as pre-roll, then is kept or dropped.
 
 Retention deletes segments older than ``retention_days`` (at most 30, the
 legal cap) and, over ``max_bytes``, the oldest first; footage under an
-incident hold is never deleted, and the outbox's media live in the outbox's
-own folder, which the recorder never touches. Every export and deletion is
+incident hold (the explicit exception to the cap, see ``records.py``) is
+never deleted, and the outbox's media live in the outbox's own folder, which
+the recorder never touches. Every export, deletion, hold and release is
 appended (and fsynced) to ``access.log``: when, who, what, which footage, why.
+
+A segment that cannot be written (full disk, folder not writable) is one
+trouble for the whole recorder, sent through ``trouble`` from the capture
+thread, and its restore once every camera writes again; on a full disk the
+oldest unheld segments make room. Capture, the pre-alarm ring and alarm clips
+never wait for the recorder's disk.
 """
 
 from __future__ import annotations
