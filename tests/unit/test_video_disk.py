@@ -100,6 +100,7 @@ def test_full_disk_one_trouble_frees_the_oldest_unheld_keeps_clips_then_restores
     assert not list((tmp_path / "cam").glob("*.part"))
     # the ring and the alarm clip never needed the recorder's disk
     assert drive.pipeline.ring.figures.bytes > 0
+    assert len(drive.stills) == 5  # 2 before, 1 at, 2 after the alarm
     [clip] = drive.clips
     path = tmp_path / "clip.mp4"
     path.write_bytes(mp4_bytes(clip.packets, 160, 120))
