@@ -41,7 +41,9 @@ from edge.web.journal_store import (
 
 log = logging.getLogger(__name__)
 STATES = ("queued", "sent", "acked")
-MAX_PENDING = 20_000  # statements waiting for the writer before the file is given up
+# Statements waiting for the writer before the file is given up as stalled: about
+# 230 bytes each, 12 MB at most; draining 10,000 events after an outage notes 20,000.
+MAX_PENDING = 50_000
 T = TypeVar("T")
 
 __all__ = ["STATES", "Entry", "Filter", "Journal"]
@@ -251,10 +253,13 @@ class Journal:
         with self._lock:
             self._pending.append((sql, params))
             waiting = len(self._pending)
+            start = not self._flush_queued  # else the writer's next batch takes it
+            self._flush_queued = True
         if waiting > MAX_PENDING:
             self._degrade(f"event journal writes stalled: {waiting} changes waiting")
-        else:
-            self._schedule()
+        elif start:
+            with contextlib.suppress(RuntimeError):  # shut down: close() wrote what was left
+                self._pool.submit(self._write)
 
     def _schedule(self) -> None:
         with self._lock:
