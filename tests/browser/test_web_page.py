@@ -236,4 +236,13 @@ async def test_a_test_event_appears_in_the_journal(browser: Tab, site: Site) -> 
     assert cells[6] in ("queued", "sent")  # no broker here: never acknowledged
     journal = await site.api("/api/events")
     assert journal["events"][0]["id"] == event_id
+    counts = await browser.text("#ev-counts")
+    assert counts.endswith("in the journal") and "0 acknowledged" in counts
+    assert await browser.eval("document.getElementById('ev-older').disabled") is True
     await browser.screenshot("events")
+    # From a time to come: the page asks for events since then (ISO, with zone): none
+    await browser.eval("document.getElementById('ev-since').value = '2099-01-01T00:00'")
+    await browser.click("#ev-refresh")
+    await browser.wait_for(
+        "document.querySelectorAll('#ev-table tbody tr').length === 0", what="no events"
+    )
