@@ -44,6 +44,7 @@ STATES = ("queued", "sent", "acked")
 # Statements waiting for the writer before the file is given up as stalled: about
 # 230 bytes each, 12 MB at most; draining 10,000 events after an outage notes 20,000.
 MAX_PENDING = 50_000
+READ_WAIT_S = 3.0  # a page waits this long for the file, then shows the events in memory
 T = TypeVar("T")
 
 __all__ = ["STATES", "Entry", "Filter", "Journal"]
@@ -183,23 +184,26 @@ class Journal:
     # -- reading ---------------------------------------------------------------------
 
     async def query(self, f: Filter | None = None, limit: int = 200) -> dict[str, Any]:
-        """``{"events": [...] newest first, "counts": {state: n}, "next_before": n|None}``;
-        ``next_before`` pages on to older events, None when there are none."""
+        """``{"events": [...] newest first, "counts": {state: n}, "next_before": n|None,
+        "source": "file"|"memory"}``; ``next_before`` pages on to older events, None when
+        there are none. A file slower than ``READ_WAIT_S`` is answered from memory."""
         f = f or Filter()
         if self._pool is not None and self.durable:
             try:
-                rows, counts = await self._run(self._read, f, limit)
+                rows, counts = await asyncio.wait_for(self._run(self._read, f, limit), READ_WAIT_S)
             except StorageError as exc:
                 self._degrade(f"cannot read the event journal: {exc}")
+            except TimeoutError:
+                log.warning("event journal file slow to answer: the page shows what is in memory")
             else:
-                return _page([_from_row(r) for r in rows], counts, limit)
+                return _page([_from_row(r) for r in rows], counts, limit, "file")
         found = []
         for entry in reversed(self._by_id.values()):
             if entry.matches(f):
                 found.append(entry)
                 if len(found) > limit:
                     break
-        return _page(found, self.counts(), limit)
+        return _page(found, self.counts(), limit, "memory")
 
     def counts(self) -> dict[str, int]:
         """Of the events in memory."""
@@ -326,11 +330,12 @@ def _fields(stored: StoredEvent) -> tuple[str, int, str, str, str, str | None, s
     )
 
 
-def _page(found: list[Entry], counts: dict[str, int], limit: int) -> dict[str, Any]:
+def _page(found: list[Entry], counts: dict[str, int], limit: int, source: str) -> dict[str, Any]:
     more = len(found) > limit
     found = found[:limit]
     return {
         "events": [e.as_json() for e in found],
         "counts": counts,
         "next_before": found[-1].n if more and found else None,
+        "source": source,
     }

@@ -237,7 +237,7 @@ async def test_a_test_event_appears_in_the_journal(browser: Tab, site: Site) -> 
     journal = await site.api("/api/events")
     assert journal["events"][0]["id"] == event_id
     counts = await browser.text("#ev-counts")
-    assert counts.endswith("in the journal") and "0 acknowledged" in counts
+    assert counts.endswith("in the journal") and "0 acknowledged" in counts  # from its file
     assert await browser.eval("document.getElementById('ev-older').disabled") is True
     await browser.screenshot("events")
     # From a time to come: the page asks for events since then (ISO, with zone): none

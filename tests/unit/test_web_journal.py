@@ -64,7 +64,7 @@ async def test_journal_follows_each_event_to_its_acknowledgement(
     assert rows[0]["sent_at"] == "2025-11-28T03:20:03.000Z"
     assert rows[0]["queued_at"] == "2025-11-28T03:20:01.001Z"
     assert page["counts"] == {"queued": 0, "sent": 1, "acked": 1}
-    assert page["next_before"] is None
+    assert page["next_before"] is None and page["source"] == ("file" if durable else "memory")
     assert seqs(await journal.query(Filter(state="acked"))) == [1]
     assert seqs(await journal.query(Filter(kind=b.event.kind.value))) == [2]
     assert seqs(await journal.query(Filter(zone="front-door"))) == []
@@ -150,6 +150,24 @@ async def test_notes_never_wait_for_the_writer(tmp_path: Path) -> None:
     await journal.flush()
     assert journal.status()["pending"] == 0 and journal.status()["written"] == 100
     assert (await journal.query(limit=1))["counts"]["queued"] == 100
+    await journal.close()
+
+
+async def test_a_page_does_not_wait_long_for_a_stuck_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_mod, "READ_WAIT_S", 0.2)
+    journal = await opened(tmp_path / "journal.sqlite")
+    gate = threading.Event()
+    assert journal._pool is not None
+    journal._pool.submit(gate.wait)  # the card hangs
+    journal.queued(stored(1), T0 + 1)
+    page = await journal.query()
+    assert seqs(page) == [1] and page["source"] == "memory"
+    assert journal.status()["durable"] is True  # slow is not broken
+    gate.set()
+    page = await journal.query()
+    assert seqs(page) == [1] and page["source"] == "file"
     await journal.close()
 
 

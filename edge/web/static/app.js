@@ -184,7 +184,8 @@ async function events(older) {
   evNext = r.body.next_before;
   $("ev-older").disabled = evNext === null;
   const c = r.body.counts;
-  $("ev-counts").textContent = `${c.queued} queued, ${c.sent} sent, ${c.acked} acknowledged in the journal`;
+  const where = r.body.source === "memory" ? " (its file is not in use: only the events kept in memory)" : "";
+  $("ev-counts").textContent = `${c.queued} queued, ${c.sent} sent, ${c.acked} acknowledged in the journal${where}`;
 }
 async function testEvent() {
   const r = await api("POST", "/api/events/test");
