@@ -131,7 +131,7 @@ class Journal:
         """Open ``path`` (creating it); on any problem go on in memory only."""
         self.path = path
         self._last_ms = max(self._last_ms, now_ms)
-        self._file = JournalFile(path, self.days, self.max_rows)
+        self._file = JournalFile(path, self.days, self.max_rows, self.size)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web.journal")
         self.durable = True
         try:

@@ -77,10 +77,12 @@ class Filter:
 class JournalFile:
     """The journal table in its own file."""
 
-    def __init__(self, path: Path, days: int, max_rows: int) -> None:
+    def __init__(self, path: Path, days: int, max_rows: int, keep_newest: int = 1000) -> None:
         self.path = path
         self.keep_ms = days * DAY_MS
         self.max_rows = max_rows
+        self.keep_newest = keep_newest  # kept whatever their age: a clock set years ahead
+        # must not empty the journal
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._label = f"event journal {path}"
@@ -117,7 +119,11 @@ class JournalFile:
             for sql, params in ops:
                 db.execute(sql, params)
                 done += 1
-            db.execute("DELETE FROM journal WHERE occurred_ms < ?", (now_ms - self.keep_ms,))
+            db.execute(
+                "DELETE FROM journal WHERE occurred_ms < ?"
+                " AND n <= (SELECT max(n) FROM journal) - ?",
+                (now_ms - self.keep_ms, self.keep_newest),
+            )
             db.execute(
                 "DELETE FROM journal WHERE n <= (SELECT max(n) FROM journal) - ?",
                 (self.max_rows,),

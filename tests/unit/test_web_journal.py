@@ -122,19 +122,34 @@ async def test_filters_by_time_and_pages_through_everything(tmp_path: Path, dura
 
 async def test_old_events_and_rows_past_the_cap_are_pruned_oldest_first(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite"
-    journal = await opened(path, days=2, max_rows=5)
+    journal = await opened(path, days=2, max_rows=7, size=2)
     journal.queued(stored(1, at_ms=T0 - 3 * DAY_MS), T0 - 3 * DAY_MS)  # older than 2 days
-    for seq in range(2, 10):
+    journal.queued(stored(2), T0 + 2)
+    await journal.flush()
+    for seq in range(3, 11):
         journal.queued(stored(seq), T0 + seq)
     await journal.flush()
     with sqlite3.connect(path) as db:
-        assert [r[0] for r in db.execute("SELECT seq FROM journal ORDER BY n")] == [5, 6, 7, 8, 9]
+        assert [r[0] for r in db.execute("SELECT seq FROM journal ORDER BY n")] == [
+            4,
+            5,
+            6,
+            7,
+            8,
+            9,
+            10,
+        ]
     await journal.close()
-    # a day later the file is opened again: what is now older than 2 days goes
-    later = Journal(days=2, max_rows=5)
+    # two days later the file is opened again: what is now older than 2 days goes
+    later = Journal(days=2, max_rows=7, size=2)
     await later.open(path, T0 + 2 * DAY_MS + 7)
-    assert seqs(await later.query()) == [9, 8, 7]
+    assert seqs(await later.query()) == [10, 9, 8, 7]
     await later.close()
+    # a clock set years ahead: everything is "old", but the newest (size) events stay
+    ahead = Journal(days=2, max_rows=7, size=2)
+    await ahead.open(path, T0 + 3000 * DAY_MS)
+    assert seqs(await ahead.query()) == [10, 9]
+    await ahead.close()
 
 
 async def test_notes_never_wait_for_the_writer(tmp_path: Path) -> None:
