@@ -6,11 +6,16 @@ translated into :class:`StorageError` naming the file.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import StorageError
+
+log = logging.getLogger(__name__)
+CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def open_db(path: Path, schema: str, what: str) -> sqlite3.Connection:
@@ -61,3 +66,56 @@ class Transaction:
             self._lock.release()
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"{self._label}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Checked:
+    db: sqlite3.Connection
+    moved_aside: Path | None = None  # where a corrupt database went
+    reason: str = ""
+
+
+def open_checked(path: Path, schema: str, what: str, now_ms: int, busy_s: float = 5.0) -> Checked:
+    """Open ``path`` like :func:`open_db`; if SQLite finds it corrupt (``quick_check``,
+    or "corrupt" / "not a database"), rename it with its WAL and shared-memory files
+    to ``<name>.corrupt-<now_ms>``, kept for forensics, and start a fresh one.
+
+    Any other failure (locked, I/O error, permissions) is not corruption: it raises
+    StorageError and the file stays where it is, its content intact."""
+    reason = damage(path, what, busy_s)
+    if reason is None:
+        return Checked(open_db(path, schema, what))
+    aside = path.with_name(f"{path.name}.corrupt-{now_ms}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{path}{suffix}")
+        if part.exists():
+            try:
+                part.rename(Path(f"{aside}{suffix}"))
+            except OSError as exc:
+                raise StorageError(f"cannot move corrupt {what} {part} aside: {exc}") from exc
+    log.critical("%s %s is corrupt (%s): moved aside to %s", what, path, reason, aside)
+    return Checked(open_db(path, schema, what), aside, reason)
+
+
+def damage(path: Path, what: str, busy_s: float) -> str | None:
+    """None if ``path`` is absent or a sound SQLite database, else what is wrong.
+
+    StorageError when it cannot be checked for another reason than corruption."""
+    if not path.is_file():
+        return None  # absent (created fresh) or not a file (open_db says so)
+    try:
+        # Read-only: closing the last read-write connection would checkpoint the
+        # WAL into the file under suspicion and delete the WAL before it is kept.
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_s)
+    except sqlite3.Error:
+        return None  # cannot even open it (permissions...): not corruption; open_db reports it
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in CORRUPT_CODES:
+            return str(exc)
+        raise StorageError(f"{what} {path} cannot be checked (left as it is): {exc}") from exc
+    finally:
+        db.close()
+    verdict = " ".join("; ".join(str(r[0]) for r in rows[:5]).split())  # on one line
+    return None if verdict == "ok" else verdict[:200]

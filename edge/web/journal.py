@@ -8,9 +8,12 @@ times, after a restart too: the journal keeps every event of the last
 The alarm path never waits for it: the outbox's calls only note the change in a
 small ring in memory (the last ``size`` events) and append a statement to a
 list; one writer thread commits the list as one transaction per batch. Reads run
-on the same thread, after the writes noted before them. If the file cannot be
-opened or written (corrupt, read-only, disk full) the journal goes on in memory
-only: one error in the log, ``durable: false`` and the reason in its status.
+on the same thread, after the writes noted before them. A file SQLite finds
+corrupt at open is moved aside (kept as ``journal.sqlite.corrupt-<ms>``) and a
+new one begun (``started_afresh`` in the status). If the file cannot be opened
+or written otherwise (read-only, disk full, locked) the journal goes on in
+memory only: one error in the log, ``durable: false`` and the reason in its
+status.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class Journal:
         self.max_rows = max_rows
         self.durable = False
         self.problem: str | None = None
+        self.started_afresh: str | None = None  # the file was damaged: moved aside at open
         self.path: Path | None = None
         self.written = 0  # statements committed to the file
         self.batches = 0
@@ -140,6 +144,9 @@ class Journal:
             self._degrade(str(exc))
             return
         self._seed(rows, next_n)
+        aside = self._file.moved_aside
+        if aside is not None:
+            self.started_afresh = f"damaged file ({self._file.damage}) kept as {aside.name}"
         log.info("event journal %s: %d recent event(s) loaded", path, len(rows))
         self._schedule()
 
@@ -217,6 +224,7 @@ class Journal:
             "durable": self.durable,
             "file": None if self.path is None else str(self.path),
             "problem": self.problem,
+            "started_afresh": self.started_afresh,
             "days": self.days,
             "max_rows": self.max_rows,
             "pending": len(self._pending),

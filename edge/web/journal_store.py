@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.db import Transaction, open_db
+from edge.db import Transaction, open_checked
 from edge.errors import StorageError
 
 DAY_MS = 86_400_000
@@ -86,18 +86,19 @@ class JournalFile:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._label = f"event journal {path}"
+        self.moved_aside: Path | None = None  # a damaged file, kept under this name
+        self.damage = ""
 
     def open(self, now_ms: int, newest: int) -> tuple[list[Row], int]:
         """Open (creating), check and prune the file: its newest ``newest`` rows, oldest
         first, and the next row number."""
-        db = open_db(self.path, SCHEMA, "event journal")
+        # A damaged file is moved aside (kept, named .corrupt-<ms>) and a new one begun.
+        checked = open_checked(self.path, SCHEMA, "event journal", now_ms)
+        self.moved_aside, self.damage = checked.moved_aside, checked.reason
+        db = checked.db
         self._db = db
         try:
             db.execute("PRAGMA synchronous=NORMAL")
-            problems = [r[0] for r in db.execute("PRAGMA quick_check(3)").fetchall()]
-            if problems != ["ok"]:
-                found = " ".join("; ".join(problems).split())  # on one line
-                raise StorageError(f"{self._label} is damaged: {found}")
             self.write([], now_ms)
             rows = db.execute(
                 f"SELECT {COLUMNS} FROM journal ORDER BY n DESC LIMIT ?",  # noqa: S608 (constants)

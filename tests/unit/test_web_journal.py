@@ -216,21 +216,34 @@ async def assert_memory_only(journal: Journal, words: str) -> None:
     assert seqs(page) == [2, 1] and page["counts"] == {"queued": 0, "sent": 1, "acked": 1}
 
 
-async def test_a_corrupt_file_is_left_alone_and_the_journal_runs_in_memory(
+def kept_aside(folder: Path) -> Path:
+    """The damaged journal, moved aside (its -wal and -shm beside it, if any)."""
+    candidates = folder.glob("journal.sqlite.corrupt-*")
+    [aside] = [p for p in candidates if p.name[-4:] not in ("-wal", "-shm")]
+    return aside
+
+
+async def test_a_corrupt_file_is_kept_aside_and_the_journal_starts_afresh(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "journal.sqlite"
     garbage = b"this is not a database, it is what a dying SD card returned\n" * 200
     path.write_bytes(garbage)
-    with caplog.at_level(logging.ERROR, "edge.web.journal"):
+    with caplog.at_level(logging.ERROR):
         journal = await opened(path)
+    aside = kept_aside(tmp_path)
+    assert aside.read_bytes() == garbage  # kept for whoever looks at the card
     assert [r.getMessage() for r in caplog.records] == [
-        f"cannot open event journal {path}: "
-        "file is not a database; the journal keeps only the last 1000 events in memory"
+        f"event journal {path} is corrupt (file is not a database): moved aside to {aside}"
     ]
-    await assert_memory_only(journal, "file is not a database")
+    status = journal.status()
+    assert status["durable"] is True and status["problem"] is None
+    assert status["started_afresh"] == f"damaged file (file is not a database) kept as {aside.name}"
+    journal.queued(stored(1), T0 + 1)
     await journal.close()
-    assert path.read_bytes() == garbage  # kept for whoever looks at the card
+    again = await opened(path)  # the new file holds what came after
+    assert seqs(await again.query()) == [1] and again.status()["started_afresh"] is None
+    await again.close()
 
 
 async def test_damage_inside_the_file_is_found_at_open(tmp_path: Path) -> None:
@@ -245,8 +258,11 @@ async def test_damage_inside_the_file_is_found_at_open(tmp_path: Path) -> None:
     data[3 * page : 6 * page] = b"\xa5" * (3 * page)  # three pages of the table, overwritten
     path.write_bytes(bytes(data))
     again = await opened(path)
-    assert again.status()["durable"] is False
-    assert f"event journal {path} is damaged: " in again.status()["problem"]
+    status = again.status()
+    assert status["durable"] is True
+    assert "btreeInitPage" in status["started_afresh"]
+    assert kept_aside(tmp_path).read_bytes() == bytes(data)
+    assert seqs(await again.query()) == []  # what the damaged file held stays in it
     await again.close()
 
 
