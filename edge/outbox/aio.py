@@ -14,6 +14,7 @@ messages the broker refused (354, failure to communicate an event).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -70,6 +71,11 @@ class AsyncOutbox:
     async def close(self) -> None:
         if self._pool is None:
             return
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None and not refreshing.done():
+            refreshing.cancel()  # figures of a closing outbox: nobody will read them
+            with contextlib.suppress(asyncio.CancelledError, StorageError):
+                await refreshing
         await self._run(self._flush)
         await self._run(self.outbox.close)
         self._pool.shutdown()
@@ -227,6 +233,8 @@ class AsyncOutbox:
         self.on_stored()
 
     def _figures_stale(self) -> None:
+        if self._pool is None:
+            return  # closed (or closing): no figures to refresh
         self._stale = True
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.create_task(self._refresh_stale(), name="outbox.figures")
@@ -236,7 +244,11 @@ class AsyncOutbox:
         under a stream of commits, at most every FIGURES_PERIOD_S."""
         while self._stale:
             self._stale = False
-            await self._refresh()
+            try:
+                await self._refresh()
+            except StorageError as exc:  # closed meanwhile, or the disk: figures wait
+                log.debug("outbox figures not refreshed: %s", exc)
+                return
             if self._stale:
                 await asyncio.sleep(FIGURES_PERIOD_S)
 
