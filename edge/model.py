@@ -94,8 +94,17 @@ class Event:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def box_event(condition: Condition, restore: bool, text: str, now_ms: int) -> Event:
-    """An event of the box itself, about no zone (partition 0): a trouble, a test."""
+def box_event(
+    condition: Condition,
+    restore: bool,
+    text: str,
+    now_ms: int,
+    *,
+    armed: bool | None = None,
+    extra: dict[str, str] | None = None,
+) -> Event:
+    """An event of the box itself, about no zone (partition 0): a trouble, a test, or a
+    camera's motion or tamper (the camera named in ``extra``)."""
     return Event(
         id=new_event_id(now_ms),
         kind=codes.kind(condition, restore),
@@ -103,8 +112,9 @@ def box_event(condition: Condition, restore: bool, text: str, now_ms: int) -> Ev
         codes=codes.codes(condition, restore),
         occurred_at_ms=now_ms,
         partition=0,
-        armed=None,
+        armed=armed,
         text=text,
+        extra=extra or {},
     )
 
 

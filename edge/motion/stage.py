@@ -22,10 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge import codes
 from edge.clock import Clock
 from edge.codes import Condition
-from edge.model import Event, Frame, new_event_id
+from edge.model import Event, Frame, box_event
 from edge.motion.detector import Box, MotionResult, MotionState, detect
 from edge.motion.params import MotionParams
 from edge.motion.tamper import TamperChanged, TamperParams, TamperState, check
@@ -205,22 +204,23 @@ class MotionStage:
             "first_at": iso_ms(frame.wall_ms),
             "last_at": iso_ms(frame.wall_ms),
         }
-        return _event(
+        return box_event(
             Condition.VIDEO_MOTION,
-            frame.wall_ms,
+            False,
             f"motion on camera {watch.camera}: {', '.join(areas)}",
-            extra,
+            frame.wall_ms,
             armed=True,
+            extra=extra,
         )
 
     def _tamper_event(self, change: TamperChanged, wall_ms: int) -> Event:
         what = "camera tamper" if change.active else "camera tamper restored"
-        return _event(
+        return box_event(
             Condition.CAMERA_TAMPER,
-            wall_ms,
+            not change.active,
             f"{what}: {change.camera} {change.tamper.value} ({change.detail})",
-            {"camera": change.camera, "tamper": change.tamper.value},
-            restore=not change.active,
+            wall_ms,
+            extra={"camera": change.camera, "tamper": change.tamper.value},
         )
 
     # -- alarm evidence -------------------------------------------------------
@@ -275,26 +275,3 @@ class MotionStage:
 
 def _boxes(boxes: tuple[Box, ...]) -> str:
     return ";".join(f"{x},{y},{w},{h}" for x, y, w, h in boxes)
-
-
-def _event(
-    condition: Condition,
-    wall_ms: int,
-    text: str,
-    extra: dict[str, str],
-    *,
-    restore: bool = False,
-    armed: bool | None = None,
-) -> Event:
-    """A camera's event: about no panel zone (partition 0); the camera is in ``extra``."""
-    return Event(
-        id=new_event_id(wall_ms),
-        kind=codes.kind(condition, restore),
-        condition=condition,
-        codes=codes.codes(condition, restore),
-        occurred_at_ms=wall_ms,
-        partition=0,
-        armed=armed,
-        text=text,
-        extra=extra,
-    )
