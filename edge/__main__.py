@@ -158,7 +158,7 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge import app, boxweb
+    from edge import app, boxweb, wiring
 
     logs.setup(args.log_level)
     try:
@@ -170,18 +170,18 @@ def _run(args: argparse.Namespace) -> int:
         if state is not None and boxweb.roll_back(args.config, state / "web", "does not load"):
             return EXIT_RESTART
         raise
-    state_dir = app.state_dir_of(cfg, args.state_dir)
+    state_dir = wiring.state_dir_of(cfg, args.state_dir)
     restart = asyncio.run(app.run(cfg, state_dir, config_path=args.config))
     return EXIT_RESTART if restart else 0
 
 
 def _set_password(args: argparse.Namespace) -> int:
     """Store the web page's password hash; read from stdin when it is not a terminal."""
-    from edge import app
+    from edge import wiring
     from edge.web import auth
 
     cfg = load(args.config)
-    web_dir = app.state_dir_of(cfg, args.state_dir) / "web"
+    web_dir = wiring.state_dir_of(cfg, args.state_dir) / "web"
     if sys.stdin.isatty():
         password = getpass.getpass("new web password: ")
         if getpass.getpass("again: ") != password:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import uuid
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from edge.boxweb import confirm as confirm_config
 from edge.clock import Clock, SystemClock, ms
 from edge.codes import Condition, Kind, ZoneType
 from edge.config import EdgeConfig
-from edge.errors import ConfigError, HardwareError, StorageError
+from edge.errors import HardwareError, StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
 from edge.inputs import trace, walktest
 from edge.inputs.gpio import GpioInputs
@@ -41,48 +40,26 @@ from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zon
 from edge.model import Event, ZoneChanged, box_event, new_event_id
 from edge.motion.settings import motion_params, stage_settings, tamper_params
 from edge.motion.stage import MotionStage
-from edge.mqttio import LinkSettings, Message, MqttLink
+from edge.mqttio import Message, MqttLink
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, Detail, HoldArgs, ReleaseArgs, SnapshotArgs
 from edge.provision import NOT_CHECKED, managed_dir
 from edge.provision import check as check_provisioning
 from edge.status import inputs_view, register_status
 from edge.uplink.commands import CommandHandler
-from edge.uplink.forwarder import Forwarder, ForwardSettings
+from edge.uplink.forwarder import Forwarder
 from edge.uplink.inbox import dispatch
-from edge.uplink.supervision import PROFILES, Profile, Supervisor
+from edge.uplink.supervision import Supervisor
 from edge.video.service import VideoService
 from edge.web.hooks import Hooks
 from edge.web.journal import Journal
 from edge.web.server import WebServer, WebSettings
+from edge.wiring import forward_settings, link_settings, profile_of
 
 log = logging.getLogger(__name__)
 STORE_RETRY_S = 1.0
 VIDEO_KINDS = (Kind.ALARM, Kind.TAMPER)  # events that get a clip and stills
 YIELD_EVERY = 64  # input changes handled before the zones task lets others run
-
-
-def state_dir_of(cfg: EdgeConfig, override: Path | None = None) -> Path:
-    """Where durable state lives: CLI override, config, then systemd's $STATE_DIRECTORY."""
-    if override is not None:
-        return override
-    if cfg.device.state_dir is not None:
-        return cfg.device.state_dir
-    env = os.environ.get("STATE_DIRECTORY")
-    if env:
-        return Path(env.split(":", 1)[0])
-    raise ConfigError(
-        "device.state_dir",
-        ["device.state_dir: not set and $STATE_DIRECTORY is empty (set one, or run under systemd)"],
-    )
-
-
-def profile_of(cfg: EdgeConfig) -> Profile:
-    sup = cfg.supervision
-    base = PROFILES.get(sup.profile)
-    if base is None:  # custom: the rules made sure both are set
-        base = Profile(sup.heartbeat_s or 60, sup.path_loss_s or 180)
-    return Profile(base.heartbeat_s, base.path_loss_s, sup.max_ack_s, sup.periodic_test_s)
 
 
 class Box:
@@ -111,8 +88,11 @@ class Box:
         self.journal = Journal(days=cfg.web.journal_days)
         self.outbox = JournaledOutbox(Outbox(state_dir / "outbox.sqlite", limits), self.clock)
         self.outbox.journal = self.journal
-        self.link = MqttLink(self._link_settings(), birth=lambda: self._state_message("online"))
-        self.forwarder = Forwarder(self.link, self.outbox, self.topics, self._forward(), self.clock)
+        settings = link_settings(cfg, self.topics, will=self._state_message("offline"))
+        self.link = MqttLink(settings, birth=lambda: self._state_message("online"))
+        self.forwarder = Forwarder(
+            self.link, self.outbox, self.topics, forward_settings(cfg), self.clock
+        )
         self.outbox.on_stored = self.forwarder.kick
         self.inputs = GpioInputs(cfg.inputs, cfg.gpio.backend, self.clock)
         self.outputs = GpioOutputs(cfg.outputs, cfg.gpio.backend)
@@ -527,37 +507,6 @@ class Box:
         for task in chosen:
             task.cancel()
         await asyncio.gather(*chosen, return_exceptions=True)
-
-    def _forward(self) -> ForwardSettings:
-        up = self.cfg.uplink
-        return ForwardSettings(
-            device=self.cfg.device.id,
-            account=self.cfg.station.account,
-            ack_timeout_s=up.ack_timeout_s,
-            publish_timeout_s=up.publish_timeout_s,
-            historical_after_s=up.historical_after_s,
-        )
-
-    def _link_settings(self) -> LinkSettings:
-        up = self.cfg.uplink
-        return LinkSettings(
-            host=up.host,
-            port=up.port,
-            client_id=up.client_id or self.cfg.device.id,
-            keepalive_s=up.keepalive_s,
-            username=up.username,
-            password=up.password.get_secret_value() if up.password else None,
-            tls=up.tls,
-            ca_file=up.ca_file,
-            cert_file=up.cert_file,
-            key_file=up.key_file,
-            reconnect_min_s=up.reconnect_min_s,
-            reconnect_max_s=up.reconnect_max_s,
-            session_expiry_s=up.session_expiry_s,
-            max_inflight=up.max_inflight,
-            subscriptions=((self.topics.ack, 1), (self.topics.cmd, 1)),
-            will=self._state_message("offline"),
-        )
 
     def _state_message(self, state: str) -> Message:
         profile = profile_of(self.cfg)  # announced, so the station supervises to it
