@@ -105,11 +105,13 @@ TABLE: tuple[CodeRow, ...] = (
     _R(Condition.TECHNICAL, 150, "UA", "UR", Kind.ALARM, Kind.RESTORE, "24 Hour Non-Burglary"),
     _R(Condition.SENSOR_TAMPER, 144, "TA", "TR", Kind.TAMPER, Kind.TAMPER_RESTORE, "Sensor tamper"),
     _R(Condition.PANEL_TAMPER, 137, "TA", "TR", Kind.TAMPER, Kind.TAMPER_RESTORE, "Tamper"),
+    # 145 is an expansion module's tamper (the box's own enclosure): SIA ES / EJ
+    # (Expansion Device Tamper / Restoral); TA / TR stay the panel's (137) and sensors'.
     _R(
         Condition.ENCLOSURE_TAMPER,
         145,
-        "TA",
-        "TR",
+        "ES",
+        "EJ",
         Kind.TAMPER,
         Kind.TAMPER_RESTORE,
         "Exp. module tamper",
@@ -124,10 +126,13 @@ TABLE: tuple[CodeRow, ...] = (
         Kind.TROUBLE_RESTORE,
         "Low system battery",
     ),
+    # 350, trouble on the communication path: SIA YS (Communications Trouble). YC
+    # (Communications Fail) is 354, an event not reported. Both restore as YK
+    # (Communications Restoral), the only restoral SIA DC-03 has for them.
     _R(
         Condition.COMM_TROUBLE,
         350,
-        "YC",
+        "YS",
         "YK",
         Kind.TROUBLE,
         Kind.TROUBLE_RESTORE,

@@ -195,7 +195,7 @@ async def test_bridge_forwards_each_stored_event_once_then_tests_the_link(tmp_pa
         store.close()
     got = [(e.account, e.code, e.message) for e in receiver.events]
     assert got == [
-        ("ABCD", "YC", None),  # the silent box: communication trouble
+        ("ABCD", "YS", None),  # the silent box: communication trouble
         (ACCOUNT, "BA", "003"),  # the box's own account
         (ACCOUNT, "BA", "003"),
         ("ABCD", "RP", None),

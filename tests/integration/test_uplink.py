@@ -258,7 +258,7 @@ async def test_path_loss_trouble_output_and_restore(broker: Broker, tmp_path: Pa
             assert box.outputs.state["path_fault"] is True and path_fault_pin(box)
             await until(lambda: box.outbox.depth == 1, 5, "the trouble in the outbox")
             [trouble] = outbox_bodies(state)
-            assert (trouble["kind"], trouble["cid"], trouble["sia"]) == ("trouble", "1350", "YC")
+            assert (trouble["kind"], trouble["cid"], trouble["sia"]) == ("trouble", "1350", "YS")
 
             restarted.append(start_broker(tmp_path, port=broker.port))
             await until(lambda: box.link.status.connected, 8, "the box to reconnect")

@@ -2,8 +2,9 @@
 
 The reference tables below are typed in from the standards, not derived from
 ``edge.codes``: Contact ID event codes from SIA DC-05 (appendix of event
-codes) and two-letter codes from SIA DC-03. A row of ``edge.codes.TABLE``
-that drifts from them fails here.
+codes) and two-letter codes from SIA DC-03 (its event code list: code, name,
+and what the address field carries). A row of ``edge.codes.TABLE`` that
+drifts from them fails here.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ SIA_MEANING: dict[str, str] = {
     "AR": "AC Restoral",
     "YT": "System Battery Trouble",
     "YR": "System Battery Restoral",
-    "YC": "Communications Fail",
-    "YK": "Communications Restoral",
+    "YS": "Communications Trouble",  # DC-03: the link is in trouble (CID 350)
+    "YC": "Communications Fail",  # DC-03: an event could not be reported (CID 354)
+    "YK": "Communications Restoral",  # DC-03's one restoral for YS and YC
+    "ES": "Expansion Device Tamper",  # DC-03: address = expansion device number
+    "EJ": "Expansion Device Tamper Restoral",
     "OP": "Opening Report",
     "CL": "Closing Report",
     "RX": "Manual Test",
@@ -86,10 +90,14 @@ EXPECTED: dict[Condition, tuple[int, str, str | None, Kind, Kind | None]] = {
     Condition.TECHNICAL: (150, "UA", "UR", Kind.ALARM, Kind.RESTORE),
     Condition.SENSOR_TAMPER: (144, "TA", "TR", Kind.TAMPER, Kind.TAMPER_RESTORE),
     Condition.PANEL_TAMPER: (137, "TA", "TR", Kind.TAMPER, Kind.TAMPER_RESTORE),
-    Condition.ENCLOSURE_TAMPER: (145, "TA", "TR", Kind.TAMPER, Kind.TAMPER_RESTORE),
+    # 145 is an expansion module's tamper: DC-03 has ES / EJ for it; TA / TR is the
+    # panel's own enclosure (137).
+    Condition.ENCLOSURE_TAMPER: (145, "ES", "EJ", Kind.TAMPER, Kind.TAMPER_RESTORE),
     Condition.AC_LOSS: (301, "AT", "AR", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     Condition.LOW_BATTERY: (302, "YT", "YR", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
-    Condition.COMM_TROUBLE: (350, "YC", "YK", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
+    # 350 is a trouble of the communication path: DC-03's YS; YC ("fail") is 354, an
+    # event that could not be reported. Both restore as YK, DC-03's only restoral for them.
+    Condition.COMM_TROUBLE: (350, "YS", "YK", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     Condition.COMM_FAILED_EVENT: (354, "YC", "YK", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     Condition.SYSTEM_TROUBLE: (300, "YX", "YZ", Kind.TROUBLE, Kind.TROUBLE_RESTORE),
     # Contact ID: 1 401 = opening (disarm), 3 401 = closing (arm).

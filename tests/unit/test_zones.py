@@ -310,7 +310,7 @@ TWENTY_FOUR_HOUR_CASES = [
     ("flood", Kind.ALARM, ("1150", "UA"), Kind.RESTORE, ("3150", "UR")),
     ("pir-tamper", Kind.TAMPER, ("1144", "TA"), Kind.TAMPER_RESTORE, ("3144", "TR")),
     ("panel-tamper", Kind.TAMPER, ("1137", "TA"), Kind.TAMPER_RESTORE, ("3137", "TR")),
-    ("lid", Kind.TAMPER, ("1145", "TA"), Kind.TAMPER_RESTORE, ("3145", "TR")),
+    ("lid", Kind.TAMPER, ("1145", "ES"), Kind.TAMPER_RESTORE, ("3145", "EJ")),
     ("mains", Kind.TROUBLE, ("1301", "AT"), Kind.TROUBLE_RESTORE, ("3301", "AR")),
     ("battery", Kind.TROUBLE, ("1302", "YT"), Kind.TROUBLE_RESTORE, ("3302", "YR")),
 ]

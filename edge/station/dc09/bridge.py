@@ -3,7 +3,7 @@
 Each message carries the box's own account (from its events), so the alarm
 receiver files it under the right site; the bridge's ``--account`` is only
 for a box whose account the station has not heard. A box the station lost
-(and its restore) goes as a communication trouble, CID 350 / SIA YC (YK).
+(and its restore) goes as a communication trouble, CID 350 / SIA YS (YK).
 
 An event is marked in ``forwarded`` only once the receiver has ACKed it (or
 answered DUH, which no resend changes), so a bridge that stops resumes
