@@ -45,16 +45,40 @@ def journal_fields(record: logging.LogRecord, identifier: str) -> dict[str, str]
     return fields
 
 
-def encode_journal(fields: Mapping[str, str]) -> bytes:
-    """The native journal protocol: ``KEY=value\\n``, or a length-prefixed binary form."""
-    out = bytearray()
-    for key, value in fields.items():
-        data = value.encode("utf-8", "replace")
-        if b"\n" in data:
-            out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
-        else:
-            out += key.encode() + b"=" + data + b"\n"
-    return bytes(out[:MAX_DATAGRAM])
+def encode_journal(fields: Mapping[str, str], max_bytes: int = MAX_DATAGRAM) -> bytes:
+    """The native journal protocol: ``KEY=value\\n``, or a length-prefixed binary form.
+
+    A datagram over ``max_bytes`` has its MESSAGE cut (on a UTF-8 boundary, marked
+    ``… [truncated N bytes]``); every other field is kept whole.
+    """
+    parts = {key: _field(key, value.encode("utf-8", "replace")) for key, value in fields.items()}
+    size = sum(len(part) for part in parts.values())
+    if size > max_bytes and "MESSAGE" in parts:
+        others = size - len(parts["MESSAGE"])
+        room = max_bytes - others - len(b"MESSAGE\n") - 8 - 1  # the binary form's overhead
+        message = fields["MESSAGE"].encode("utf-8", "replace")
+        parts["MESSAGE"] = _field("MESSAGE", _cut(message, room))
+    return b"".join(parts.values())
+
+
+def _field(key: str, data: bytes) -> bytes:
+    if b"\n" in data:
+        return key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+    return key.encode() + b"=" + data + b"\n"
+
+
+def _cut(data: bytes, room: int) -> bytes:
+    """``data`` in at most ``room`` bytes (when room allows the marker): its head and a
+    marker saying how many bytes were dropped."""
+    longest = _marker(len(data))  # the marker is never longer than this
+    keep = max(0, min(len(data), room - len(longest)))
+    while 0 < keep < len(data) and data[keep] & 0xC0 == 0x80:  # not inside a character
+        keep -= 1
+    return data[:keep] + _marker(len(data) - keep)
+
+
+def _marker(dropped: int) -> bytes:
+    return f"… [truncated {dropped} bytes]".encode()
 
 
 class JournalHandler(logging.Handler):

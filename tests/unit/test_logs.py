@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -15,21 +16,28 @@ from edge.logs import JournalHandler, encode_journal, journal_fields
 
 
 def decode_journal(data: bytes) -> dict[str, str]:
-    """Parse a datagram as journald does (native protocol), strictly."""
+    """Parse a datagram as journald does (native protocol), strictly: every field
+    complete and closed, binary lengths exact, valid names, nothing left over."""
     fields: dict[str, str] = {}
     pos = 0
     while pos < len(data):
-        end = data.index(b"\n", pos)
+        end = data.find(b"\n", pos)
+        assert end >= 0, f"field at byte {pos} not closed"
         line = data[pos:end]
         if b"=" in line:
             key, _, value = line.partition(b"=")
             pos = end + 1
         else:
             key = line
-            size = int.from_bytes(data[end + 1 : end + 9], "little")
+            prefix = data[end + 1 : end + 9]
+            assert len(prefix) == 8, f"{key!r}: length prefix cut short"
+            size = int.from_bytes(prefix, "little")
             value = data[end + 9 : end + 9 + size]
+            assert len(value) == size, f"{key!r}: {size} bytes announced, {len(value)} there"
             assert data[end + 9 + size : end + 10 + size] == b"\n", "binary field not closed"
             pos = end + 10 + size
+        assert re.fullmatch(rb"[A-Z0-9_]+", key) and not key[:1].isdigit(), key
+        assert key.decode() not in fields, f"{key!r} twice"
         fields[key.decode()] = value.decode()
     return fields
 
@@ -107,6 +115,53 @@ def test_encode_round_trips_through_a_journald_parser() -> None:
         "TEXT": "façade ☃",
     }
     assert decode_journal(encode_journal(fields)) == fields
+
+
+def _huge_record_fields(logger: tuple[logging.Logger, Records], message: str) -> dict[str, str]:
+    log, records = logger
+    log.error("%s", message, extra={"journal": {"EVENT_ID": "e-7", "ZONE": "fire"}})
+    return journal_fields(records.records[-1], "edge")
+
+
+@pytest.mark.parametrize("newlines", [True, False], ids=["lines", "one-line"])
+def test_a_huge_message_is_cut_not_the_datagram(
+    logger: tuple[logging.Logger, Records], newlines: bool
+) -> None:
+    unit = "zone fire: état ✓ alarm\n" if newlines else "zone fire: état ✓ alarm; "
+    message = unit * (1_000_000 // len(unit.encode()) + 1)  # over 1 MB of UTF-8
+    fields = _huge_record_fields(logger, message)
+    data = encode_journal(fields)
+    assert len(data) <= logs.MAX_DATAGRAM
+    got = decode_journal(data)  # strict: lengths consistent, every field closed
+    assert set(got) == set(fields)
+    for key in fields.keys() - {"MESSAGE"}:  # PRIORITY, identifiers, extras intact
+        assert got[key] == fields[key], key
+    assert got["PRIORITY"] == "3" and got["EVENT_ID"] == "e-7"
+    cut = re.fullmatch(r"(.*)… \[truncated (\d+) bytes\]", got["MESSAGE"], re.DOTALL)
+    assert cut is not None, got["MESSAGE"][-100:]
+    kept, dropped = cut.groups()
+    assert message.startswith(kept) and len(kept) > 150_000
+    assert int(dropped) == len(message.encode()) - len(kept.encode())
+    assert ("\n" in got["MESSAGE"]) is newlines
+
+
+def test_a_message_just_under_the_limit_is_not_cut() -> None:
+    fields = {"PRIORITY": "6", "SYSLOG_IDENTIFIER": "edge"}
+    rest = len(encode_journal(fields))
+    room = logs.MAX_DATAGRAM - rest - len(b"MESSAGE=\n")
+    fields = {"MESSAGE": "x" * room, **fields}
+    data = encode_journal(fields)
+    assert len(data) == logs.MAX_DATAGRAM
+    assert decode_journal(data) == fields
+    fields["MESSAGE"] += "y"  # one byte over: cut to make room for the marker
+    data = encode_journal(fields)
+    assert logs.MAX_DATAGRAM - 64 <= len(data) <= logs.MAX_DATAGRAM
+    got = decode_journal(data)
+    cut = re.fullmatch(r"(x*)… \[truncated (\d+) bytes\]", got["MESSAGE"])
+    assert cut is not None, got["MESSAGE"][-100:]
+    kept, dropped = cut.groups()
+    assert len(kept) + int(dropped) == room + 1
+    assert got["PRIORITY"] == "6" and got["SYSLOG_IDENTIFIER"] == "edge"
 
 
 # -- journal_fields ----------------------------------------------------------------
@@ -213,6 +268,28 @@ def test_handler_sends_one_datagram_per_record(
     assert first["LOGGER"] == "edge.test.logs"
     assert second["MESSAGE"] == "two\nlines"
     assert second["PRIORITY"] == "3"
+
+
+def test_handler_sends_a_huge_record_as_one_valid_datagram(
+    tmp_path: Path, logger: tuple[logging.Logger, Records]
+) -> None:
+    log, _records = logger
+    path = tmp_path / "journal"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(2.0)
+        handler = JournalHandler("edge-test", address=str(path))
+        log.addHandler(handler)
+        try:
+            log.error("dump:\n%s", "0123456789abcdef\n" * 65_536)  # 1 MiB
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+        got = decode_journal(sock.recv(2 * logs.MAX_DATAGRAM))
+    assert got["PRIORITY"] == "3" and got["SYSLOG_IDENTIFIER"] == "edge-test"
+    assert got["LOGGER"] == "edge.test.logs"
+    assert got["MESSAGE"].startswith("dump:\n0123456789abcdef\n")
+    assert got["MESSAGE"].endswith(" bytes]")
 
 
 def test_handler_reports_a_missing_socket_through_handle_error(
