@@ -227,3 +227,26 @@ async def test_an_event_no_dc09_message_can_carry_is_logged_not_retried(
         await bridge.link.close()
         store.close()
     assert tuple(row) == ("ev-a", "rejected") and plain.events == []
+
+
+async def test_an_event_too_long_with_its_video_goes_without_it(
+    plain: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = StationStore(tmp_path / "station.sqlite")
+    store.open()
+    store.commit([EventReceived(DEVICE, event_message("ev-a"))], T0)
+    base = "https://station.example/" + "v" * 4100  # the reference alone exceeds 4095 bytes
+    bridge = Dc09Bridge(store, link(plain), SkewedClock(), video_base=base)
+    try:
+        assert await bridge.step() == 1
+        with store.transaction() as db:
+            (row,) = db.execute("SELECT event_id, outcome FROM forwarded").fetchall()
+    finally:
+        await bridge.link.close()
+        store.close()
+    assert tuple(row) == ("ev-a", "acked")
+    [event] = plain.events  # the alarm itself reached the receiver, without the reference
+    assert (event.code, event.message, event.x_data) == ("BA", "003", None)
+    [dropped] = [r for r in caplog.records if "without its video" in r.getMessage()]
+    assert dropped.levelname == "WARNING" and "ev-a" in dropped.getMessage()
+    assert "4095" in dropped.getMessage()

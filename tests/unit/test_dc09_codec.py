@@ -178,3 +178,25 @@ def test_event_frame_carries_the_video_reference() -> None:
     )
     assert frame.extended == ("Vhttps://station/events/e",)
     assert b"[Vhttps://station/events/e]_14:23:10,11-28-2026\r" in codec.encode(frame)
+
+
+def _sized(body_bytes: int, *, encrypted: bool = False) -> Frame:
+    """A frame whose body (what the length field counts) is ``body_bytes`` long in clear."""
+    frame = Frame("SIA-DCS", 1, account="1234", data="#1234|Nri1/BA003", timestamp=AT)
+    base = len(codec.encode(frame)) - 10  # LF, CRC, length, CR
+    url = "Vhttps://station.example/" + "a" * (body_bytes - base - 2 - 25)
+    return Frame("SIA-DCS", 1, "0", None, "1234", frame.data, (url,), AT, encrypted)
+
+
+def test_the_longest_message_has_length_0fff() -> None:
+    raw = codec.encode(_sized(4095))
+    assert raw[5:9] == b"0FFF" and len(raw) == 4095 + 10
+    assert codec.decode(raw) == _sized(4095)
+
+
+@pytest.mark.parametrize(("size", "encrypted"), [(4096, False), (6000, False), (2100, True)])
+def test_a_message_too_long_for_the_length_field_is_refused(size: int, encrypted: bool) -> None:
+    # DC-09's length is "0" and three hex digits: 4095 bytes at most, never a 4-digit field.
+    with pytest.raises(codec.FrameTooLong, match=r"\d{4} bytes.*at most 4095") as caught:
+        codec.encode(_sized(size, encrypted=encrypted), KEY)
+    assert isinstance(caught.value, Dc09Error) and caught.value.length > 4095

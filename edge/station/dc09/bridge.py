@@ -7,7 +7,9 @@ for a box whose account the station has not heard. A box the station lost
 
 An event is marked in ``forwarded`` only once the receiver has ACKed it (or
 answered DUH, which no resend changes), so a bridge that stops resumes
-where it was. When nothing is waiting for ``null_every_s``, a NULL message
+where it was. An event whose message would be too long for DC-09 (a very
+long video reference) goes without its video reference, with a warning:
+the alarm must reach the receiver. When nothing is waiting for ``null_every_s``, a NULL message
 tests the link. Run one bridge per store.
 """
 
@@ -17,15 +19,15 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge import codes
 from edge.clock import Clock, ms
 from edge.codes import Condition
 from edge.errors import StorageError
 from edge.station import supervision
-from edge.station.dc09.codec import Dc09Error
-from edge.station.dc09.link import Dc09Link, Outcome
+from edge.station.dc09.codec import Dc09Error, FrameTooLong
+from edge.station.dc09.link import Dc09Link, Outcome, Outgoing
 from edge.station.dc09.messages import Alarm
 from edge.station.sql import Db
 from edge.station.store import StationStore
@@ -144,11 +146,12 @@ class Dc09Bridge:
         waiting = await asyncio.to_thread(self._pending)
         for item in waiting:
             try:
-                outcome = await self.link.send_event(item.alarm)
+                message = self._message(item.alarm)
             except Dc09Error as exc:  # no DC-09 message can say it: logged, not retried
                 log.error("event %s cannot go as DC-09: %s", item.alarm.event_id, exc)
-                outcome = Outcome.REJECTED
-            seq = self.link.last_seq
+                outcome, seq = Outcome.REJECTED, 0  # 0: no message had a number
+            else:
+                outcome, seq = await self.link.deliver(message), message.seq
             await asyncio.to_thread(self._mark, item.alarm.event_id, outcome, seq)
             self.forwarded += 1
             self._last_traffic = self.clock.monotonic()
@@ -165,6 +168,17 @@ class Dc09Bridge:
             await self.link.send_null()
             self._last_traffic = self.clock.monotonic()
         return len(waiting)
+
+    def _message(self, alarm: Alarm) -> Outgoing:
+        """The message for ``alarm``; without its video reference if that makes it too long
+        for DC-09 (the alarm must go); Dc09Error if no message can say it."""
+        try:
+            return self.link.event(alarm)
+        except FrameTooLong as exc:
+            if alarm.video is None:
+                raise
+            log.warning("event %s goes without its video reference: %s", alarm.event_id, exc)
+        return self.link.event(replace(alarm, video=None))
 
     def _pending(self) -> list[Pending]:
         with self.store.transaction() as db:

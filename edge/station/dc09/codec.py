@@ -5,11 +5,12 @@ One message on the wire::
     <LF> crc(4 hex) length(4 hex) "ID" seq(4) [R rcvr] L line [#acct] [ data ] [x]... _time <CR>
 
 ``crc`` is CRC-16/ARC and ``length`` the byte count of everything from the
-first ``"`` to the end of the timestamp. Encrypted messages (``"*ID"``) carry,
-after ``[``, the hex of AES-CBC (128, 192 or 256-bit key, zero IV) over
-``pad|data]`` + extended data + timestamp, where ``pad`` is 1 to 16 characters
-other than ``|[]`` that make the length a multiple of 16. Time is UTC,
-``_HH:MM:SS,MM-DD-YYYY``. Nothing here does I/O or reads a clock.
+first ``"`` to the end of the timestamp: ``0`` and three hex digits, so a
+message has at most :data:`MAX_LENGTH` bytes there (:class:`FrameTooLong`).
+Encrypted messages (``"*ID"``) carry, after ``[``, the hex of AES-CBC (128,
+192 or 256-bit key, zero IV) over ``pad|data]`` + extended data + timestamp,
+where ``pad`` is 1 to 16 characters other than ``|[]`` that make the length a
+multiple of 16. Time is UTC, ``_HH:MM:SS,MM-DD-YYYY``. Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ TIME_FORMAT = "%H:%M:%S,%m-%d-%Y"
 PAD_CHARS = string.ascii_letters + string.digits  # never | [ ]
 KEY_BYTES = (16, 24, 32)
 MAX_SEQ = 9999
+MAX_LENGTH = 0x0FFF  # the length field is "0" and three hex digits
 
 _HEAD = re.compile(
     r'"(?P<star>\*)?(?P<ident>[A-Z-]+)"(?P<seq>\d{4})'
@@ -46,6 +48,16 @@ _TAIL = re.compile(r"(?P<ext>(?:\[[^\[\]]*\])*)(?:_(?P<ts>\d\d:\d\d:\d\d,\d\d-\d
 
 class Dc09Error(ProtocolError):
     """Bytes that are not a DC-09 message (or not one we can read with our key)."""
+
+
+class FrameTooLong(Dc09Error):
+    """A frame longer than DC-09's length field can say (``length`` bytes)."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(
+            f"a DC-09 message of {length} bytes: the length field allows at most {MAX_LENGTH}"
+        )
+        self.length = length
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,8 @@ def encode(
         f"{'' if frame.receiver is None else 'R' + frame.receiver}L{frame.line}"
         f"{'' if frame.account is None else '#' + frame.account}[{rest}"
     ).encode("ascii")
+    if len(body) > MAX_LENGTH:
+        raise FrameTooLong(len(body))
     return b"\n%04X%04X%s\r" % (crc16(body), len(body), body)
 
 

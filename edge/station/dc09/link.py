@@ -1,13 +1,16 @@
 """Send DC-09 messages to an alarm receiver over TCP: wait for the ACK, resend, correct the clock.
 
 One message in flight at a time (receivers such as pysiaalarm's cannot split
-two messages from one read). A message is resent with the SAME sequence
-number after ``ack_timeout_s`` without an ACK, after a NAK, or after an
-answer that does not decode (a receiver answers a bad CRC with nothing
-usable). A NAK carrying the receiver's time sets the clock offset: the
-resend (and every later message) is stamped with the receiver's time. A DUH
-(the receiver cannot handle the message) ends the delivery. The connection
-is reopened, with a capped back-off, whenever it fails.
+two messages from one read). A message is first prepared (:meth:`Dc09Link.event`,
+:meth:`Dc09Link.null`: its sequence number taken, its bytes encoded, so the
+caller can store them before they go), then delivered (:meth:`Dc09Link.deliver`).
+It is resent with the SAME sequence number after ``ack_timeout_s`` without an
+ACK, after a NAK, or after an answer that does not decode (a receiver answers a
+bad CRC with nothing usable); a resend is stamped with the current time. A NAK
+carrying the receiver's time sets the clock offset: the resend (and every later
+message) is stamped with the receiver's time. A DUH (the receiver cannot handle
+the message) ends the delivery. The connection is reopened, with a capped
+back-off, whenever it fails.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from edge.clock import Clock
@@ -64,8 +67,21 @@ class Dc09Stats:
     history: list[str] = field(default_factory=list)  # last answers, for the status
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to go: its first bytes, and the frame they encode (resends restamp it)."""
+
+    frame: Frame
+    raw: bytes
+
+    @property
+    def seq(self) -> int:
+        return self.frame.seq
+
+
 class Dc09Link:
-    """Construct (no I/O), then :meth:`send_event` / :meth:`send_null`; :meth:`close` at the end."""
+    """Construct (no I/O), then :meth:`send_event` / :meth:`send_null` (or prepare a message
+    and :meth:`deliver` it); :meth:`close` at the end."""
 
     def __init__(self, settings: Dc09Settings, clock: Clock, tamper: Tamper | None = None) -> None:
         if settings.key is not None:
@@ -80,29 +96,28 @@ class Dc09Link:
         self._writer: asyncio.StreamWriter | None = None
         self._buffer = b""
 
-    async def send_event(self, alarm: Alarm) -> Outcome:
+    def event(self, alarm: Alarm) -> Outgoing:
+        """The next message for ``alarm``. Dc09Error (FrameTooLong) if no message can say it;
+        then no sequence number is taken."""
         s = self.settings
-        account = alarm.account or s.account
-
-        def build(seq: int, at: datetime) -> Frame:
-            return messages.event_frame(
+        return self._prepare(
+            lambda seq, at: messages.event_frame(
                 alarm,
                 fmt=s.fmt,
                 seq=seq,
-                account=account,
+                account=alarm.account or s.account,
                 line=s.line,
                 receiver=s.receiver,
                 at=at,
                 encrypted=s.key is not None,
             )
+        )
 
-        return await self._deliver(build)
-
-    async def send_null(self) -> Outcome:
+    def null(self) -> Outgoing:
+        """The next supervision (link test) message."""
         s = self.settings
-
-        def build(seq: int, at: datetime) -> Frame:
-            return messages.null_frame(
+        return self._prepare(
+            lambda seq, at: messages.null_frame(
                 seq=seq,
                 account=s.account,
                 line=s.line,
@@ -110,13 +125,23 @@ class Dc09Link:
                 at=at,
                 encrypted=s.key is not None,
             )
+        )
 
-        return await self._deliver(build)
+    def again(self, raw: bytes) -> Outgoing:
+        """A message prepared before (its bytes, as stored), to go again as it was."""
+        return Outgoing(codec.decode(raw, self.settings.key), raw)
 
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the last message sent."""
-        return self._seq
+    def resume(self, seq: int) -> None:
+        """Continue after ``seq``, the last sequence number taken (before a restart)."""
+        if not 0 <= seq <= codec.MAX_SEQ:
+            raise ValueError(f"sequence {seq} is not 0..{codec.MAX_SEQ}")
+        self._seq = seq
+
+    async def send_event(self, alarm: Alarm) -> Outcome:
+        return await self.deliver(self.event(alarm))
+
+    async def send_null(self) -> Outcome:
+        return await self.deliver(self.null())
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
@@ -130,12 +155,23 @@ class Dc09Link:
 
     # -- one message until it is answered ----------------------------------
 
-    async def _deliver(self, build: Callable[[int, datetime], Frame]) -> Outcome:
-        self._seq = self._seq % codec.MAX_SEQ + 1
-        seq, attempt, backoff = self._seq, 0, 1.0
+    def _prepare(self, build: Callable[[int, datetime], Frame]) -> Outgoing:
+        seq = self._seq % codec.MAX_SEQ + 1
+        frame = build(seq, self.now())
+        raw = codec.encode(frame, self.settings.key)
+        self._seq = seq
+        return Outgoing(frame, raw)
+
+    async def deliver(self, message: Outgoing) -> Outcome:
+        """Send ``message`` until the receiver ACKs it (or answers DUH)."""
+        frame, seq, attempt, backoff = message.frame, message.seq, 0, 1.0
         while True:
-            frame = build(seq, self.now())
-            raw = codec.encode(frame, self.settings.key)
+            if attempt == 0:
+                raw = message.raw
+            else:
+                at = None if frame.timestamp is None else self.now().replace(microsecond=0)
+                frame = replace(frame, timestamp=at)
+                raw = codec.encode(frame, self.settings.key)
             if self.tamper is not None:
                 raw = self.tamper(attempt, raw)
             attempt += 1
