@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
+import logging
 import tomllib
 import types
 import typing
@@ -16,6 +18,13 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from edge.config.rules import Loc, Problem, check
 from edge.config.schema import EdgeConfig
 from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Tables and lists inside each other: a real config needs 6 (cameras[0].motion.areas[0]
+# .corners[0]); past this a crafted file would only exhaust the parser's recursion.
+MAX_DEPTH = 32
+BOM = "\ufeff"
 
 
 def load(path: Path) -> EdgeConfig:
@@ -30,26 +39,99 @@ def load(path: Path) -> EdgeConfig:
 
 
 def parse(text: str, source: str) -> EdgeConfig:
-    """Validate TOML ``text``; ``source`` names it in error messages."""
+    """Validate TOML ``text``; ``source`` names it in error messages.
+
+    A byte-order mark at the start (Windows Notepad's "UTF-8 with BOM") is dropped
+    with a logged note: TOML forbids it, but the file means the same without it. (The
+    box logs the note to the journal; ``edge check-config`` sets up no logging, so
+    Python's last-resort handler prints it on stderr as it is.)"""
+    if text.startswith(BOM):
+        text = text.removeprefix(BOM)
+        log.warning(
+            "%s: note: the file starts with a byte-order mark (BOM), which is ignored; "
+            "save it as UTF-8 without BOM to silence this note",
+            source,
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"{source}: TOML syntax error: {exc}"]) from exc
+    except RecursionError as exc:  # tomllib recurses once per nested list or inline table
+        raise ConfigError(source, [_too_deep(source)]) from exc
     return validate(raw, source)
 
 
 def validate(raw: dict[str, Any], source: str) -> EdgeConfig:
+    if _depth(raw) > MAX_DEPTH:
+        raise ConfigError(source, [_too_deep(source)])
+    # TOML dates and times are values of their own, not text: validated as their ISO
+    # text (so a number key still says "must be a whole number"), then refused where
+    # that text was accepted.
+    dates = _dates(raw)
     try:
         # Strict JSON-mode validation: TOML already has real types, so "17" is not a pin
         # and true is not 1; strings still become paths, enums and byte sizes.
-        cfg = EdgeConfig.model_validate_json(json.dumps(raw, default=str), strict=True)
+        cfg = EdgeConfig.model_validate_json(json.dumps(raw, default=_iso), strict=True)
     except ValidationError as exc:
-        problems = [_from_pydantic(err) for err in exc.errors()]
+        problems = [_from_pydantic(err, dates) for err in exc.errors()]
+        problems += _not_text(dates, problems)
         raise ConfigError(source, [format_problem(source, p, raw) for p in problems]) from exc
-    cross = check(cfg)
-    if cross:
-        raise ConfigError(source, [format_problem(source, p, raw) for p in cross])
+    problems = _not_text(dates, [])
+    problems += [p for p in check(cfg) if p.loc not in dates]
+    if problems:
+        raise ConfigError(source, [format_problem(source, p, raw) for p in problems])
     return cfg
+
+
+def _too_deep(source: str) -> str:
+    return f"{source}: nesting is too deep: more than {MAX_DEPTH} tables or lists inside each other"
+
+
+def _depth(raw: Any) -> int:
+    """How many tables and lists sit inside each other in ``raw``, counted without
+    recursion and up to ``MAX_DEPTH + 1``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        stack += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+    return deepest
+
+
+TomlDate = dt.date | dt.time  # datetime is a date
+
+
+def _dates(node: Any, loc: Loc = ()) -> dict[Loc, TomlDate]:
+    """Every TOML date, time or date-time in ``node``, by key path."""
+    if isinstance(node, dt.date | dt.time):
+        return {loc: node}
+    if isinstance(node, list):
+        node = dict(enumerate(node))
+    found: dict[Loc, TomlDate] = {}
+    if isinstance(node, dict):
+        for key, child in node.items():
+            found |= _dates(child, (*loc, key))
+    return found
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError(f"not a TOML value: {type(value).__name__}")
+
+
+def _not_text(dates: dict[Loc, TomlDate], problems: list[Problem]) -> list[Problem]:
+    """A problem for each date taken as text: those not already reported, at or above."""
+    reported = [p.loc for p in problems]
+    return [
+        Problem(loc, value, _RULES["string_type"])
+        for loc, value in dates.items()
+        if not any(loc[: len(r)] == r for r in reported)
+    ]
 
 
 # pydantic messages that name Python types, replaced by what an installer can act on.
@@ -67,10 +149,14 @@ _RULES = {
 }
 
 
-def _from_pydantic(err: Any) -> Problem:
+def _from_pydantic(err: Any, dates: dict[Loc, TomlDate]) -> Problem:
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
     value = err.get("input")
+    if loc in dates:  # validated as its text: show it as written
+        value = dates[loc]
+        if not (kind.endswith("_type") or kind == "extra_forbidden"):
+            kind = "string_type"  # the key takes text, and a date is not text
     if kind == "extra_forbidden":
         hint = _did_you_mean(loc)
         rule = "unknown key" + hint
@@ -158,6 +244,8 @@ def format_problem(source: str, problem: Problem, raw: dict[str, Any] | None = N
         shown = ""
     elif isinstance(value, str):
         shown = repr(_redact_url(value))
+    elif isinstance(value, dt.date | dt.time):
+        shown = value.isoformat()  # as written in TOML, without quotes
     else:
         shown = repr(value)
     middle = f" = {shown}" if shown else ""

@@ -85,6 +85,40 @@ def test_check_config_of_a_toml_syntax_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_check_config_of_too_deep_nesting(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    path.write_text(text + "x = " + "[" * 500 + "]" * 500 + "\n", encoding="utf-8")
+    result = edge("check-config", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"{path}: nesting is too deep: more than 32 tables or lists inside each other\n"
+    )
+
+
+def test_check_config_of_an_unquoted_date(tmp_path: Path) -> None:
+    path = tmp_path / "date.toml"
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    path.write_text(text.replace('id = "demo-box-01"', "id = 2024-01-01"), encoding="utf-8")
+    result = edge("check-config", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"{path}: device.id = 2024-01-01: must be text in quotes\n"
+
+
+def test_check_config_of_a_file_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_text(DEMO_CONFIG.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    result = edge("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: OK")
+    assert result.stderr == (
+        f"{path}: note: the file starts with a byte-order mark (BOM), which is ignored; "
+        "save it as UTF-8 without BOM to silence this note\n"
+    )
+
+
 def test_config_schema_is_a_strict_json_schema() -> None:
     result = edge("config-schema")
     assert result.returncode == 0, result.stderr

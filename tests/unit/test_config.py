@@ -7,9 +7,11 @@ key path of the mistake and a rule an installer can act on.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -811,3 +813,127 @@ def test_unreadable_directory(tmp_path: Path) -> None:
         load(tmp_path)
     (message,) = info.value.messages
     assert message.startswith(f"{tmp_path}: cannot read: ")
+
+
+# --- what TOML allows and the config does not: dates, deep nesting, a BOM ------
+
+TOO_DEEP = f"{SOURCE}: nesting is too deep: more than 32 tables or lists inside each other"
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        pytest.param("x = " + "[" * 500 + "]" * 500, id="500-lists"),
+        pytest.param("x = " + "{a = " * 500 + "1" + "}" * 500, id="500-inline-tables"),
+        pytest.param("[" + ".".join(["a"] * 2000) + "]", id="2000-table-names"),
+        pytest.param("x = " + "[" * 40 + "]" * 40, id="40-lists"),
+    ],
+)
+def test_deep_nesting_is_one_clear_message(snippet: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(_demo_text() + "\n" + snippet + "\n", SOURCE)
+    assert info.value.messages == [TOO_DEEP]
+
+
+def test_nesting_is_bounded_before_validation() -> None:
+    raw = demo_raw()
+    raw["device"]["x"] = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+    with pytest.raises(ConfigError) as info:
+        validate(raw, SOURCE)
+    assert info.value.messages == [TOO_DEEP]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "rule"),
+    [
+        pytest.param(
+            put("device", "id", value=date(2024, 1, 1)),
+            "device.id",
+            " = 2024-01-01: must be text in quotes",
+            id="date-for-text",
+        ),
+        pytest.param(
+            put("device", "site", value=datetime(1979, 5, 27, 7, 32, tzinfo=UTC)),
+            "device.site",
+            " = 1979-05-27T07:32:00+00:00: must be text in quotes",
+            id="datetime-for-text",
+        ),
+        pytest.param(
+            put("station", "account", value=time(7, 30)),
+            "station.account",
+            " = 07:30:00: must be text in quotes",
+            id="time-for-text",
+        ),
+        pytest.param(
+            put("device", "state_dir", value=date(2024, 1, 1)),
+            "device.state_dir",
+            " = 2024-01-01: must be text in quotes",
+            id="date-for-path",
+        ),
+        pytest.param(
+            put("zones", 0, "cameras", value=[date(2024, 1, 1)]),
+            f"{Z0}.cameras[0]",
+            " = 2024-01-01: must be text in quotes",
+            id="date-in-list-of-text",
+        ),
+        pytest.param(
+            put("inputs", 0, "pin", value=date(2024, 1, 1)),
+            f"{IN1}.pin",
+            " = 2024-01-01: must be a whole number, without quotes",
+            id="date-for-number",
+        ),
+        pytest.param(
+            put("device", "when", value=date(2024, 1, 1)),
+            "device.when",
+            " = 2024-01-01: unknown key",
+            id="date-for-unknown-key",
+        ),
+    ],
+)
+def test_toml_date_or_time_is_not_text(mutate: Mutate, path: str, rule: str) -> None:
+    messages = errors(mutate)
+    assert message_for(messages, path).startswith(f"{SOURCE}: {path}{rule}")
+    assert len(messages) == 1, messages
+
+
+def test_unquoted_date_in_the_file_is_refused() -> None:
+    text = _demo_text().replace('id = "demo-box-01"', "id = 2024-01-01")
+    with pytest.raises(ConfigError) as info:
+        parse(text, SOURCE)
+    assert info.value.messages == [f"{SOURCE}: device.id = 2024-01-01: must be text in quotes"]
+
+
+def test_a_date_inside_an_unknown_section_is_reported_once() -> None:
+    messages = errors(put("nonsense", value={"when": date(2024, 1, 1)}))
+    assert len(messages) == 1 and messages[0].startswith(f"{SOURCE}: nonsense: unknown key")
+
+
+BOM_NOTE = "the file starts with a byte-order mark (BOM), which is ignored"
+
+
+def test_byte_order_mark_is_ignored_with_a_note(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(_demo_text(), encoding="utf-8-sig")  # as Windows Notepad saves it
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with caplog.at_level(logging.WARNING, logger="edge.config"):
+        cfg = load(path)
+    assert cfg.device.id == "demo-box-01"
+    (note,) = [r.getMessage() for r in caplog.records]
+    assert note.startswith(f"{path}: note: {BOM_NOTE}")
+
+
+def test_byte_order_mark_of_uploaded_text_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="edge.config"):
+        cfg = parse("\ufeff" + _demo_text(), SOURCE)
+    assert cfg.device.id == "demo-box-01"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{SOURCE}: note: {BOM_NOTE}; save it as UTF-8 without BOM to silence this note"
+    ]
+
+
+def test_no_note_without_a_byte_order_mark(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="edge.config"):
+        parse(_demo_text(), SOURCE)
+    assert caplog.records == []
