@@ -105,6 +105,18 @@ async def test_plain_events_are_acked_and_understood(plain: Receiver, fmt: Forma
     assert sender.stats.resends == 0 and sender.stats.naks == 0
 
 
+@pytest.mark.parametrize("fmt", list(Format))
+async def test_closing_by_a_user_is_read_as_that_user(plain: Receiver, fmt: Format) -> None:
+    sender = link(plain, fmt=fmt)  # armed on the panel output wired as zone 9, by user 7
+    try:
+        assert await sender.send_event(Alarm("ev-3", "3401", "CL", 1, 9, user=7)) is Outcome.ACKED
+    finally:
+        await sender.close()
+    [event] = plain.events
+    assert event.code == "CL"
+    assert (event.message if fmt is Format.SIA_DCS else event.ri) == "007"
+
+
 @pytest.mark.parametrize("key", [KEY_128, KEY_256])
 async def test_encrypted_events_are_acked(key: str) -> None:
     receiver = await start_receiver(key)

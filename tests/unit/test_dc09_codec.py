@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge import codes
+from edge.codes import Condition, ZoneType
+from edge.model import Event, ZoneRef
+from edge.protocol import event_record
 from edge.station.dc09 import codec, messages
+from edge.station.dc09.bridge import alarm_of
 from edge.station.dc09.codec import Dc09Error, Frame
 from edge.station.dc09.messages import Alarm, Format
 
@@ -200,3 +205,49 @@ def test_a_message_too_long_for_the_length_field_is_refused(size: int, encrypted
     with pytest.raises(codec.FrameTooLong, match=r"\d{4} bytes.*at most 4095") as caught:
         codec.encode(_sized(size, encrypted=encrypted), KEY)
     assert isinstance(caught.value, Dc09Error) and caught.value.length > 4095
+
+
+@pytest.mark.parametrize(
+    ("fmt", "alarm", "data"),
+    [  # open/close (401): the address is the user number, not a zone
+        (Format.SIA_DCS, Alarm("e", "1401", "OP", 1, 9, user=7), "#1234|Nri1/OP007"),
+        (Format.SIA_DCS, Alarm("e", "3401", "CL", 1, None, user=0), "#1234|Nri1/CL000"),
+        (Format.ADM_CID, Alarm("e", "3401", "CL", 2, 9, user=12), "#1234|3401 02 012"),
+    ],
+)
+def test_open_close_data_carries_the_user(fmt: Format, alarm: Alarm, data: str) -> None:
+    assert messages.data(alarm, "1234", fmt) == data
+
+
+def _arming(restore: bool, extra: dict[str, str]) -> dict[str, object]:
+    """A stored open/close body: the box reports it on its armed-state output, zone 9."""
+    event = Event(
+        id="e",
+        kind=codes.kind(Condition.OPEN_CLOSE, restore),
+        condition=Condition.OPEN_CLOSE,
+        codes=codes.codes(Condition.OPEN_CLOSE, restore),
+        occurred_at_ms=0,
+        partition=1,
+        armed=restore,
+        zone=ZoneRef("armed", "Armed output", ZoneType.ARMED_STATE, 9),
+        extra=extra,
+    )
+    return event_record(event)
+
+
+@pytest.mark.parametrize(
+    ("restore", "extra", "sia", "adm"),
+    [
+        (True, {}, "#1234|Nri1/CL000", "#1234|3401 01 000"),  # no user known: 000
+        (False, {"user": "7"}, "#1234|Nri1/OP007", "#1234|1401 01 007"),  # the event's user
+        (True, {"user": "123"}, "#1234|Nri1/CL123", "#1234|3401 01 123"),
+        (True, {"user": "1000"}, "#1234|Nri1/CL000", "#1234|3401 01 000"),  # not 3 digits
+        (True, {"user": "x7"}, "#1234|Nri1/CL000", "#1234|3401 01 000"),
+    ],
+)
+def test_open_close_never_sends_the_armed_output_zone(
+    restore: bool, extra: dict[str, str], sia: str, adm: str
+) -> None:
+    alarm = alarm_of("e", _arming(restore, extra), "1234", None)
+    assert messages.data(alarm, "1234", Format.SIA_DCS) == sia
+    assert messages.data(alarm, "1234", Format.ADM_CID) == adm

@@ -7,7 +7,9 @@ for a box whose account the station has not heard. A box the station lost
 
 An event is marked in ``forwarded`` only once the receiver has ACKed it (or
 answered DUH, which no resend changes), so a bridge that stops resumes
-where it was. An event whose message would be too long for DC-09 (a very
+where it was. Open/close (401) carries a user number in its address field,
+not the zone of the panel's armed-state output: the event's ``extra.user``,
+else ``000``. An event whose message would be too long for DC-09 (a very
 long video reference) goes without its video reference, with a warning:
 the alarm must reach the receiver. When nothing is waiting for ``null_every_s``, a NULL message
 tests the link. Run one bridge per store.
@@ -35,6 +37,7 @@ from edge.station.store import StationStore
 log = logging.getLogger(__name__)
 
 ACCOUNT = re.compile(r"[0-9A-F]{3,16}")  # what DC-09 carries; box configs enforce it too
+USER = re.compile(r"[0-9]{1,3}")  # a user number fits Contact ID's 3-digit address field
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,21 @@ def _pending(
         zone=number if isinstance(number, int) else None,
         video=None if base is None else f"{base.rstrip('/')}/events/{event_id}",
         account=_hex(account),
+        user=_user(event_id, body) if body.get("condition") == Condition.OPEN_CLOSE else None,
     )
     return Pending(device, alarm)
+
+
+def _user(event_id: str, body: dict[str, object]) -> int:
+    """Open/close says who: the event's ``extra.user`` (0 to 999), else user 0 ("000")."""
+    extra = body.get("extra")
+    user = extra.get("user") if isinstance(extra, dict) else None
+    if user is None:
+        return 0
+    if isinstance(user, str) and USER.fullmatch(user):
+        return int(user)
+    log.warning("event %s: user %r is not 0 to 999; sent as user 000", event_id, user)
+    return 0
 
 
 class Dc09Bridge:

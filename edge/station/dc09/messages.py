@@ -25,15 +25,21 @@ class Alarm:
     zone: int | None  # the zone's number; None for the box itself
     video: str | None = None  # URL of the stored clip (or still)
     account: str | None = None  # the box's account; None: the bridge's own
+    user: int | None = None  # open/close (401): the user number, sent in place of the zone
+
+
+def address(alarm: Alarm) -> int | None:
+    """The number in the address field: the user for open/close, else the zone."""
+    return alarm.user if alarm.user is not None else alarm.zone
 
 
 def data(alarm: Alarm, account: str, fmt: Format) -> str:
     """The bracketed data: ``#acct|Nri1/BA003`` or ``#acct|1130 01 003``."""
-    zone = alarm.zone or 0
+    number = address(alarm)
     if fmt is Format.ADM_CID:
-        return f"#{account}|{alarm.cid} {alarm.partition % 100:02d} {zone % 1000:03d}"
-    address = f"{zone:03d}" if alarm.zone is not None else ""
-    return f"#{account}|Nri{alarm.partition}/{alarm.sia}{address}"
+        return f"#{account}|{alarm.cid} {alarm.partition % 100:02d} {(number or 0) % 1000:03d}"
+    field = "" if number is None else f"{number:03d}"
+    return f"#{account}|Nri{alarm.partition}/{alarm.sia}{field}"
 
 
 def event_frame(
