@@ -3,6 +3,11 @@
 The journal's native protocol is a datagram of ``KEY=value`` fields, so it is
 spoken here directly. Add fields to a record with
 ``log.info(..., extra={"journal": {"EVENT_ID": event_id}})``.
+
+A line that carries a secret for the person at the console (the page's
+one-time setup code) is logged with ``extra=SECRET``: it goes to the console
+and the journal, and handlers that others can read (the page's log view)
+leave it out (:func:`is_secret`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import socket
 import struct
 import sys
 from collections.abc import Mapping
+from types import MappingProxyType
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 _PRIORITY = {
@@ -23,6 +29,12 @@ _PRIORITY = {
     logging.DEBUG: 7,
 }
 MAX_DATAGRAM = 200_000
+SECRET: Mapping[str, object] = MappingProxyType({"secret": True})  # extra= of a secret line
+
+
+def is_secret(record: logging.LogRecord) -> bool:
+    """True for a record logged with ``extra=SECRET``: for the console and journal only."""
+    return getattr(record, "secret", False) is True
 
 
 def journal_fields(record: logging.LogRecord, identifier: str) -> dict[str, str]:

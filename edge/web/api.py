@@ -404,7 +404,8 @@ class Api:
         journal = self.hooks.journal
         events = (await journal.query(limit=1000))["events"] if journal is not None else []
         status = dict(self.hooks.status())
-        data = await asyncio.to_thread(diagnostics.bundle, config, status, events, logs)
+        secrets = self.server.secrets()
+        data = await asyncio.to_thread(diagnostics.bundle, config, status, events, logs, secrets)
         return web.Response(body=data, content_type="application/zip", headers=disposition)
 
     async def openapi(self, _request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.logs import SECRET
 from edge.web import auth, tls
 from edge.web.api import WHO, Api
 from edge.web.diagnostics import LogRing
@@ -58,6 +59,7 @@ class WebSettings:
     session_idle_s: float = 1800.0
     login_max_failures: int = 5
     lockout_s: float = 300.0
+    secrets: tuple[str, ...] = ()  # other values diagnostics must never show (uplink password)
 
 
 @dataclass
@@ -81,7 +83,8 @@ class WebServer:
             auth.Sessions(settings.session_idle_s),
             auth.Lockout(settings.login_max_failures, settings.lockout_s),
         )
-        self.logs = LogRing()
+        self.logs = LogRing(secrets=self.secrets)
+        self._codes: list[str] = []  # every setup code made, kept out of diagnostics
         self.closing = asyncio.Event()
         self.api = Api(self)
         self.scheme = "https" if settings.tls else "http"
@@ -145,15 +148,40 @@ class WebServer:
             return None
         return auth.read_password(self.settings.web_dir)
 
+    def secrets(self) -> list[str]:
+        """What diagnostics must never show: setup codes, the API token, the password
+        hash and the page's TLS key, besides the settings' own ``secrets``."""
+        found = [*self._codes, *(code.lower() for code in self._codes), *self.settings.secrets]
+        if self.settings.api_token:
+            found.append(self.settings.api_token)
+        web_dir = self.settings.web_dir
+        if web_dir is None:
+            return found
+        try:
+            stored = self.password_hash()
+        except auth.AuthError:
+            stored = None  # unreadable: diagnostics cannot show it either
+        if stored is not None:
+            found.append(stored)
+        try:
+            key = (web_dir / "tls" / "key.pem").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            key = ""
+        found += [line for line in key.splitlines() if line and not line.startswith("-----")]
+        return found
+
     def _prepare_password(self) -> None:
         if self.settings.web_dir is None or self.password_hash() is not None:
             return
         self.gate.setup_code = auth.setup_code()
-        # Printed on the console (journal) only: whoever reads it has the box in hand.
+        self._codes.append(self.gate.setup_code)
+        # For the console and the journal only (journalctl -u edge): whoever reads it
+        # has the box in hand. SECRET keeps it out of the page's log view.
         log.warning(
             "no web password is set: open the page and use the one-time setup code %s "
             "(or run: edge set-password)",
             self.gate.setup_code,
+            extra=SECRET,
         )
 
     # -- middlewares ----------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import ssl
 import subprocess
 import zipfile
@@ -82,7 +83,7 @@ class Server:
         return aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=10), **kw)
 
 
-async def start(tmp_path: Path, password: bool = True, tls: bool = False) -> Server:
+async def start(tmp_path: Path, password: bool = True, tls: bool = False, **more: Any) -> Server:
     web_dir = tmp_path / "web"
     if password:
         auth.write_password(web_dir, PASSWORD)
@@ -110,6 +111,7 @@ async def start(tmp_path: Path, password: bool = True, tls: bool = False) -> Ser
         api_token=DEMO_API_TOKEN,
         login_max_failures=3,
         lockout_s=60,
+        **more,
     )
     server = WebServer(settings, hooks)
     await server.start()
@@ -348,6 +350,26 @@ async def test_the_diagnostics_bundle_is_redacted(srv: Server) -> None:
         assert DEMO_API_TOKEN not in config
         assert json.loads(z.read("status.json"))["device"]["id"] == "box-1"
         assert "aiohttp" in json.loads(z.read("versions.json"))
+
+
+async def test_diagnostics_scrub_the_secrets_the_page_is_given(tmp_path: Path) -> None:
+    secret = "uplink-password-of-this-box"
+    s = await start(tmp_path, secrets=(secret,))
+    try:
+        logging.getLogger("edge.uplink").error("connect as box:%s refused", secret)
+        headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}"}
+        async with s.client(headers=headers) as http:
+            async with http.get(s.base + "/api/diagnostics/logs.txt") as r:
+                logs = await r.text()
+            async with http.get(s.base + "/api/diagnostics/bundle.zip") as r:
+                data = await r.read()
+        assert "connect as box:[redacted] refused" in logs and secret not in logs
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for name in z.namelist():
+                assert secret not in z.read(name).decode(), name
+            assert "connect as box:[redacted] refused" in z.read("logs.txt").decode()
+    finally:
+        await s.server.stop()
 
 
 async def test_config_check_gives_the_errors_of_edge_check_config(
