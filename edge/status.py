@@ -7,6 +7,9 @@ import ctypes.util
 import functools
 import os
 import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +143,11 @@ def _margin_s(box: Any) -> float:
 
 
 def _system(box: Any) -> dict[str, Any]:
-    synced, offset_ms = clock_sync()
+    clock = clock_sync(time.time())  # the system clock itself is judged, not box.clock
     figures: dict[str, Any] = {
-        "clock_synchronized": synced,
-        "clock_offset_ms": offset_ms,
+        "clock_synchronized": clock.synchronized,
+        "clock_offset_ms": clock.offset_ms,
+        "clock_source": clock.source,
         "load_1m": os.getloadavg()[0],
         "cpu_temp_c": cpu_temp_c(),
         "retention_days": box.cfg.recording.retention_days,
@@ -206,6 +210,82 @@ def memory(path: Path = Path("/proc/meminfo")) -> dict[str, int]:
     return {"memory_total_bytes": total * 1024, "memory_used_bytes": (total - available) * 1024}
 
 
+# -- clock synchronisation ------------------------------------------------------------
+#
+# The unit's ProtectClock=yes refuses adjtimex(2) with EPERM even in read-only mode, so
+# the verdict comes first from what any user may read.
+
+# systemd-timesyncd's RuntimeDirectory=: present while it runs. It touches "synchronized"
+# in it on every accepted sample (systemd-timesyncd.service(8)), so the file's mtime is
+# the last synchronisation.
+TIMESYNC_DIR = Path("/run/systemd/timesync")
+# timesyncd polls at most every PollIntervalMaxSec= (2048 s by default): a flag untouched
+# for three polls in a row means the servers stopped answering.
+TIMESYNC_STALE_S = 3 * 2048.0
+# The kernel's ceiling of maxerror (NTP_PHASE_LIMIT), in microseconds.
+MAXERROR_LIMIT_US = 16_000_000
+
+
+@dataclass(frozen=True)
+class ClockFacts:
+    """What could be read about the clock without privileges; None where nothing could."""
+
+    timesyncd: bool  # systemd-timesyncd runs (its runtime directory exists)
+    flag_age_s: float | None  # since it last touched "synchronized"; None: not this boot
+    maxerror_us: int | None  # adjtimex(2), read-only; None where refused (ProtectClock=yes)
+    offset_ms: float | None  # adjtimex's last offset
+
+
+@dataclass(frozen=True)
+class ClockSync:
+    """The status page's verdict: synchronised or not (None: unknown) and who said so."""
+
+    synchronized: bool | None
+    source: str | None  # "timesyncd", "adjtimex" or None
+    offset_ms: float | None
+
+
+def judge_clock(facts: ClockFacts, stale_s: float = TIMESYNC_STALE_S) -> ClockSync:
+    if facts.timesyncd:
+        # A flag from the future (beyond a second of timestamp coarseness) means the
+        # clock was set back after the last sync: not synchronised until timesyncd
+        # notices and syncs again.
+        age = facts.flag_age_s
+        fresh = age is not None and -1.0 <= age <= stale_s
+        return ClockSync(fresh, "timesyncd", facts.offset_ms)
+    if facts.maxerror_us is not None:
+        # The rule of systemd's ntp_synced() (src/basic/time-util.c), behind timedatectl's
+        # NTPSynchronized: synchronised while the maximum error is below the kernel's
+        # 16 s ceiling. STA_UNSYNC is ignored, as systemd does: a client may keep it set
+        # only to stop the kernel from writing the RTC (an RTC in local time).
+        synced = facts.maxerror_us < MAXERROR_LIMIT_US
+        return ClockSync(synced, "adjtimex", facts.offset_ms)
+    return ClockSync(None, None, None)
+
+
+def read_clock(
+    now_s: float,
+    timesync_dir: Path = TIMESYNC_DIR,
+    adjtimex: Callable[[], tuple[int | None, float | None]] | None = None,
+) -> ClockFacts:
+    """Stat the timesyncd flag (``now_s`` is the system's wall clock) and try adjtimex."""
+    try:
+        flag_age_s: float | None = now_s - (timesync_dir / "synchronized").stat().st_mtime
+    except OSError:
+        flag_age_s = None
+    maxerror_us, offset_ms = (adjtimex or _adjtimex)()
+    return ClockFacts(timesync_dir.is_dir(), flag_age_s, maxerror_us, offset_ms)
+
+
+def clock_sync(
+    now_s: float,
+    timesync_dir: Path = TIMESYNC_DIR,
+    adjtimex: Callable[[], tuple[int | None, float | None]] | None = None,
+) -> ClockSync:
+    """Whether the system clock is synchronised, by which source, and its last offset."""
+    return judge_clock(read_clock(now_s, timesync_dir, adjtimex))
+
+
 class _Timex(ctypes.Structure):
     """Linux ``struct timex`` (adjtimex(2)), read-only use."""
 
@@ -235,7 +315,7 @@ class _Timex(ctypes.Structure):
     ]
 
 
-STA_UNSYNC, STA_NANO, TIME_ERROR = 0x0040, 0x2000, 5
+STA_NANO = 0x2000  # offset in nanoseconds, else microseconds
 
 
 @functools.cache
@@ -250,11 +330,9 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def clock_sync() -> tuple[bool | None, float | None]:
-    """Whether the kernel's clock is NTP-synchronised, and its last offset (ms).
-
-    Read with adjtimex(2) in read-only mode (modes = 0), as ``timedatectl`` does.
-    ``(None, None)`` where the call is not available."""
+def _adjtimex() -> tuple[int | None, float | None]:
+    """The kernel's maximum error (µs) and last offset (ms), read with adjtimex(2) in
+    read-only mode (modes = 0); ``(None, None)`` where the call is refused or missing."""
     libc = _libc()
     if libc is None:
         return None, None
@@ -265,6 +343,5 @@ def clock_sync() -> tuple[bool | None, float | None]:
         return None, None
     if state < 0:
         return None, None
-    synced = state != TIME_ERROR and not tx.status & STA_UNSYNC
     divisor = 1_000_000 if tx.status & STA_NANO else 1000
-    return synced, round(tx.offset / divisor, 3)
+    return int(tx.maxerror), round(tx.offset / divisor, 3)
