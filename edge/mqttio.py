@@ -12,6 +12,14 @@ times out. At most ``max_inflight`` publishes are in flight (and never more
 than the broker's Receive Maximum). Nothing waits in paho's RAM while
 disconnected: callers keep their own durable queue and retry.
 
+Every SUBACK is checked: a subscription the broker refuses (e.g. 0x87 Not
+authorized, when its ACL does not let this client read the topic) is logged
+at ERROR with the topic and the reason, and kept in
+``status.refused_subscriptions`` (and ``status.last_error``) until a later
+SUBACK, after a reconnect, grants it. Whoever supervises the link decides what
+a refusal means (the box raises a communication trouble: a refused ``ack``
+topic means nothing is ever deleted from its outbox).
+
 Reconnects back off exponentially from ``reconnect_min_s`` to
 ``reconnect_max_s`` with full jitter, so a fleet of boxes does not hammer a
 station's broker in step after an outage.
@@ -27,7 +35,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +174,8 @@ class LinkStatus:
     in_flight: int = 0
     window: int = 0
     max_packet: int | None = None  # the broker's Maximum Packet Size, from its CONNACK
+    # topic filter -> the broker's reason, from a failed SUBACK until one grants it
+    refused_subscriptions: dict[str, str] = field(default_factory=dict)
 
 
 class MqttLink:
@@ -180,6 +190,7 @@ class MqttLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._pending: dict[int, asyncio.Future[None]] = {}
+        self._subscribing: dict[int, tuple[str, int]] = {}  # SUBSCRIBE mid -> topic, QoS asked
         self._slots = asyncio.Semaphore(settings.max_inflight)
         self._reserved = 0  # slots held back to honour the broker's Receive Maximum
         self._reserving: asyncio.Task[None] | None = None
@@ -352,8 +363,7 @@ class MqttLink:
         max_packet = getattr(props, "MaximumPacketSize", None)
         self.status.max_packet = int(max_packet) if max_packet else None
         self.status.session_present = bool(getattr(flags, "session_present", False))
-        for topic, qos in self.settings.subscriptions:
-            client.subscribe(topic, qos)
+        self._subscribe(client)
         if self._birth is not None:
             birth = self._birth()
             client.publish(birth.topic, birth.payload, birth.qos, birth.retain)
@@ -364,6 +374,46 @@ class MqttLink:
         self._connected.set()
         self._resolve_connack(True)
         log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
+
+    def _subscribe(self, client: Any) -> None:
+        """One SUBSCRIBE per topic, so each SUBACK names its topic by its mid."""
+        self._subscribing.clear()  # SUBACKs of an earlier connection never come
+        for topic, qos in self.settings.subscriptions:
+            rc, mid = client.subscribe(topic, qos)
+            if rc == paho.MQTT_ERR_SUCCESS:
+                self._subscribing[mid] = (topic, qos)
+            else:  # paho lost the socket meanwhile: on_disconnect follows
+                log.warning("MQTT could not subscribe to %s: %s", topic, paho.error_string(rc))
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        asked = self._subscribing.pop(mid, None)
+        if asked is None:
+            return
+        for reason in reasons:  # one topic per SUBSCRIBE: one reason code
+            self._suback(*asked, reason)
+
+    def _suback(self, topic: str, qos: int, reason: Any) -> None:
+        refused = self.status.refused_subscriptions
+        if reason.is_failure:
+            why = f"{reason} (0x{int(reason.value):02X})"
+            text = _refusal(topic, why)
+            # once per refusal at ERROR; the same refusal after a reconnect is no news
+            log.log(logging.WARNING if topic in refused else logging.ERROR, "MQTT %s", text)
+            refused[topic] = why
+            self.status.last_error = text
+            return
+        why_refused = refused.pop(topic, None)
+        if why_refused is not None:
+            log.info("MQTT subscription to %s granted again", topic)
+            if self.status.last_error == _refusal(topic, why_refused):
+                self.status.last_error = None
+        if int(reason.value) < qos:
+            log.warning(
+                "MQTT subscription to %s granted at QoS %d, not %d: messages on it may be lost",
+                topic,
+                int(reason.value),
+                qos,
+            )
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         was = self.status.connected
@@ -495,6 +545,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -533,6 +584,10 @@ class MqttLink:
         for future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(UplinkError(why))
+
+
+def _refusal(topic: str, why: str) -> str:
+    return f"subscription to {topic} refused by the broker: {why}"
 
 
 def _packet_size(message: Message) -> int:

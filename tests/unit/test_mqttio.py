@@ -1,7 +1,8 @@
-"""The MQTT adapter's pure parts: reconnect backoff and the packet-size bound."""
+"""The MQTT adapter's pure parts: reconnect backoff, the packet-size bound, SUBACK checks."""
 
 from __future__ import annotations
 
+import logging
 import random
 
 import paho.mqtt.client as paho
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.mqttio import LinkSettings, Message, MqttLink, _packet_size
 
@@ -119,3 +121,117 @@ def test_one_copy_publish_decoding_equals_paho_s(
         assert ours._replace(properties=None) == theirs._replace(properties=None)
         if v5:
             assert ours.properties.json() == theirs.properties.json()
+
+
+# -- SUBACK reason codes (issue 14) -------------------------------------------
+
+ACK, CMD = "edge/gw/ack", "edge/gw/cmd"
+
+
+class SubscribingClient:
+    """Records each SUBSCRIBE as paho's ``Client.subscribe`` would number it."""
+
+    def __init__(self) -> None:
+        self.subscribed: dict[int, tuple[str, int]] = {}
+        self.mid = 40
+
+    def subscribe(self, topic: str, qos: int) -> tuple[int, int]:
+        self.mid += 1
+        self.subscribed[self.mid] = (topic, qos)
+        return paho.MQTT_ERR_SUCCESS, self.mid
+
+
+class Flags:
+    session_present = False
+
+
+def subscribing_link() -> MqttLink:
+    settings = LinkSettings("127.0.0.1", 1883, "gw", subscriptions=((ACK, 1), (CMD, 1)))
+    return MqttLink(settings)
+
+
+CLIENT = SubscribingClient()  # paho keeps one client, and its mids, across reconnects
+
+
+def connect(mqtt: MqttLink, client: SubscribingClient = CLIENT) -> dict[str, int]:
+    """A CONNACK 0x00 on a fresh connection; the mid of each topic's SUBSCRIBE."""
+    client.subscribed.clear()
+    mqtt._on_connect(client, None, Flags(), ReasonCode(PacketTypes.CONNACK, identifier=0), None)
+    return {topic: mid for mid, (topic, _qos) in client.subscribed.items()}
+
+
+def suback(mqtt: MqttLink, mid: int, code: int) -> None:
+    mqtt._on_subscribe(None, None, mid, [ReasonCode(PacketTypes.SUBACK, identifier=code)], None)
+
+
+def test_a_refused_subscription_is_kept_in_the_status_and_logged_with_its_topic(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mqtt = subscribing_link()
+    mids = connect(mqtt)
+    assert set(mids) == {ACK, CMD}
+    with caplog.at_level(logging.INFO, logger="edge.mqttio"):
+        suback(mqtt, mids[ACK], 0x87)
+        suback(mqtt, mids[CMD], 0x01)
+    assert mqtt.status.refused_subscriptions == {ACK: "Not authorized (0x87)"}
+    assert mqtt.status.last_error == (
+        f"subscription to {ACK} refused by the broker: Not authorized (0x87)"
+    )
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert ACK in error.getMessage() and "Not authorized (0x87)" in error.getMessage()
+    assert mqtt.status.connected  # the link is up; only this topic is refused
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (0x80, "Unspecified error (0x80)"),
+        (0x8F, "Topic filter invalid (0x8F)"),
+        (0x97, "Quota exceeded (0x97)"),
+        (0xA2, "Wildcard subscription not supported (0xA2)"),
+    ],
+)
+def test_every_failure_code_is_a_refusal(code: int, reason: str) -> None:
+    mqtt = subscribing_link()
+    suback(mqtt, connect(mqtt)[CMD], code)
+    assert mqtt.status.refused_subscriptions == {CMD: reason}
+
+
+def test_a_later_suback_that_grants_it_ends_the_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    mqtt = subscribing_link()
+    first = connect(mqtt)
+    suback(mqtt, first[ACK], 0x87)
+    mqtt._on_disconnect(None, None, None, "link lost", None)
+    assert mqtt.status.refused_subscriptions == {ACK: "Not authorized (0x87)"}  # until told
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="edge.mqttio"):
+        again = connect(mqtt)
+        suback(mqtt, again[ACK], 0x87)  # still refused: no news, no second ERROR
+        assert [r.levelname for r in caplog.records if ACK in r.getMessage()] == ["WARNING"]
+        assert mqtt.status.last_error is not None and ACK in mqtt.status.last_error
+        mqtt._on_disconnect(None, None, None, "link lost", None)
+        third = connect(mqtt)
+        suback(mqtt, third[ACK], 0x01)
+    assert mqtt.status.refused_subscriptions == {}
+    assert mqtt.status.last_error is None
+    assert "granted again" in caplog.records[-1].getMessage()
+
+
+def test_a_suback_of_an_earlier_connection_is_ignored() -> None:
+    mqtt = subscribing_link()
+    old = connect(mqtt)
+    connect(mqtt)  # reconnected before the first SUBACKs came
+    suback(mqtt, old[ACK], 0x87)
+    assert mqtt.status.refused_subscriptions == {}
+
+
+def test_a_lower_qos_than_asked_is_granted_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mqtt = subscribing_link()
+    with caplog.at_level(logging.WARNING, logger="edge.mqttio"):
+        suback(mqtt, connect(mqtt)[ACK], 0x00)
+    assert mqtt.status.refused_subscriptions == {}
+    [warning] = caplog.records
+    assert warning.levelno == logging.WARNING
+    assert f"{ACK} granted at QoS 0, not 1" in warning.getMessage()
