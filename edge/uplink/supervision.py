@@ -7,14 +7,25 @@ the "path fault" output to the panel, and sends the restore on recovery. An
 alarm the station has not acknowledged within ``max_ack_s`` drives the
 "delivery failure" output until every alarm is acknowledged.
 
-The decision is a pure function, :func:`assess`; :class:`Supervisor` runs it.
+A subscription the broker refuses (its ACL does not let the box read ``ack``
+or ``cmd``) is a communication trouble too, raised once per topic while the
+link reports it refused and restored when a later SUBACK grants it: with
+``ack`` refused the station's acknowledgements never arrive and nothing leaves
+the outbox; with ``cmd`` refused no command does. The link stays up, so the
+trouble reaches the station at once (it stays in the outbox, unacknowledged,
+when ``ack`` is the refused topic). It does not drive the path-fault output:
+events still reach the station, and an alarm left unacknowledged drives the
+delivery-failure output as usual.
+
+The decisions are pure functions, :func:`assess` and :func:`refusals`;
+:class:`Supervisor` runs them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 
 from edge import protocol
@@ -44,12 +55,15 @@ class Watch:
     down_since_s: float | None = None
     path_lost: bool = False
     delivery_failed: bool = False
+    refused: frozenset[str] = frozenset()  # refused subscriptions raised as a trouble
 
 
 @dataclass(frozen=True)
 class Change:
     path_lost: bool | None = None  # True: raise the trouble; False: send its restore
     delivery_failed: bool | None = None  # new state of the delivery-failure output
+    refused: tuple[str, ...] = ()  # subscriptions newly refused: raise their trouble
+    granted: tuple[str, ...] = ()  # subscriptions granted again: send their restore
 
 
 def assess(
@@ -68,6 +82,14 @@ def assess(
     return replace(watch, down_since_s=down_since, path_lost=lost, delivery_failed=failed), change
 
 
+def refusals(raised: frozenset[str], refused: Collection[str]) -> Change:
+    """Pure: the refused subscriptions not raised yet, and the raised ones granted since."""
+    now = frozenset(refused)
+    return Change(refused=tuple(sorted(now - raised)), granted=tuple(sorted(raised - now)))
+
+
+# Raise (True) or restore (False) the communication trouble, with its text: for a
+# lost path and for a refused subscription alike (the box wires Contact ID 350).
 RaisePathTrouble = Callable[[bool, str], Awaitable[None]]
 PeriodicTest = Callable[[str], Awaitable[object]]
 SetOutput = Callable[[str, bool], None]
@@ -175,4 +197,26 @@ class Supervisor:
                 if change.delivery_failed
                 else "acknowledged again",
             )
+        subscriptions = await self.check_subscriptions()
+        return replace(change, refused=subscriptions.refused, granted=subscriptions.granted)
+
+    async def check_subscriptions(self) -> Change:
+        """A communication trouble per refused subscription (the link logged why), and
+        its restore when the broker grants it; the watch notes each once it is raised."""
+        reasons = dict(self.link.status.refused_subscriptions)
+        change = refusals(self.watch.refused, reasons)
+        for topic in change.refused:
+            await self.path_trouble(True, self._refused_text(topic, reasons[topic]))
+            self.watch = replace(self.watch, refused=self.watch.refused | {topic})
+        for topic in change.granted:
+            await self.path_trouble(False, f"subscription to {topic} granted again")
+            self.watch = replace(self.watch, refused=self.watch.refused - {topic})
         return change
+
+    def _refused_text(self, topic: str, reason: str) -> str:
+        text = f"subscription to {topic} refused by the broker: {reason}"
+        if topic == self.topics.ack:
+            return f"{text}; the station's acknowledgements cannot reach the box"
+        if topic == self.topics.cmd:
+            return f"{text}; the station's commands cannot reach the box"
+        return text
