@@ -53,7 +53,8 @@ pytestmark = pytest.mark.broker
 
 DEVICE = "demo-box-01"
 TOPICS = protocol.Topics("edge", DEVICE)
-DYNSEC = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+# Debian's mosquitto package ships the plugin beside libmosquitto (any architecture).
+DYNSEC = next(iter(sorted(Path("/usr/lib").glob("**/mosquitto_dynamic_security.so"))), None)
 BOX_USER, BOX_PASSWORD = "box", "box-secret"
 STATION_USER, STATION_PASSWORD = "station", "station-secret"
 
@@ -109,7 +110,7 @@ def dynsec_rules(box_reads: tuple[str, ...]) -> dict[str, Any]:
 def start_dynsec_broker(tmp: Path, box_reads: tuple[str, ...], port: int | None = None) -> Broker:
     """mosquitto with the dynamic security plugin and ``dynsec_rules(box_reads)``."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).exists() or not DYNSEC.exists():
+    if not Path(exe).exists() or DYNSEC is None:
         pytest.fail("mosquitto and its dynamic security plugin are not installed")
     port = port or free_port()
     rules = tmp / f"dynsec-{port}.json"
