@@ -76,15 +76,19 @@ class Gate:
 class WebServer:
     """Serve the page on ``host:port``. Construct (no I/O), then ``await start()``."""
 
-    def __init__(self, settings: WebSettings, hooks: Hooks) -> None:
+    def __init__(
+        self, settings: WebSettings, hooks: Hooks, wall: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.hooks = hooks
+        self.wall = wall  # the lockout file's deadlines are wall-clock times
         self.gate = Gate(
             auth.Sessions(settings.session_idle_s),
             auth.Lockout(settings.login_max_failures, settings.lockout_s),
         )
         self.logs = LogRing(secrets=self.secrets)
         self._codes: list[str] = []  # every setup code made, kept out of diagnostics
+        self._lockout_unsaved = False
         self.closing = asyncio.Event()
         self.api = Api(self)
         self.scheme = "https" if settings.tls else "http"
@@ -108,6 +112,7 @@ class WebServer:
     async def start(self) -> None:
         self.closing.clear()
         logging.getLogger().addHandler(self.logs)
+        self._load_lockout()
         self._prepare_password()
         context = None
         if self.settings.tls:
@@ -169,6 +174,41 @@ class WebServer:
             key = ""
         found += [line for line in key.splitlines() if line and not line.startswith("-----")]
         return found
+
+    def _load_lockout(self) -> None:
+        """The lockout as the last run left it; when its file cannot be read, every
+        login waits one lockout (fail safe), and the file is written afresh."""
+        lockout, web_dir = self.gate.lockout, self.settings.web_dir
+        if web_dir is None:
+            return
+        try:
+            snapshot = auth.read_lockout(web_dir)
+            if snapshot is not None:
+                lockout.restore(snapshot, self.now, self.wall())
+        except auth.AuthError:
+            log.exception(
+                "the login lockout in %s is lost: every login waits %.0f s",
+                web_dir / auth.LOCKOUT_FILE,
+                lockout.lockout_s,
+            )
+            lockout.lock_box(self.now)
+            self._save_lockout()
+        lockout.on_change = self._save_lockout
+
+    def _save_lockout(self) -> None:
+        if self.settings.web_dir is None:
+            return
+        snapshot = self.gate.lockout.snapshot(self.now, self.wall())
+        try:
+            auth.write_lockout(self.settings.web_dir, snapshot)
+        except auth.AuthError:
+            if not self._lockout_unsaved:  # once, not at every failed login
+                log.exception("the login lockout is kept in memory only: a restart forgets it")
+            self._lockout_unsaved = True
+            return
+        if self._lockout_unsaved:
+            log.info("the login lockout is written to its file again")
+        self._lockout_unsaved = False
 
     def _prepare_password(self) -> None:
         if self.settings.web_dir is None or self.password_hash() is not None:

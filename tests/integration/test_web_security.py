@@ -12,8 +12,9 @@ import json
 import logging
 import ssl
 import subprocess
+import time
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,13 @@ class Server:
         return aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=10), **kw)
 
 
-async def start(tmp_path: Path, password: bool = True, tls: bool = False, **more: Any) -> Server:
+async def start(
+    tmp_path: Path,
+    password: bool = True,
+    tls: bool = False,
+    wall: Callable[[], float] = time.time,
+    **more: Any,
+) -> Server:
     web_dir = tmp_path / "web"
     if password:
         auth.write_password(web_dir, PASSWORD)
@@ -113,7 +120,7 @@ async def start(tmp_path: Path, password: bool = True, tls: bool = False, **more
         lockout_s=60,
         **more,
     )
-    server = WebServer(settings, hooks)
+    server = WebServer(settings, hooks, wall=wall)
     await server.start()
     scheme = "https" if tls else "http"
     return Server(server, f"{scheme}://127.0.0.1:{port}", clock, walk, web_dir, journal)
@@ -251,6 +258,72 @@ async def test_brute_force_is_locked_out(srv: Server) -> None:
             assert r.headers["Retry-After"] == "120"  # doubled at the second lockout
         srv.clock.now += 121
         assert (await login(srv, http))[0] == 200
+
+
+async def test_a_restart_keeps_the_lockout(tmp_path: Path) -> None:
+    wall = Clock()  # the wall clock: the lockout file keeps deadlines in wall time
+    wall.now = 1_800_000_000.0
+    s = await start(tmp_path, wall=wall)
+    try:
+        async with s.client() as http:
+            for _ in range(3):
+                assert (await login(s, http, "guess guess guess"))[0] == 401
+            assert (await login(s, http))[0] == 429
+    finally:
+        await s.server.stop()
+    stored = json.loads((s.web_dir / "lockout.json").read_text())
+    assert stored["clients"]["127.0.0.1"]["locked_until"] == wall.now + 60
+    assert (s.web_dir / "lockout.json").stat().st_mode & 0o777 == 0o600
+    wall.now += 20  # the box was down 20 s
+    s = await start(tmp_path, wall=wall)
+    try:
+        async with s.client() as http:
+            async with http.post(s.base + "/api/login", json={"password": PASSWORD}) as r:
+                assert r.status == 429  # even the right password: 40 s still to wait
+                assert r.headers["Retry-After"] == "40"
+                assert (await r.json())["error"] == "too many failed logins: try again in 40 s"
+            s.clock.now += 41
+            for _ in range(3):
+                await login(s, http, "guess again, again")
+            async with http.post(s.base + "/api/login", json={"password": PASSWORD}) as r:
+                assert r.headers["Retry-After"] == "120"  # still the second lockout: doubled
+            s.clock.now += 121
+            assert (await login(s, http))[0] == 200
+    finally:
+        await s.server.stop()
+    stored = json.loads((s.web_dir / "lockout.json").read_text())
+    assert stored["clients"] == {}  # the login wiped the slate, on disk too
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong shape", "unreadable"])
+async def test_a_damaged_lockout_file_locks_logins_for_a_while_not_the_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    path = tmp_path / "web" / "lockout.json"
+    path.parent.mkdir(mode=0o700)
+    if damage == "garbage":
+        path.write_bytes(b"\x00{not json")
+    elif damage == "wrong shape":
+        path.write_text(json.dumps({"version": 1, "clients": {"1.2.3.4": {"failures": "x"}}}))
+    else:
+        path.mkdir()  # cannot be read, nor replaced
+    s = await start(tmp_path)
+    try:
+        assert any(
+            r.levelno == logging.ERROR and "lockout.json" in r.getMessage() for r in caplog.records
+        )
+        async with s.client() as http:
+            async with http.get(s.base + "/login") as r:
+                assert r.status == 200  # the page is up
+            async with http.post(s.base + "/api/login", json={"password": PASSWORD}) as r:
+                assert r.status == 429  # fail safe: every login waits one lockout
+                assert r.headers["Retry-After"] == "60"
+            s.clock.now += 61
+            assert (await login(s, http))[0] == 200
+    finally:
+        await s.server.stop()
+    if damage != "unreadable":
+        assert json.loads(path.read_text())["version"] == 1  # written afresh
 
 
 async def test_a_burst_of_parallel_guesses_meets_the_lockout(srv: Server) -> None:
