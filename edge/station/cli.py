@@ -14,9 +14,10 @@ import getpass
 import json
 import re
 import shutil
+import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -280,8 +281,21 @@ def bridge_cmd(args: argparse.Namespace) -> int:
             video_base=args.video_base,
             null_every_s=args.null_every_s,
         )
-        asyncio.run(bridge.run())
+        asyncio.run(_until_signalled(bridge.run))
     return 0
+
+
+async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """``run(stop)``, with ``stop`` set by SIGTERM or SIGINT: a clean stop, exit code 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run(stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def _key(path: Path, problems: list[str]) -> bytes | None:

@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS forwarded (
     seq INTEGER NOT NULL,
     at_ms INTEGER NOT NULL
 ) STRICT;
+-- the DC-09 bridge's last sequence number, and the event message awaiting its answer
+CREATE TABLE IF NOT EXISTS dc09_sender (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    event_id TEXT,
+    frame TEXT
+) STRICT;
 """
 )
 

@@ -13,7 +13,7 @@ import pytest
 from pysiaalarm import SIAAccount, SIAEvent
 from pysiaalarm.aio import SIAClient
 
-from edge.station.dc09.bridge import Dc09Bridge, pending
+from edge.station.dc09.bridge import Dc09Bridge, pending, sender, take
 from edge.station.dc09.link import Dc09Link, Dc09Settings, Outcome
 from edge.station.dc09.messages import Alarm, Format
 from edge.station.inbound import EventReceived, HeartbeatReceived
@@ -262,3 +262,56 @@ async def test_an_event_too_long_with_its_video_goes_without_it(
     [dropped] = [r for r in caplog.records if "without its video" in r.getMessage()]
     assert dropped.levelname == "WARNING" and "ev-a" in dropped.getMessage()
     assert "4095" in dropped.getMessage()
+
+
+def left_waiting(store: StationStore, sent_by: Dc09Link, after_seq: int) -> int:
+    """Store ev-a as a stopped bridge leaves it: its message taken, sent, never answered."""
+    store.commit([EventReceived(DEVICE, event_message("ev-a"))], T0)
+    sent_by.resume(after_seq)
+    message = sent_by.event(Alarm("ev-a", "1130", "BA", 1, 3, account=ACCOUNT))
+    with store.transaction() as db:
+        take(db, message.seq, "ev-a", message.raw)
+    return message.seq
+
+
+async def test_a_message_left_waiting_long_ago_keeps_its_number(
+    plain: Receiver, tmp_path: Path
+) -> None:
+    store = StationStore(tmp_path / "station.sqlite")
+    store.open()
+    seq = left_waiting(store, link(plain, clock=SkewedClock(-600.0)), 41)  # 10 minutes ago
+    bridge = Dc09Bridge(store, link(plain), SkewedClock())
+    try:
+        assert await bridge.step() == 1  # sent again: NAKed for its old time, restamped
+        store.commit([EventReceived(DEVICE, event_message("ev-b", seq=2))], T0 + 1)
+        assert await bridge.step() == 1
+        with store.transaction() as db:
+            rows = db.execute("SELECT event_id, outcome, seq FROM forwarded").fetchall()
+            assert sender(db).event_id is None  # nothing waits any more
+    finally:
+        await bridge.link.close()
+        store.close()
+    assert seq == 42 and sorted(tuple(r) for r in rows) == [
+        ("ev-a", "acked", 42),
+        ("ev-b", "acked", 43),
+    ]
+    assert [e.sequence for e in plain.events] == ["0042", "0043"]
+    assert plain.counts["timestamp"] == 1 and bridge.link.stats.naks == 1
+
+
+async def test_a_message_left_waiting_that_cannot_be_read_goes_anew(
+    plain: Receiver, tmp_path: Path
+) -> None:
+    store = StationStore(tmp_path / "station.sqlite")
+    store.open()
+    left_waiting(store, link(plain, key=KEY_128.encode("ascii")), 6)  # the key has changed
+    bridge = Dc09Bridge(store, link(plain), SkewedClock())
+    try:
+        assert await bridge.step() == 1  # the event itself, as a new message
+        with store.transaction() as db:
+            rows = db.execute("SELECT event_id, outcome, seq FROM forwarded").fetchall()
+    finally:
+        await bridge.link.close()
+        store.close()
+    assert [tuple(r) for r in rows] == [("ev-a", "acked", 8)]
+    assert [(e.code, e.sequence, e.encrypted) for e in plain.events] == [("BA", "0008", False)]
