@@ -221,6 +221,15 @@ def codes(condition: Condition, restore: bool) -> Codes:
     return Codes(1, row.cid, row.sia_event)
 
 
+# SIA codes earlier boxes sent, before the table above was corrected (PROTOCOL.md 6):
+# a station still accepts them from a box not yet updated, and stores the right ones.
+LEGACY_SIA = {
+    (Condition.COMM_TROUBLE, False): "YC",
+    (Condition.ENCLOSURE_TAMPER, False): "TA",
+    (Condition.ENCLOSURE_TAMPER, True): "TR",
+}
+
+
 def kind(condition: Condition, restore: bool) -> Kind:
     row = BY_CONDITION[condition]
     if restore:

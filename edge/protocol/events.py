@@ -59,6 +59,8 @@ def event_from_record(data: dict[str, Any]) -> Event:
             raise ProtocolError(f"bad Contact ID code {cid!r}")
         got = Codes(int(cid[0]), int(cid[1:]), str(data["sia"]))
         restore = got.cid_qualifier == 3
+        if got.sia == codes.LEGACY_SIA.get((condition, restore)):  # a box not yet updated
+            got = Codes(got.cid_qualifier, got.cid_event, codes.codes(condition, restore).sia)
         if got != codes.codes(condition, restore) or kind != codes.kind(condition, restore):
             raise ProtocolError(
                 f"codes {got.cid}/{got.sia} and kind {kind.value!r} do not match "

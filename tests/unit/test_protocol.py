@@ -386,6 +386,26 @@ def test_decode_event_rejects_non_events(payload: bytes) -> None:
         decode_event(payload)
 
 
+@pytest.mark.parametrize(
+    ("condition", "kind", "cid", "old", "new"),
+    [
+        ("comm_trouble", "trouble", "1350", "YC", "YS"),
+        ("enclosure_tamper", "tamper", "1145", "TA", "ES"),
+        ("enclosure_tamper", "tamper_restore", "3145", "TR", "EJ"),
+    ],
+)
+def test_an_older_box_s_sia_codes_are_accepted_and_stored_as_they_are_now(
+    condition: str, kind: str, cid: str, old: str, new: str
+) -> None:
+    """A box not yet updated still sends 1350/YC and 1145/TA: the station must store
+    them (not refuse them, which would have the box resend them forever), corrected."""
+    body = _body(condition=condition, kind=kind, cid=cid, sia=old, zone=None)
+    decoded = decode_event(json.dumps(body).encode())
+    assert decoded.event.codes.sia == new and decoded.event.codes.cid == cid
+    with pytest.raises(ProtocolError, match="do not match"):  # only those pairs
+        decode_event(json.dumps({**body, "sia": "BA"}).encode())
+
+
 def test_decoded_codes_come_from_the_cid_string() -> None:
     decoded = decode_event(json.dumps(_body(cid="3130", sia="BR", kind="restore")).encode())
     assert decoded.event.codes == Codes(3, 130, "BR")
