@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 # .corners[0]); past this a crafted file would only exhaust the parser's recursion.
 MAX_DEPTH = 32
 BOM = "\ufeff"
+BOM_RULE = (
+    "the file starts with a byte-order mark (BOM), which TOML does not allow: "
+    'save it as "UTF-8" without BOM (Notepad: Save as, Encoding "UTF-8", not '
+    '"UTF-8 with BOM")'
+)
 
 
 def load(path: Path) -> EdgeConfig:
@@ -39,19 +44,9 @@ def load(path: Path) -> EdgeConfig:
 
 
 def parse(text: str, source: str) -> EdgeConfig:
-    """Validate TOML ``text``; ``source`` names it in error messages.
-
-    A byte-order mark at the start (Windows Notepad's "UTF-8 with BOM") is dropped
-    with a logged note: TOML forbids it, but the file means the same without it. (The
-    box logs the note to the journal; ``edge check-config`` sets up no logging, so
-    Python's last-resort handler prints it on stderr as it is.)"""
-    if text.startswith(BOM):
-        text = text.removeprefix(BOM)
-        log.warning(
-            "%s: note: the file starts with a byte-order mark (BOM), which is ignored; "
-            "save it as UTF-8 without BOM to silence this note",
-            source,
-        )
+    """Validate TOML ``text``; ``source`` names it in error messages."""
+    if text.startswith(BOM):  # Windows Notepad's "UTF-8 with BOM": TOML forbids it
+        raise ConfigError(source, [f"{source}: {BOM_RULE}"])
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -111,11 +111,11 @@ def test_check_config_of_a_file_saved_with_a_byte_order_mark(tmp_path: Path) -> 
     path = tmp_path / "bom.toml"
     path.write_text(DEMO_CONFIG.read_text(encoding="utf-8"), encoding="utf-8-sig")
     result = edge("check-config", str(path))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"{path}: OK")
-    assert result.stderr == (
-        f"{path}: note: the file starts with a byte-order mark (BOM), which is ignored; "
-        "save it as UTF-8 without BOM to silence this note\n"
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        f"{path}: the file starts with a byte-order mark (BOM), which TOML does not allow: "
+        'save it as "UTF-8" without BOM'
     )
 
 

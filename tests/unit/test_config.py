@@ -908,29 +908,24 @@ def test_a_date_inside_an_unknown_section_is_reported_once() -> None:
     assert len(messages) == 1 and messages[0].startswith(f"{SOURCE}: nonsense: unknown key")
 
 
-BOM_NOTE = "the file starts with a byte-order mark (BOM), which is ignored"
-
-
-def test_byte_order_mark_is_ignored_with_a_note(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_byte_order_mark_is_refused_saying_how_to_save(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
-    path.write_text(_demo_text(), encoding="utf-8-sig")  # as Windows Notepad saves it
+    path.write_text(_demo_text(), encoding="utf-8-sig")  # as Windows Notepad may save it
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
-    with caplog.at_level(logging.WARNING, logger="edge.config"):
-        cfg = load(path)
-    assert cfg.device.id == "demo-box-01"
-    (note,) = [r.getMessage() for r in caplog.records]
-    assert note.startswith(f"{path}: note: {BOM_NOTE}")
-
-
-def test_byte_order_mark_of_uploaded_text_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="edge.config"):
-        cfg = parse("\ufeff" + _demo_text(), SOURCE)
-    assert cfg.device.id == "demo-box-01"
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{SOURCE}: note: {BOM_NOTE}; save it as UTF-8 without BOM to silence this note"
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.messages == [
+        f"{path}: the file starts with a byte-order mark (BOM), which TOML does not allow: "
+        'save it as "UTF-8" without BOM (Notepad: Save as, Encoding "UTF-8", not '
+        '"UTF-8 with BOM")'
     ]
+
+
+def test_byte_order_mark_of_uploaded_text_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse("\ufeff" + _demo_text(), SOURCE)
+    (message,) = caught.value.messages
+    assert message.startswith(f"{SOURCE}: the file starts with a byte-order mark (BOM)")
 
 
 def test_no_note_without_a_byte_order_mark(caplog: pytest.LogCaptureFixture) -> None:

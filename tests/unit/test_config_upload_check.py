@@ -28,6 +28,7 @@ def test_upload_with_an_unquoted_date_is_refused(tmp_path: Path) -> None:
     ]
 
 
-def test_upload_with_a_byte_order_mark_passes_like_the_file(tmp_path: Path) -> None:
+def test_upload_with_a_byte_order_mark_is_refused_like_the_file(tmp_path: Path) -> None:
     text = "\ufeff" + DEMO_CONFIG.read_text(encoding="utf-8")
-    assert _checker(tmp_path).check(text, "site.toml") == []
+    (message,) = _checker(tmp_path).check(text, "site.toml")
+    assert message.startswith("site.toml: the file starts with a byte-order mark (BOM)")
