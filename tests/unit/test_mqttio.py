@@ -131,7 +131,6 @@ def test_one_copy_publish_decoding_equals_paho_s(
 
 def _properties_overrun(packet: bytes, qos: int) -> bool:
     """Whether a v5 PUBLISH declares more property bytes than it carries."""
-    from paho.mqtt.packettypes import PacketTypes  # noqa: F401 (paho's own decoder below)
     from paho.mqtt.properties import VariableByteIntegers
 
     pos = 2 + int.from_bytes(packet[:2], "big") + (2 if qos else 0)
@@ -139,7 +138,7 @@ def _properties_overrun(packet: bytes, qos: int) -> bool:
         return False
     try:
         length, used = VariableByteIntegers.decode(packet[pos : pos + 4])
-    except Exception:  # noqa: BLE001 (a cut length: not this case)
+    except Exception:  # a cut length: not this case
         return False
     return pos + used + length > len(packet)
 
