@@ -15,8 +15,12 @@ appended (and fsynced) to ``access.log``: when, who, what, which footage, why.
 
 A segment that cannot be written (full disk, folder not writable) is one
 trouble for the whole recorder, sent through ``trouble`` from the capture
-thread, and its restore once every camera writes again; on a full disk the
-oldest unheld segments make room. Capture, the pre-alarm ring and alarm clips
+thread, and its restore once every camera has written for ``RESTORE_QUIET_MS``
+without a failure (one trouble/restore pair per episode, not one per retry);
+on a full disk the oldest unheld segments make room. A new segment is begun
+only with ``keep_free_bytes`` free on the disk (the oldest footage goes
+first), and none while an alarm's still or clip waits for room (``yield_to``):
+alarm media outrank recording. Capture, the pre-alarm ring and alarm clips
 never wait for the recorder's disk.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +38,13 @@ from typing import BinaryIO
 
 import av
 
-from edge.video.codec import EncodedPacket, VideoError, read_mp4, write_mp4
+from edge.video.codec import EncodedPacket, VideoError, Yuv, frame_at, read_mp4, write_mp4
 from edge.video.records import AccessLog, Hold, HoldBook, footage
 from edge.video.segments import Segment, SegmentWriter, open_segment_file
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+RESTORE_QUIET_MS = 60_000  # writing again this long (camera time) before the restore
 
 
 Trouble = Callable[[bool, str], None]
@@ -62,6 +68,7 @@ class RecorderSettings:
     max_bytes: int | None
     pre_roll_s: float
     post_roll_s: float
+    keep_free_bytes: int = 0
 
 
 class Recorder:
@@ -81,6 +88,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._delete_lock = threading.Lock()  # retention and make_room, one at a time
         self._failing: dict[str, str] = {}  # camera -> why its segments are not written
+        self._episode: str | None = None  # the trouble sent, until its restore
+        self._clear_since_ms: int | None = None  # every camera writing since (camera ms)
+        self._yielding: set[str] = set()  # alarm media waiting for room on the disk
         self._pending: list[Segment] = []
         self._keep: list[tuple[str | None, int, int]] = []  # (camera or all, from, to)
         self.kept = 0
@@ -150,38 +160,82 @@ class Recorder:
             "pre-alarm video and alarm clips go on, retrying"
         )
         with self._lock:
-            first = not self._failing
             self._failing[camera] = text
+            self._clear_since_ms = None
+            first = self._episode is None
+            if first:
+                self._episode = text
         log.error("%s", text)
         if first:
             self.trouble(True, text)
-        if full:
+        if full and not self._yielding:
             self.make_room(at_ms)
 
-    def written(self, camera: str) -> None:
-        """Segments of ``camera`` are written again: the restore once none fails."""
+    def written(self, camera: str, at_ms: int) -> None:
+        """A fragment of ``camera`` is on disk. The restore comes once every camera has
+        written for ``RESTORE_QUIET_MS`` with no failure: one pair per episode."""
         with self._lock:
-            was = self._failing.pop(camera, None)
-            clear = not self._failing
-        if was is not None and clear:
-            text = f"recorder: segments written again in {self.settings.root}"
-            log.warning("%s", text)
-            self.trouble(False, text)
+            self._failing.pop(camera, None)
+            if self._episode is None or self._failing:
+                return
+            if self._clear_since_ms is None:
+                self._clear_since_ms = at_ms
+                return
+            if at_ms - self._clear_since_ms < RESTORE_QUIET_MS:
+                return
+            self._episode = self._clear_since_ms = None
+        text = f"recorder: segments written again in {self.settings.root}"
+        log.warning("%s", text)
+        self.trouble(False, text)
 
     @property
     def failing(self) -> str | None:
-        """Why segments are not being written, or None."""
+        """Why segments are not being written (or the episode not yet over), or None."""
         with self._lock:
-            return next(iter(self._failing.values()), None)
+            return next(iter(self._failing.values()), self._episode)
 
-    def make_room(self, now_ms: int) -> list[Segment]:
-        """The disk is full: delete the oldest footage, never held, at least as much as
-        the largest segment on disk (room for the next one). The outbox's media live in
-        the outbox's own folder and are never touched here."""
+    # -- room on the disk ---------------------------------------------------------
+
+    def yield_to(self, media_id: str, waiting: bool) -> None:
+        """An alarm's still or clip is waiting for room (or no longer): no new segment
+        is begun meanwhile, so recording cannot take the room made for it."""
+        with self._lock:
+            if waiting:
+                self._yielding.add(media_id)
+            else:
+                self._yielding.discard(media_id)
+
+    @property
+    def yielding(self) -> bool:
+        with self._lock:
+            return bool(self._yielding)
+
+    def room_for_segment(self, now_ms: int) -> None:
+        """Before a new segment: OSError(ENOSPC) when it may not begin (alarm media wait
+        for room, or ``keep_free_bytes`` cannot be kept free even by deleting footage)."""
+        if self.yielding:
+            raise OSError(errno.ENOSPC, "an alarm's still or clip is waiting for disk space")
+        keep = self.settings.keep_free_bytes
+        if keep <= 0:
+            return
+        missing = keep - _free_bytes(self.settings.root)
+        if missing > 0:
+            self.make_room(now_ms, missing)
+            missing = keep - _free_bytes(self.settings.root)
+        if missing > 0:
+            raise OSError(errno.ENOSPC, f"less than keep_free_bytes ({keep}) free")
+
+    def make_room(self, now_ms: int, need_bytes: int | None = None) -> list[Segment]:
+        """The disk is full: delete the oldest footage, never held, at least
+        ``need_bytes`` (default: as much as the largest segment on disk, room for the
+        next one). The outbox's media live in the outbox's own folder and are never
+        touched here."""
         with self._delete_lock:
             holds = [h.window() for h in self.book.active()]
             segments = self.segments()
-            need = max((g.size for g in segments), default=0)
+            need = (
+                need_bytes if need_bytes is not None else max((g.size for g in segments), default=0)
+            )
             doomed: list[Segment] = []
             for g in segments:
                 if sum(d.size for d in doomed) >= need:
@@ -189,10 +243,15 @@ class Recorder:
                 if not _overlaps(g, holds):
                     doomed.append(g)
             for g in doomed:
-                self._delete(g, now_ms, "disk full: room for new recording")
-        if not doomed:
+                self._delete(g, now_ms, "disk full: room for new recording or alarm media")
+        if not doomed and need_bytes is None:  # the recorder's own need, not a caller's
             log.error("disk full and no footage may be deleted (none, or all held)")
         return doomed
+
+    def free_bytes_for(self, now_ms: int, need_bytes: int) -> int:
+        """Delete the oldest unheld footage to free ``need_bytes`` for someone else (the
+        outbox); returns the bytes freed."""
+        return sum(g.size for g in self.make_room(now_ms, need_bytes))
 
     def _delete(self, g: Segment, now_ms: int, why: str) -> None:
         g.path.unlink(missing_ok=True)
@@ -340,6 +399,16 @@ class Recorder:
         self.access.write(now_ms, who, "export", footage(camera, first, last), why)
         return data, first, last
 
+    def frame_at(self, camera: str, at_ms: int) -> Yuv:
+        """The recorded picture of ``camera`` nearest to wall ``at_ms`` (within two frame
+        periods); VideoError when no segment on disk holds one."""
+        tolerance = max(100, round(2000 / self.fps_of(camera)))
+        for g in self.segments(camera):
+            if g.start_ms - tolerance <= at_ms <= g.end_ms + tolerance:
+                with contextlib.suppress(VideoError):
+                    return frame_at(g.path, g.start_ms, at_ms, tolerance)
+        raise VideoError(f"no recording of camera {camera} at {at_ms} on disk")
+
 
 def _mux(packets: list[EncodedPacket], width: int, height: int) -> bytes:
     import io
@@ -353,6 +422,15 @@ def _size(path: Path) -> tuple[int, int]:
     with av.open(str(path)) as src:
         ctx = src.streams.video[0].codec_context
         return int(ctx.width), int(ctx.height)
+
+
+def _free_bytes(folder: Path) -> int:
+    """Free bytes for an unprivileged writer on ``folder``'s file system (its nearest
+    existing parent)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
 
 
 def _overlaps(seg: Segment, windows: list[tuple[str | None, int, int]]) -> bool:

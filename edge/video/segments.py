@@ -8,6 +8,7 @@ recorder's one file-writing seam.
 from __future__ import annotations
 
 import contextlib
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -68,6 +69,8 @@ class SegmentWriter:
             self._fail(packet, exc)
 
     def write(self, packet: EncodedPacket) -> None:
+        if self.recorder.yielding:  # an alarm's media wait for room: no footage meanwhile
+            raise OSError(errno.ENOSPC, "an alarm's still or clip is waiting for disk space")
         first = self._first
         if first is None:
             if packet.keyframe:
@@ -75,14 +78,15 @@ class SegmentWriter:
             return
         length_ms = self.recorder.settings.segment_s * 1000
         if packet.keyframe and packet.pts_ms - first.pts_ms >= length_ms:
-            self.close()
+            self._finish()  # a failure is the caller's (salvage, trouble, backoff)
             self._open(packet)
             return
         self._mux(packet)
         if packet.keyframe:  # the fragment before it is on disk
-            self._written()
+            self._written(packet.wall_ms)
 
     def _open(self, packet: EncodedPacket) -> None:
+        self.recorder.room_for_segment(packet.wall_ms)  # keep_free_bytes, alarm media first
         self.folder.mkdir(parents=True, exist_ok=True)
         self._part = self.folder / f"{packet.wall_ms}.mp4.part"
         self._file = self.recorder.opener(self._part)
@@ -107,7 +111,16 @@ class SegmentWriter:
         self._last = packet
 
     def close(self) -> None:
-        """Finish the open segment and hand it to the recorder."""
+        """Finish the open segment and hand it to the recorder. Never raises: a segment
+        that cannot be finished (a full disk at stop) is salvaged as a write failure."""
+        last_packet = self._last or self._first
+        try:
+            self._finish()
+        except (VideoError, OSError, av.FFmpegError) as exc:
+            if last_packet is not None:
+                self._fail(last_packet, exc)
+
+    def _finish(self) -> None:
         if self._out is None or self._first is None or self._part is None:
             return
         self._out.close()
@@ -119,15 +132,14 @@ class SegmentWriter:
         final = self.folder / f"{self._first.wall_ms}-{end_ms}.mp4"
         self._part.replace(final)
         self._reset()
-        self._written()
+        self._written(last.wall_ms)
         self.recorder.closed(
             Segment(self.camera, final, int(final.name.split("-")[0]), end_ms, final.stat().st_size)
         )
 
-    def _written(self) -> None:
-        if self._retry_ms is not None:
-            self._retry_ms, self._backoff_ms = None, RETRY_MIN_MS
-            self.recorder.written(self.camera)
+    def _written(self, at_ms: int) -> None:
+        self._retry_ms, self._backoff_ms = None, RETRY_MIN_MS
+        self.recorder.written(self.camera, at_ms)
 
     def _fail(self, packet: EncodedPacket, exc: Exception) -> None:
         part = self._part

@@ -4,14 +4,16 @@ unheld footage freed, and the restore once segments are written again."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
+import os
 from pathlib import Path
 from typing import BinaryIO
 
 from edge.video.camera import Pipeline
 from edge.video.codec import mp4_bytes
-from edge.video.recorder import Recorder, RecorderSettings, open_segment_file
+from edge.video.recorder import RESTORE_QUIET_MS, Recorder, RecorderSettings, open_segment_file
 from tests.unit.test_video_pipeline import Drive, camera, check_clip
 
 
@@ -105,9 +107,13 @@ def test_full_disk_one_trouble_frees_the_oldest_unheld_keeps_clips_then_restores
     path = tmp_path / "clip.mp4"
     path.write_bytes(mp4_bytes(clip.packets, 160, 120))
     check_clip(path, plan.pre_s + plan.post_s)
-    # disk freed: the next retry writes again, then the restore, once
+    # disk freed: the next retry writes again; the restore once it has written for a
+    # minute (hysteresis: one trouble/restore pair per episode), and only once
     disk.full = False
     drive.run(8.5)
+    assert [f for f, _ in troubles] == [True]
+    assert rec.failing is not None  # the episode is not over yet
+    drive.run(RESTORE_QUIET_MS / 1000 + 1)
     assert [f for f, _ in troubles] == [True, False]
     assert "written again" in troubles[1][1] and rec.failing is None
     after = [s for s in rec.segments("cam") if s.start_ms > full_ms + 9000]
@@ -129,5 +135,57 @@ def test_recordings_folder_replaced_by_a_file_is_a_trouble_until_it_is_a_folder(
     assert rec.segments() == [] and rec.access.entries() == []  # nothing deleted for it
     (root / "cam").unlink()
     drive.run(6.0)  # the next retry (4 s backoff at most) finds a folder
+    drive.run(RESTORE_QUIET_MS / 1000 + 1)
     assert [f for f, _ in troubles] == [True, False]
     assert len(rec.segments("cam")) >= 2
+
+
+def test_a_disk_that_fills_and_frees_again_and_again_is_one_trouble_and_one_restore(
+    tmp_path: Path,
+) -> None:
+    """The fault campaign saw "recorder: disk full" and its restore 31 times in 284 s:
+    continuous recording refilled what make_room freed. Two minutes of a disk that is
+    full 3 s out of every 5 s now give one trouble, then one restore after a quiet
+    minute."""
+    disk = Disk()
+    _rec, drive, troubles, _writer = setup(tmp_path, disk)
+    drive.run(2.0)
+    for _ in range(24):  # 120 s of flapping
+        disk.full = True
+        drive.run(3.0)
+        disk.full = False
+        drive.run(2.0)
+    assert [f for f, _ in troubles] == [True]
+    drive.run(RESTORE_QUIET_MS / 1000 + 5)
+    assert [f for f, _ in troubles] == [True, False]
+
+
+def test_recording_yields_to_alarm_media_waiting_for_room(tmp_path: Path) -> None:
+    """While an alarm's still or clip waits for room on a full disk, no new segment is
+    begun (continuous recording would take the room made for it); it resumes after."""
+    rec, drive, _troubles, _writer = setup(tmp_path)
+    drive.run(2.5)
+    count = len(rec.segments("cam"))
+    rec.yield_to("clip-1", True)
+    drive.run(4.0)
+    assert len(rec.segments("cam")) <= count + 1  # the open one is closed, nothing new
+    assert not list((tmp_path / "cam").glob("*.part"))
+    rec.yield_to("clip-1", False)
+    drive.run(6.0)  # after the backoff, writing again
+    assert len(rec.segments("cam")) >= count + 2
+
+
+def test_a_new_segment_keeps_keep_free_bytes_free_by_deleting_the_oldest(
+    tmp_path: Path,
+) -> None:
+    rec, drive, _troubles, _writer = setup(tmp_path)
+    drive.run(4.0)
+    segments = rec.segments("cam")
+    assert len(segments) >= 3
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    # as if the disk had just one segment's worth less free than asked
+    rec.settings = dataclasses.replace(rec.settings, keep_free_bytes=free + segments[0].size)
+    drive.run(1.0)
+    gone = [e for e in rec.access.entries() if e["action"] == "delete"]
+    assert gone and str(segments[0].start_ms) in gone[0]["footage"]
+    assert segments[0].path not in [g.path for g in rec.segments("cam")]
