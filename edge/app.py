@@ -37,10 +37,11 @@ from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
 from edge.inputs.relay import EdgeRelay
 from edge.inputs.zones import PanelState, Tick, next_deadline, resume, step, zone_level
-from edge.model import Event, ZoneChanged, box_event, new_event_id
+from edge.model import Event, MediaDue, ZoneChanged, box_event, new_event_id
 from edge.motion.settings import motion_params, stage_settings, tamper_params
 from edge.motion.stage import MotionStage
 from edge.mqttio import Message, MqttLink
+from edge.outbox.reserve import Reserve
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, Detail, HoldArgs, ReleaseArgs, SnapshotArgs
 from edge.provision import NOT_CHECKED, managed_dir
@@ -57,7 +58,6 @@ from edge.web.server import WebServer, WebSettings
 from edge.wiring import forward_settings, link_settings, profile_of
 
 log = logging.getLogger(__name__)
-STORE_RETRY_S = 1.0
 VIDEO_KINDS = (Kind.ALARM, Kind.TAMPER)  # events that get a clip and stills
 YIELD_EVERY = 64  # input changes handled before the zones task lets others run
 
@@ -86,7 +86,12 @@ class Box:
             cfg.outbox.max_events, int(cfg.outbox.media_quota_bytes), cfg.uplink.chunk_bytes
         )
         self.journal = Journal(days=cfg.web.journal_days)
-        self.outbox = JournaledOutbox(Outbox(state_dir / "outbox.sqlite", limits), self.clock)
+        self.outbox = JournaledOutbox(
+            Outbox(state_dir / "outbox.sqlite", limits),
+            self.clock,
+            Reserve(state_dir / "outbox.reserve", int(cfg.outbox.reserve_bytes)),
+            free_disk=lambda need: self.video.free_disk(need, state_dir),  # footage, then media
+        )
         self.outbox.journal = self.journal
         settings = link_settings(cfg, self.topics, will=self._state_message("offline"))
         self.link = MqttLink(settings, birth=lambda: self._state_message("online"))
@@ -117,7 +122,12 @@ class Box:
             self._hold_command if cfg.cameras and cfg.recording.enabled else None,
         )
         self.video = VideoService(
-            cfg, state_dir, self.clock, self.outbox.put_media, self._camera_trouble
+            cfg,
+            state_dir,
+            self.clock,
+            self.outbox.put_media,
+            self._camera_trouble,
+            put_lost=self.outbox.put_lost,
         )
         self.cameras = [cam.runner for cam in self.video.cameras.values()]
         self.motion = self._motion_stage() if cfg.motion.enabled and cfg.cameras else None
@@ -128,7 +138,6 @@ class Box:
         self.inputs_of = {z.id: [i.name for i in cfg.inputs if i.zone == z.id] for z in cfg.zones}
         self.input_levels: dict[str, bool] = {}
         self.walk: walktest.WalkTest | None = None
-        self.store_failing: str | None = None
         self.resync_pending = False  # edges were dropped: re-read the pins when caught up
         self.edges_dropped = 0
         self._handled = 0
@@ -143,6 +152,8 @@ class Box:
         if self.web is not None:  # the page's event journal (memory only if its file fails)
             await self.journal.open(self.state_dir / "journal.sqlite", ms(self.clock.time()))
         await self.outbox.open()
+        # media announced before a stop or power cut and never queued (before new alarms)
+        owed = await self.outbox.media_due()
         # Zones resume from what was committed, so a restore missed while down is sent.
         kinds = await self.outbox.zone_kinds()
         self.trace.resume(kinds)  # the input trace's start (edge diag replay)
@@ -178,8 +189,10 @@ class Box:
         if self.motion is not None:  # the lores frames' sink before the cameras start
             self._spawn(tg, "motion", self.motion.run())
             self.video.add_lores_sink(self.motion.offer)
-        self.video.start()  # each camera captures on its own thread
+        self.video.start()  # each camera captures on its own thread (parts salvaged first)
         self._spawn(tg, "video.retention", self.video.run_retention())
+        if owed:
+            self._spawn(tg, "video.owed", self._owed_media(owed))
         interval = watchdog_interval_s()
         if interval is not None:
             self._spawn(tg, "watchdog", self.health.run_watchdog(interval))
@@ -187,24 +200,36 @@ class Box:
             self._spawn(tg, "web.config_probation", self._config_probation())
 
     async def shutdown(self) -> None:
-        """Ordered stop: sources, then zones (drained), uplink, outbox, web."""
+        """Ordered stop: sources, then zones (drained), uplink, outbox, web. Each step
+        runs whatever the one before it did (a failing disk or camera is logged), so
+        the retained ``offline`` state is always published and the outbox closed."""
         sd_notify("STOPPING=1")
-        self.inputs.close()
+        await self._stop_step("inputs", self.inputs.close)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changes.join(), 5.0)
-        await self.video.stop()
+            await asyncio.wait_for(self.changes.join(), 2.0)
+        await self._stop_step("video", self.video.stop)
         await self._cancel("camera.", "video.", "motion", "zones", "watchdog")
         await self._cancel("uplink.")
-        await self.link.stop(last_words=self._state_message("offline"))
+        offline = self._state_message("offline")
+        await self._stop_step("uplink", lambda: self.link.stop(last_words=offline))
         try:
-            await asyncio.wait_for(self.forwarder.settle(), 5.0)
+            await asyncio.wait_for(self.forwarder.settle(), 2.0)
         except TimeoutError:  # unsettled sends stay leased: they are sent again at start
-            log.warning("uplink did not settle in 5 s; closing the outbox anyway")
-        await self.outbox.close()
-        await self.journal.close()
+            log.warning("uplink did not settle in 2 s; closing the outbox anyway")
+        await self._stop_step("outbox", self.outbox.close)
+        await self._stop_step("journal", self.journal.close)
         if self.web is not None:
-            await self.web.stop()
-        log.info("stopped cleanly")
+            await self._stop_step("web", self.web.stop)
+        log.info("stopped")
+
+    async def _stop_step(self, what: str, step: Callable[[], Any]) -> None:
+        """One step of the stop; its failure is logged and the stop goes on."""
+        try:
+            result = step()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("stop: %s did not stop cleanly; going on", what)
 
     async def close(self) -> None:
         """Release whatever is still held (after a crash); safe to call twice."""
@@ -297,34 +322,35 @@ class Box:
         log.info("re-read the pins after %d dropped edge(s)", self.edges_dropped)
 
     async def store(self, event: Event) -> None:
-        """Commit an event to the outbox, retrying until the disk takes it.
+        """Commit an event to the outbox; it is sent even if the disk refuses it (held in
+        memory, committed later), so an alarm never waits for the disk.
 
         An alarm or tamper of a zone with cameras starts its clip and stills
         first (which never waits) and carries their ids in ``extra``."""
+        due: tuple[MediaDue, ...] = ()
         zone = self.zones.get(event.zone.id) if event.zone is not None else None
         if zone is not None and zone.cameras and event.kind in VIDEO_KINDS:
-            event = self.video.plan(event, zone.cameras)
+            event, due = self.video.plan(event, zone.cameras)
         if zone is not None and zone.cameras and event.kind is Kind.ALARM and self.motion:
             event = self.motion.evidence(event, zone.cameras)  # what they saw before it
-        while True:
-            try:
-                stored = await self.outbox.put(event, ms(self.clock.time()))
-            except StorageError as exc:
-                self.store_failing = str(exc)
-                log.error("event %s not yet stored, retrying: %s", event.id, exc)
-                await asyncio.sleep(STORE_RETRY_S)
-                continue
-            self.store_failing = None
-            log.info(
-                "event %s seq %d: %s %s %s",
-                event.id,
-                stored.seq,
-                event.kind.value,
-                event.codes.cid,
-                event.text,
-                extra={"journal": {"EVENT_ID": event.id, "EVENT_SEQ": stored.seq}},
-            )
+        await self._put(event, due)
+
+    async def _put(self, event: Event, due: tuple[MediaDue, ...] = ()) -> None:
+        try:
+            stored = await self.outbox.put(event, ms(self.clock.time()), due)
+        except StorageError as exc:  # the outbox is closed (stopping), or refused this event
+            log.critical("event %s NOT queued: %s: %s", event.id, exc, event)
             return
+        log.info(
+            "event %s seq %d%s: %s %s %s",
+            event.id,
+            stored.seq,
+            "" if stored.durable else " (held in memory: the disk refused it)",
+            event.kind.value,
+            event.codes.cid,
+            event.text,
+            extra={"journal": {"EVENT_ID": event.id, "EVENT_SEQ": stored.seq}},
+        )
 
     def _motion_stage(self) -> MotionStage:
         settings = stage_settings(self.cfg)
@@ -344,9 +370,10 @@ class Box:
     async def _camera_event(self, event: Event, camera: str) -> None:
         """A motion or camera-tamper event: its clip and stills first (motion-only ones
         sit in the lowest priority class with their event), then the outbox."""
+        due: tuple[MediaDue, ...] = ()
         if event.kind in (Kind.TAMPER, Kind.MOTION):
-            event = self.video.plan(event, (camera,))
-        await self.store(event)
+            event, due = self.video.plan(event, (camera,))
+        await self._put(event, due)
 
     async def raise_event(self, condition: Condition, restore: bool, text: str) -> Event:
         """An event of the box itself (no zone): path trouble, manual test, ..."""
@@ -434,6 +461,35 @@ class Box:
         )
         return {"hold_id": command_id, "segments": covered}
 
+    async def _owed_media(self, owed: list[MediaDue]) -> None:
+        """Stills and clips that events announced before a stop or power cut and that
+        were never queued: cut from the recordings still on disk, or the station is told
+        plainly that they are lost (a lost notice, PROTOCOL.md 3.4)."""
+        for due in owed:
+            try:
+                content_type, data = await self.video.cut(due)
+            except HardwareError as exc:
+                why = (
+                    f"not recorded: the box stopped (power cut or restart) before this "
+                    f"{due.kind} was complete, and no recording on the box covers it ({exc})"
+                )
+                log.warning("%s %s of event %s: %s", due.kind, due.id, due.event_id, why)
+                with contextlib.suppress(StorageError):  # else: told at the next start
+                    await self.outbox.lose_due(due, why)
+                continue
+            try:
+                await self.outbox.put_due_media(due, content_type, data)
+            except StorageError as exc:  # still owed: tried again at the next start
+                log.error("%s %s of event %s not queued: %s", due.kind, due.id, due.event_id, exc)
+                continue
+            log.warning(
+                "%s %s of event %s cut from the recordings after a restart (%d bytes)",
+                due.kind,
+                due.id,
+                due.event_id,
+                len(data),
+            )
+
     async def _camera_trouble(self, lost: bool, text: str) -> None:
         await self.raise_event(Condition.SYSTEM_TROUBLE, restore=not lost, text=text)
 
@@ -454,6 +510,9 @@ class Box:
             session_idle_s=w.session_idle_s,
             login_max_failures=w.login_max_failures,
             lockout_s=w.lockout_s,
+            secrets=tuple(
+                v.get_secret_value() for v in (self.cfg.uplink.password,) if v is not None
+            ),
         )
         hooks = Hooks(
             status=self.health.snapshot,

@@ -22,7 +22,7 @@ from edge.clock import ms
 from edge.config import EdgeConfig, parse
 from edge.config.schema import MotionAreaConfig
 from edge.errors import ConfigError
-from edge.model import Event, StoredEvent
+from edge.model import Event, MediaDue, StoredEvent
 from edge.outbox.aio import AsyncOutbox
 from edge.video.codec import VideoError
 from edge.video.service import VideoService
@@ -37,8 +37,8 @@ class JournaledOutbox(AsyncOutbox):
 
     journal: Journal
 
-    async def put(self, event: Event, now_ms: int) -> StoredEvent:
-        stored = await super().put(event, now_ms)
+    async def put(self, event: Event, now_ms: int, due: tuple[MediaDue, ...] = ()) -> StoredEvent:
+        stored = await super().put(event, now_ms, due)
         self.journal.queued(stored, now_ms)
         return stored
 

@@ -12,10 +12,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import StorageError
+from edge.errors import DiskFull, StorageError
 
 log = logging.getLogger(__name__)
 CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def storage_error(message: str, exc: sqlite3.Error) -> StorageError:
+    """``exc`` as our error: :class:`DiskFull` when SQLite ran out of space."""
+    full = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return (DiskFull if full else StorageError)(message)
 
 
 def open_db(path: Path, schema: str, what: str) -> sqlite3.Connection:
@@ -51,7 +57,7 @@ class Transaction:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._lock.release()
-            raise StorageError(f"{self._label}: {exc}") from exc
+            raise storage_error(f"{self._label}: {exc}", exc) from exc
         return self._db
 
     def __exit__(self, _t: object, exc: BaseException | None, _tb: object) -> None:
@@ -61,11 +67,11 @@ class Transaction:
             elif self._db.in_transaction:  # SQLite rolls back by itself on a full disk
                 self._db.execute("ROLLBACK")
         except sqlite3.Error as err:
-            raise StorageError(f"{self._label}: commit failed: {err}") from err
+            raise storage_error(f"{self._label}: commit failed: {err}", err) from err
         finally:
             self._lock.release()
         if isinstance(exc, sqlite3.Error):
-            raise StorageError(f"{self._label}: {exc}") from exc
+            raise storage_error(f"{self._label}: {exc}", exc) from exc
 
 
 @dataclass(frozen=True)

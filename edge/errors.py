@@ -21,6 +21,10 @@ class StorageError(EdgeError):
     """The outbox or the station store could not read or write durably."""
 
 
+class DiskFull(StorageError):
+    """A write failed for want of space (ENOSPC, EDQUOT, SQLite's SQLITE_FULL)."""
+
+
 class UplinkError(EdgeError):
     """The MQTT link failed: not connected, refused, or timed out."""
 

@@ -1,8 +1,11 @@
 """Health: systemd readiness and watchdog, and the status snapshot pages read.
 
 ``sd_notify`` is a few lines of datagram socket code, so no libsystemd
-binding is needed. The watchdog is pinged only while every registered check
-passes: a wedged stage stops the pings and systemd restarts the box.
+binding is needed. The watchdog is pinged only while every check registered
+with ``watchdog=True`` passes: a wedged stage stops the pings and systemd
+restarts the box. Other checks (a full disk, a lost link) make the box
+unhealthy on its page and in ``STATUS=``, but a restart would not cure them
+and could lose an alarm held in memory, so they never stop the pings.
 """
 
 from __future__ import annotations
@@ -57,17 +60,24 @@ class Health:
 
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
+        self._watchdog: set[str] = set()  # checks whose failure a restart cures
         self._sections: dict[str, Section] = {}
 
-    def check(self, name: str, fn: Check) -> None:
+    def check(self, name: str, fn: Check, watchdog: bool = True) -> None:
         self._checks[name] = fn
+        if watchdog:
+            self._watchdog.add(name)
+        else:
+            self._watchdog.discard(name)
 
     def section(self, name: str, fn: Section) -> None:
         self._sections[name] = fn
 
-    def problems(self) -> dict[str, str]:
+    def problems(self, watchdog_only: bool = False) -> dict[str, str]:
         found: dict[str, str] = {}
         for name, fn in self._checks.items():
+            if watchdog_only and name not in self._watchdog:
+                continue
             try:
                 problem = fn()
             except Exception as exc:  # noqa: BLE001 - a broken check is itself a problem
@@ -83,18 +93,21 @@ class Health:
         return status
 
     async def run_watchdog(self, interval_s: float) -> None:
-        """Ping systemd every ``interval_s`` while healthy; say why when not."""
-        unhealthy = False
+        """Ping systemd every ``interval_s`` unless a watchdog check fails; say why."""
+        said = ""
         while True:
             problems = self.problems()
-            if problems:
-                text = "; ".join(f"{k}: {v}" for k, v in problems.items())
+            fatal = {k: v for k, v in problems.items() if k in self._watchdog}
+            text = "; ".join(f"{k}: {v}" for k, v in problems.items())
+            if fatal:
                 log.error("unhealthy, withholding watchdog ping: %s", text)
-                sd_notify(f"STATUS=unhealthy: {text}"[:400])
-            else:
-                if unhealthy:
-                    log.info("healthy again")
-                    sd_notify("STATUS=running")
+            elif text != said and text:
+                log.warning("degraded (still pinging the watchdog): %s", text)
+            elif text != said:
+                log.info("healthy again")
+            if text != said or fatal:
+                sd_notify(f"STATUS=unhealthy: {text}"[:400] if text else "STATUS=running")
+            if not fatal:
                 sd_notify("WATCHDOG=1")
-            unhealthy = bool(problems)
+            said = text
             await asyncio.sleep(interval_s)

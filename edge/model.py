@@ -127,6 +127,7 @@ class StoredEvent:
     priority: int
     attempts: int
     first_sent_ms: int | None
+    durable: bool = True  # False: held in memory (the disk refused it), sent all the same
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,21 @@ class QueuedMedia:
     chunks: int
     acked_chunks: int  # chunks the station confirmed, from the first on
     priority: int
+    lost: str | None = None  # not a file: a notice that this media will never come, and why
+
+
+@dataclass(frozen=True)
+class MediaDue:
+    """A still or clip an event announced (its id is in the event's ``extra``), not yet
+    queued. Kept with the event, so that after a power cut the box still knows it owes
+    the station this media: cut from the recordings, or a notice that it is lost."""
+
+    id: str
+    event_id: str  # the event whose media topic carries it (a shared clip: the first)
+    kind: str  # "still" or "clip"
+    camera: str
+    from_ms: int  # wall time: a still's instant, or the clip's first and last moment
+    to_ms: int
 
 
 class EventStore(Protocol):

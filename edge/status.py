@@ -20,8 +20,9 @@ from edge.clock import ms
 def register_status(box: Any) -> None:
     """Register the health checks and status sections of a :class:`edge.app.Box`."""
     h = box.health
-    h.check("tasks", lambda: _dead_tasks(box))
-    h.check("outbox", lambda: box.store_failing)
+    h.check("tasks", lambda: _dead_tasks(box))  # the only fault a restart would cure
+    h.check("outbox", lambda: _outbox_problem(box), watchdog=False)
+    h.check("subscriptions", lambda: _refused(box), watchdog=False)
     h.section("device", lambda: _device(box))
     h.section("uplink", lambda: _uplink(box))
     # provisioning: {"state": "unmanaged"|"unprovisioned"|"provisioned", "uplink_allowed",
@@ -42,6 +43,23 @@ def register_status(box: Any) -> None:
 def inputs_view(box: Any) -> dict[str, Any]:
     """Only what the live inputs page needs: cheap enough to read many times a second."""
     return {"zones": _zones(box), "walktest": box.walk_status() or {"running": False}}
+
+
+def _outbox_problem(box: Any) -> str | None:
+    o = box.outbox
+    if o.held:
+        return (
+            f"{len(o.held)} event(s) held in memory, not yet on disk ({o.held.error}): "
+            "sent all the same"
+        )
+    if o.reserve is not None and not o.reserve.held:
+        return "disk full: the outbox reserve is in use (room is being made)"
+    return None
+
+
+def _refused(box: Any) -> str | None:
+    refused = box.link.status.refused_subscriptions
+    return "; ".join(f"{t} refused: {r}" for t, r in refused.items()) or None
 
 
 def _dead_tasks(box: Any) -> str | None:
@@ -83,6 +101,7 @@ def _uplink(box: Any) -> dict[str, Any]:
         "path_loss_s": box.supervisor.profile.path_loss_s,
         "path_lost": w.path_lost,
         "delivery_failed": w.delivery_failed,
+        "refused_subscriptions": dict(s.refused_subscriptions),
         "commands": box.commands.handled,
         "commands_rejected": box.commands.rejected,
     }
@@ -100,6 +119,8 @@ def _outbox(box: Any) -> dict[str, Any]:
         "media": o.media_count,
         "media_bytes": o.media_bytes,
         "peak_depth": peak,
+        "held_in_memory": len(o.held),
+        "reserve_held": o.reserve is None or o.reserve.held,
     }
 
 

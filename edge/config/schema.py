@@ -333,6 +333,10 @@ class RecordingConfig(Section):
     pre_roll_s: float = Field(default=10.0, ge=0.0, le=30.0)
     post_roll_s: float = Field(default=10.0, ge=0.0, le=120.0)
     max_bytes: ByteSize | None = Field(default=None, description="e.g. '20GiB'")
+    keep_free_bytes: ByteSize = Field(
+        default=ByteSize(512 * 1024**2),
+        description="Free disk space recording never uses: the oldest footage goes first.",
+    )
 
 
 class WebConfig(Section):
@@ -353,6 +357,11 @@ class WebConfig(Section):
 class OutboxConfig(Section):
     max_events: int = Field(default=10_000, ge=100, le=1_000_000)
     media_quota_bytes: ByteSize = Field(default=ByteSize(2 * 1024**3), description="e.g. '2GiB'")
+    reserve_bytes: ByteSize = Field(
+        default=ByteSize(16 * 1024**2),
+        le=1024**3,
+        description="Disk space held back for events, released when the disk is full.",
+    )
 
 
 class EdgeConfig(Section):

@@ -9,6 +9,13 @@ do not.
 The outbox reports its own troubles as events in itself: a corrupt database
 moved aside (300, system trouble), evicted motion events or media and
 messages the broker refused (354, failure to communicate an event).
+
+A full disk never holds an alarm back: the commit is tried again at once
+with the reserve's bytes (``reserve``), then room is made in the policy's
+order (motion media, then footage through ``free_disk``, then clips, then
+stills) and the reserve taken back; an event the disk still refuses is held
+in memory and sent all the same (``held``), and committed once the disk
+takes it (one 300 trouble for the episode, and its restore).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -23,27 +31,41 @@ from typing import ParamSpec, TypeVar
 
 from edge.clock import Clock, ms
 from edge.codes import Condition, Kind
-from edge.errors import StorageError
-from edge.model import Event, QueuedMedia, StoredEvent, box_event
-from edge.outbox.media import MediaPut
+from edge.errors import DiskFull, StorageError
+from edge.model import Event, MediaDue, QueuedMedia, StoredEvent, box_event
+from edge.outbox.held import Held, HeldEvents
+from edge.outbox.media import CLIPS, MOTION_MEDIA, STILLS, MediaPut
+from edge.outbox.reserve import Reserve
 from edge.outbox.schema import priority
 from edge.outbox.store import Outbox, PutResult
 from edge.outbox.worker import LaneWorker
 
 log = logging.getLogger(__name__)
 FIGURES_PERIOD_S = 0.1  # the status figures lag commits by at most this, under load
+RETRY_MIN_S = 0.5  # held events: the first retry of their commit, doubling
+RETRY_MAX_S = 5.0
 P = ParamSpec("P")
 T = TypeVar("T")
-Pending = tuple[Event, int, "asyncio.Future[StoredEvent] | None"]
+Pending = tuple[Event, int, "asyncio.Future[StoredEvent] | None", tuple[MediaDue, ...]]
+FreeDisk = Callable[[int], int]  # bytes wanted -> bytes freed (footage, on the same disk)
 
 
 class AsyncOutbox:
     """Async face of :class:`Outbox`; keeps cached figures for status pages."""
 
-    def __init__(self, outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        clock: Clock,
+        reserve: Reserve | None = None,
+        free_disk: FreeDisk | None = None,
+    ) -> None:
         self.outbox = outbox
         self.clock = clock
-        self.depth = 0
+        self.reserve = reserve
+        self.free_disk = free_disk
+        self.held = HeldEvents()
+        self.stored_depth = 0
         self.oldest_ms: int | None = None
         self.media_count = 0
         self.media_bytes = 0
@@ -55,11 +77,25 @@ class AsyncOutbox:
         self._lock = threading.Lock()
         self._refreshing: asyncio.Task[None] | None = None
         self._stale = False  # a commit since the figures were last read
+        self._retrying: asyncio.Task[None] | None = None
+        self._media_put: set[str] = set()  # media queued while events were held
+        self.troubled: str | None = None  # the storage trouble sent, until its restore
+
+    @property
+    def depth(self) -> int:
+        """Events not yet acknowledged: on disk and held in memory."""
+        return self.stored_depth + len(self.held)
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._pool = LaneWorker("outbox")
         await self._run(self.outbox.open, ms(self.clock.time()))
+        if self.reserve is not None and not await self._run(self._take_reserve):
+            log.error(
+                "disk too full for the outbox reserve (%d bytes): retrying in the background",
+                self.reserve.size_bytes,
+            )
+            self._retry_soon()
         if self.outbox.moved_aside is not None:
             self._trouble(
                 Condition.SYSTEM_TROUBLE,
@@ -71,45 +107,82 @@ class AsyncOutbox:
     async def close(self) -> None:
         if self._pool is None:
             return
-        refreshing, self._refreshing = self._refreshing, None
-        if refreshing is not None and not refreshing.done():
-            refreshing.cancel()  # figures of a closing outbox: nobody will read them
-            with contextlib.suppress(asyncio.CancelledError, StorageError):
-                await refreshing
+        for task in (self._refreshing, self._retrying):
+            if task is not None and not task.done():
+                task.cancel()  # a closing outbox: nobody will read its figures
+                with contextlib.suppress(asyncio.CancelledError, StorageError):
+                    await task
+        self._refreshing = self._retrying = None
         await self._run(self._flush)
+        if self.held:  # a last try; what still fails is in the log, not lost silently
+            with contextlib.suppress(StorageError):
+                await self._commit_held()
+            for held in self.held.snapshot():
+                log.critical(
+                    "event %s seq %d NOT stored at stop (%s), not acknowledged: %s",
+                    held.stored.event.id,
+                    held.stored.seq,
+                    self.held.error,
+                    held.stored.event,
+                )
         await self._run(self.outbox.close)
         self._pool.shutdown()
         self._pool = None
 
     # -- events ------------------------------------------------------------
 
-    async def put(self, event: Event, now_ms: int) -> StoredEvent:
-        """Commit ``event`` (grouped with any others waiting); returns once it is on disk."""
+    async def put(self, event: Event, now_ms: int, due: tuple[MediaDue, ...] = ()) -> StoredEvent:
+        """Commit ``event`` (grouped with any others waiting) with the media it announced;
+        returns once it is on disk, or held in memory (``durable`` False) if the disk
+        refuses it: it is sent all the same."""
         if self._pool is None or self._loop is None:
             raise StorageError("outbox is not open")
         future: asyncio.Future[StoredEvent] = self._loop.create_future()
-        self._enqueue((event, now_ms, future))
+        self._enqueue((event, now_ms, future, due))
         return await future
 
     async def lease(
         self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
     ) -> list[StoredEvent]:
-        return await self._urgent(self.outbox.lease, now_ms, live_after_ms, lease_ms, limit)
+        held = self.held.lease(now_ms, lease_ms, limit)  # they go first: the disk failed them
+        if len(held) >= limit:
+            return held
+        try:
+            stored = await self._urgent(
+                self.outbox.lease, now_ms, live_after_ms, lease_ms, limit - len(held)
+            )
+        except StorageError:
+            if not held:
+                raise
+            log.warning("outbox not readable: sending the %d event(s) held in memory", len(held))
+            return held
+        return held + stored
 
     async def release(self, ids: list[str]) -> None:
-        await self._run(self.outbox.release, ids)
+        rest = self.held.release(ids)
+        if rest:
+            await self._run(self.outbox.release, rest)
 
     async def reset_leases(self) -> None:
+        self.held.reset()
         await self._run(self.outbox.reset_leases)
 
     async def next_due_ms(self) -> int | None:
-        return await self._run(self.outbox.next_due_ms)
+        held = self.held.next_due_ms()
+        try:
+            stored = await self._run(self.outbox.next_due_ms)
+        except StorageError:
+            if held is None:
+                raise
+            return held
+        return min((t for t in (held, stored) if t is not None), default=None)
 
     async def ack(self, ids: list[str] | tuple[str, ...]) -> int:
-        deleted = await self._urgent(self.outbox.ack, ids)
-        if deleted:
+        count, rest = self.held.ack(ids)
+        deleted = await self._urgent(self.outbox.ack, rest) if rest else 0
+        if deleted or count:
             self._figures_stale()  # refreshed in the background, at most ~10 times/s
-        return deleted
+        return deleted + count
 
     async def zone_kinds(self) -> dict[str, Kind]:
         return await self._run(self.outbox.zone_kinds)
@@ -123,7 +196,11 @@ class AsyncOutbox:
         """Move a refused event aside; say so with a 354 trouble unless ``notify`` is
         False (the refused event was itself such a trouble: no loop of troubles)."""
         now = ms(self.clock.time())
-        moved = await self._run(self.outbox.dead_letter, event_id, reason, code, now)
+        if self.held.take(event_id) is not None:  # never on disk: the log keeps it
+            log.error("event %s (held in memory) refused by the broker: dropped", event_id)
+            moved = True
+        else:
+            moved = await self._run(self.outbox.dead_letter, event_id, reason, code, now)
         if moved and notify:
             self._trouble(
                 Condition.COMM_FAILED_EVENT, f"event {event_id} refused by the broker: {reason}"
@@ -135,17 +212,14 @@ class AsyncOutbox:
     async def put_media(
         self, event: Event, media_id: str, kind: str, content_type: str, data: bytes
     ) -> QueuedMedia:
+        """Queue a still or clip durably. On a full disk, motion media and footage make
+        room first (never events, nor other alarms' media); DiskFull if still too full:
+        the caller tries again while the media is still wanted."""
         now = ms(self.clock.time())
-        put: MediaPut = await self._run(
-            self.outbox.media.put,
-            event.id,
-            media_id,
-            kind,
-            content_type,
-            data,
-            priority(event),
-            now,
-        )
+        args = (event.id, media_id, kind, content_type, data, priority(event), now)
+        put: MediaPut = await self._run(self._put_media, args)
+        if self.held:
+            self._media_put.add(media_id)
         if put.evicted:
             self._trouble(
                 Condition.COMM_FAILED_EVENT,
@@ -154,6 +228,21 @@ class AsyncOutbox:
         await self._refresh()
         self.on_stored()
         return put.item
+
+    def _put_media(self, args: tuple[str, str, str, str, bytes, int, int]) -> MediaPut:
+        """Worker thread. While the reserve is in use, its room is the events': a media
+        goes only if the reserve could still be taken back after it."""
+        size, reserve = len(args[4]), self.reserve
+        for attempt in range(2):
+            short = reserve.missing_bytes() + size if reserve and not reserve.held else 0
+            try:
+                if short > 0:
+                    raise DiskFull("disk full: the room left is kept for events")
+                return self.outbox.media.put(*args)
+            except DiskFull:
+                if attempt or not self._make_room(max(short, size + (1 << 20)), False):
+                    raise
+        raise AssertionError("unreachable")
 
     async def lease_media(self, now_ms: int, lease_ms: int) -> QueuedMedia | None:
         return await self._run(self.outbox.media.lease, now_ms, lease_ms)
@@ -166,6 +255,32 @@ class AsyncOutbox:
         if complete:
             await self._refresh()
         return known
+
+    async def put_lost(self, event: Event, media_id: str, kind: str, reason: str) -> bool:
+        """Tell the station that a media ``event`` announced will never come, and why."""
+        now = ms(self.clock.time())
+        args = (event.id, media_id, kind, reason, priority(event), now)
+        done: bool = await self._run(self.outbox.media.put_lost, *args)
+        await self._refresh()
+        self.on_stored()
+        return done
+
+    async def put_due_media(self, due: MediaDue, content_type: str, data: bytes) -> None:
+        """Queue a media an event announced, made after a restart (cut from footage)."""
+        now = ms(self.clock.time())
+        await self._run(self.outbox.media.put_due, due, content_type, data, now)
+        await self._refresh()
+        self.on_stored()
+
+    async def lose_due(self, due: MediaDue, reason: str) -> None:
+        """Tell the station that a media an event announced will never come, and why."""
+        await self._run(self.outbox.media.lose_due, due, reason, ms(self.clock.time()))
+        await self._refresh()
+        self.on_stored()
+
+    async def media_due(self) -> list[MediaDue]:
+        """Media announced by stored events and never queued (a stop or power cut)."""
+        return await self._run(self.outbox.media.due)
 
     async def media_chunk(self, item: QueuedMedia, index: int) -> bytes:
         return await self._run(self.outbox.media.chunk, item, index)
@@ -200,23 +315,226 @@ class AsyncOutbox:
             self._commit(batch)
 
     def _commit(self, batch: list[Pending]) -> None:
-        """Worker thread: one transaction; if it fails, one per event, so one bad event
-        fails alone. Every error goes to its caller: an unsettled future hangs ``put``."""
-        own = sum(future is None for _event, _now, future in batch)  # need no room
+        """Worker thread: one transaction. A full disk: again at once with the reserve's
+        bytes, then the batch is held in memory (sent all the same). Another failure:
+        one transaction per event, so one bad event fails alone (and is held)."""
         try:
-            result = self.outbox.put_many(
-                [(event, now) for event, now, _ in batch], room_for=len(batch) - own
-            )
-        except Exception as exc:  # noqa: BLE001 (handed to the caller's future)
+            result = self._put(batch)
+        except DiskFull as exc:
+            if not (self.reserve is not None and self.reserve.release()):
+                self._hold(batch, exc)
+                return
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._storage_trouble, str(exc))
+            try:
+                result = self._put(batch)
+            except Exception as again:  # noqa: BLE001 (the events are held, not lost)
+                self._hold(batch, again)
+                return
+            finally:
+                self._retry_soon_threadsafe()  # make room, take the reserve back
+        except Exception as exc:  # noqa: BLE001 (held, or handed to the caller's future)
             if len(batch) > 1:
                 for item in batch:
                     self._commit([item])
-            else:
+            elif _disk_fault(exc):
+                self._hold(batch, exc)
+            else:  # the event itself cannot be stored (a duplicate id, unencodable)
                 self._settle(batch[0][2], None, exc)
             return
-        for (_event, _now, future), stored in zip(batch, result.stored, strict=True):
+        for (_event, _now, future, _due), stored in zip(batch, result.stored, strict=True):
             self._settle(future, stored, None)
         self._after_put(result)
+
+    def _put(self, batch: list[Pending]) -> PutResult:
+        own = sum(future is None for _event, _now, future, _due in batch)  # need no room
+        return self.outbox.put_many(
+            [(event, now) for event, now, _f, _d in batch],
+            room_for=len(batch) - own,
+            due=[d for *_rest, due in batch for d in due],
+        )
+
+    def _hold(self, batch: list[Pending], error: BaseException) -> None:
+        """Worker thread: the disk refused ``batch``: numbered now, held in memory."""
+        assert self._loop is not None
+        seqs = self.outbox.reserve_seqs(len(batch))
+        held = [
+            Held(StoredEvent(e, seq, priority(e), 0, None, durable=False), now, due)
+            for (e, now, _f, due), seq in zip(batch, seqs, strict=True)
+        ]
+        self._loop.call_soon_threadsafe(self._held, held, [f for _e, _n, f, _d in batch], error)
+
+    def _held(
+        self,
+        held: list[Held],
+        futures: list[asyncio.Future[StoredEvent] | None],
+        error: BaseException,
+    ) -> None:
+        """On the loop: the events go out from memory; their commit is retried."""
+        first = not self.held
+        for item, future in zip(held, futures, strict=True):
+            self.held.add(item)
+            stored = item.stored
+            log.error(
+                "event %s seq %d NOT on disk (%s): held in memory and sent; retrying its commit",
+                stored.event.id,
+                stored.seq,
+                error,
+            )
+            if future is not None and not future.done():
+                future.set_result(stored)
+        self.held.error = str(error)
+        if first:
+            self._storage_trouble(f"events cannot be stored ({error}): sent from memory")
+        self._retry_soon()
+        self.on_stored()
+
+    def _storage_trouble(self, what: str) -> None:
+        """On the loop: one system trouble (300) per episode of a full or failing disk;
+        its restore once every event is on disk and the reserve taken back."""
+        if self.troubled is not None:
+            return
+        self.troubled = what
+        self._trouble(
+            Condition.SYSTEM_TROUBLE,
+            f"outbox: disk full or failing ({what}); alarms are still stored and sent, "
+            "the box makes room (motion media, then the oldest recordings)",
+        )
+
+    def _retry_soon_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._retry_soon)
+
+    def _retry_soon(self) -> None:
+        if self._pool is None:
+            return
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.create_task(self._run_retries(), name="outbox.retry")
+
+    async def _run_retries(self) -> None:
+        """Until nothing is held and the reserve is back: make room, commit what is held,
+        take the reserve back; 0.5 s apart, doubling to 5 s."""
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                if self.held or self.held.acked:
+                    await self._commit_held()
+                if self.reserve is not None:
+                    await self._run(self._take_reserve)
+            except StorageError as exc:
+                self.held.error = str(exc)
+                log.debug("outbox retry failed: %s", exc)
+            if not self.held and not self.held.acked and self._reserve_held():
+                break
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
+        self._media_put.clear()
+        with contextlib.suppress(StorageError):
+            await self._refresh()
+        if self.troubled is not None:
+            text = f"outbox: every event is stored on disk again (was: {self.troubled})"
+            self.troubled = None
+            log.warning("%s", text)
+            self._enqueue(
+                (
+                    box_event(Condition.SYSTEM_TROUBLE, True, text, self._now()),
+                    self._now(),
+                    None,
+                    (),
+                )
+            )
+
+    def _reserve_held(self) -> bool:
+        return self.reserve is None or self.reserve.held
+
+    async def _commit_held(self) -> None:
+        """Commit the held events with their numbers (room made first); those the station
+        acknowledged meanwhile only update their zone's last event."""
+        held = self.held.snapshot()
+        acked, self.held.acked = self.held.acked, []
+        media_put = set(self._media_put)
+        try:
+            await self._urgent(self._commit_held_sync, held, acked, media_put)
+        except BaseException:
+            self.held.acked[:0] = acked
+            raise
+        late = []
+        for item in held:
+            if self.held.take(item.stored.event.id) is None:
+                late.append(item.stored.event.id)  # acknowledged while being committed
+        if late:
+            await self._urgent(self.outbox.ack, late)
+        if held:
+            log.warning("%d event(s) held in memory are now stored on disk", len(held))
+        self._stored()
+
+    def _commit_held_sync(
+        self, held: list[Held], acked: list[tuple[Event, int]], media_put: set[str]
+    ) -> None:
+        """Worker thread."""
+        if held:
+            need = 64 * 1024 * len(held)
+            with contextlib.suppress(StorageError):
+                self._make_room(need, True)
+            due = [d for h in held for d in h.due if d.id not in media_put]
+            self.outbox.put_many(
+                [(h.stored.event, h.now_ms) for h in held],
+                room_for=0,
+                seqs=[h.stored.seq for h in held],
+                due=due,
+            )
+        if acked:
+            self.outbox.note_zones(acked)
+
+    def _take_reserve(self) -> bool:
+        """Worker thread: take the reserve back, making room for it if need be."""
+        assert self.reserve is not None
+        if self.reserve.held:
+            return True
+        missing = self.reserve.missing_bytes()
+        if missing > 0:  # motion media and footage only: an alarm's media outrank it
+            with contextlib.suppress(StorageError):
+                self._make_room(missing, False)
+        return self.reserve.ensure()
+
+    def _make_room(self, need_bytes: int, for_events: bool) -> int:
+        """Worker thread: free ``need_bytes`` on the disk in the policy's order: motion
+        media, then footage (``free_disk``), then, for events only, the oldest clips and
+        stills (an alarm's media leave a lost notice). Returns the bytes freed."""
+        shelf = self.outbox.media
+        why = "evicted: the box's disk was full and its events come first"
+        freed = evicted = 0
+        steps: list[tuple[str, Callable[[int], tuple[int, int]]]] = [
+            (MOTION_MEDIA, lambda n: shelf.evict(n, MOTION_MEDIA, why)),
+            ("footage", lambda n: (self.free_disk(n) if self.free_disk else 0, 0)),
+        ]
+        if for_events:
+            steps += [
+                (CLIPS, lambda n: shelf.evict(n, CLIPS, why)),
+                (STILLS, lambda n: shelf.evict(n, STILLS, why)),
+            ]
+        for name, step in steps:
+            if freed >= need_bytes:
+                break
+            try:
+                got, count = step(need_bytes - freed)
+            except (StorageError, OSError) as exc:
+                log.warning("disk full: could not free %s: %s", name, exc)
+                continue
+            freed += got
+            evicted += count if name in (CLIPS, STILLS) else 0
+        if evicted and self._loop is not None:
+            self._loop.call_soon_threadsafe(
+                self._trouble,
+                Condition.COMM_FAILED_EVENT,
+                f"disk full: {evicted} alarm still(s)/clip(s) evicted so that events are stored",
+            )
+        if freed:
+            log.warning("disk full: %d bytes freed (wanted %d)", freed, need_bytes)
+        return freed
+
+    def _now(self) -> int:
+        return ms(self.clock.time())
 
     def _after_put(self, result: PutResult) -> None:
         assert self._loop is not None
@@ -269,10 +587,10 @@ class AsyncOutbox:
         now = ms(self.clock.time())
         event = box_event(condition, False, text, now)
         log.error("trouble: %s", text)
-        self._enqueue((event, now, None))
+        self._enqueue((event, now, None, ()))
 
     async def _refresh(self) -> None:
-        self.depth, self.oldest_ms, (self.media_count, self.media_bytes) = await self._run(
+        self.stored_depth, self.oldest_ms, (self.media_count, self.media_bytes) = await self._run(
             lambda: (self.outbox.depth(), self.outbox.oldest_ms(), self.outbox.media.figures())
         )
 
@@ -287,6 +605,11 @@ class AsyncOutbox:
             raise StorageError("outbox is not open")
         job = self._pool.submit(lambda: fn(*args, **kwargs), urgent=True)
         return await asyncio.wrap_future(job)
+
+
+def _disk_fault(exc: BaseException) -> bool:
+    """A failure of the disk (full, I/O, locked), not of the event being stored."""
+    return isinstance(exc, StorageError) and not isinstance(exc.__cause__, sqlite3.IntegrityError)
 
 
 def _log_failure(future: Future[None]) -> None:

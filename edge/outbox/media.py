@@ -2,14 +2,21 @@
 
 A file is written beside its final name, fsynced, renamed into place and its
 folder fsynced before its row is committed, so a row always points at a
-complete file. Under the media quota the oldest media of motion-only events
-go first, then the oldest clips, then the oldest stills; alarm, restore,
-tamper and trouble *events* are never evicted (they live in the events
-table, not here).
+complete file. Under the media quota, or when the disk is full, the oldest
+media of motion-only events go first, then the oldest clips, then the oldest
+stills; alarm, restore, tamper and trouble *events* are never evicted (they
+live in the events table, not here).
+
+A media that an alarm announced and that will never come (evicted, not
+recorded before a power cut) stays queued as a *lost notice*: a row with the
+reason in ``lost`` and no file, sent so that the station can tell the operator
+instead of waiting for it. ``media_due`` lists what the events announced and
+is not queued yet; a row leaves it when its file (or its notice) is queued.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -21,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.db import Transaction
-from edge.errors import StorageError
-from edge.model import QueuedMedia
+from edge.errors import DiskFull, StorageError
+from edge.model import MediaDue, QueuedMedia
 from edge.outbox.schema import MOTION
 from edge.protocol import chunk_count
 
@@ -36,7 +43,17 @@ class MediaPut:
     evicted: int
 
 
-_COLUMNS = "id, event_id, kind, content_type, file, size, sha256, chunks, acked_chunks, priority"
+_COLUMNS = (
+    "id, event_id, kind, content_type, file, size, sha256, chunks, acked_chunks, priority, lost"
+)
+MOTION_MEDIA = "motion"  # what :meth:`MediaShelf.evict` may take, in the policy's order
+CLIPS = "clips"
+STILLS = "stills"
+_EVICTABLE = {
+    MOTION_MEDIA: "priority >= ?1",
+    CLIPS: "priority < ?1 AND kind = 'clip'",
+    STILLS: "priority < ?1 AND kind = 'still'",
+}
 
 
 class MediaShelf:
@@ -59,7 +76,7 @@ class MediaShelf:
         except OSError as exc:
             raise StorageError(f"media folder {self.folder}: {exc}") from exc
         with self._tx() as db:
-            rows = db.execute("SELECT id, file FROM media").fetchall()
+            rows = db.execute("SELECT id, file FROM media WHERE lost IS NULL").fetchall()
             missing = [r[0] for r in rows if not (self.folder / r[1]).is_file()]
             db.executemany("DELETE FROM media WHERE id = ?", [(m,) for m in missing])
         known = {r[1] for r in rows}
@@ -111,13 +128,83 @@ class MediaShelf:
                 evicted = self._make_room(db, len(data))
                 db.execute(
                     f"INSERT INTO media ({_COLUMNS}, created_ms) "  # noqa: S608 (constant)
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (*_row(item), now_ms),
                 )
+                db.execute("DELETE FROM media_due WHERE id = ?", (media_id,))
         except BaseException:
             (self.folder / name).unlink(missing_ok=True)
             raise
         return MediaPut(item, len(evicted))
+
+    def put_lost(
+        self, event_id: str, media_id: str, kind: str, reason: str, priority: int, now_ms: int
+    ) -> bool:
+        """Queue a notice that ``media_id`` will never come, and why; False when the
+        media itself is queued already (then the file goes, not the notice)."""
+        item = QueuedMedia(media_id, event_id, kind, "", self.folder, 0, "", 0, 0, priority, reason)
+        with self._tx() as db:
+            db.execute("DELETE FROM media_due WHERE id = ?", (media_id,))
+            cur = db.execute(
+                f"INSERT INTO media ({_COLUMNS}, created_ms) "  # noqa: S608 (constant)
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+                (*_row(item), now_ms),
+            )
+            return cur.rowcount > 0
+
+    def put_due(self, due: MediaDue, content_type: str, data: bytes, now_ms: int) -> MediaPut:
+        """Queue a media an event announced, made after a restart (cut from footage)."""
+        prio = self._due_priority(due.id)
+        return self.put(due.event_id, due.id, due.kind, content_type, data, prio, now_ms)
+
+    def lose_due(self, due: MediaDue, reason: str, now_ms: int) -> bool:
+        """A media an event announced that will never come: its lost notice instead."""
+        prio = self._due_priority(due.id)
+        return self.put_lost(due.event_id, due.id, due.kind, reason, prio, now_ms)
+
+    def _due_priority(self, media_id: str) -> int:
+        with self._tx() as db:
+            row = db.execute("SELECT priority FROM media_due WHERE id = ?", (media_id,)).fetchone()
+        return MOTION if row is None else int(row[0])
+
+    def lost(self) -> list[tuple[str, str, str]]:
+        """(media id, event id, reason) of every lost notice still queued."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, event_id, lost FROM media WHERE lost IS NOT NULL ORDER BY created_ms"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def due(self) -> list[MediaDue]:
+        """What events announced and was never queued (cut short by a stop or power cut)."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, event_id, kind, camera, from_ms, to_ms FROM media_due ORDER BY from_ms"
+            ).fetchall()
+        return [
+            MediaDue(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows
+        ]
+
+    def evict(self, need_bytes: int, which: str, reason: str) -> tuple[int, int]:
+        """Free at least ``need_bytes`` (if there is as much) from the oldest media of one
+        class (``MOTION_MEDIA``, ``CLIPS`` or ``STILLS``); an alarm's media leave a lost
+        notice. Returns (bytes freed, media evicted)."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT id, file, size, priority FROM media WHERE lost IS NULL AND "  # noqa: S608
+                f"{_EVICTABLE[which]} ORDER BY created_ms",
+                (MOTION,),
+            ).fetchall()
+            victims = []
+            freed = 0
+            for media_id, name, size, prio in rows:
+                if freed >= need_bytes:
+                    break
+                victims.append((media_id, name, prio))
+                freed += int(size)
+            self._drop(db, victims, reason)
+        self.unlink([name for _id, name, _p in victims])
+        return freed, len(victims)
 
     def lease(self, now_ms: int, lease_ms: int) -> QueuedMedia | None:
         """The next media due, once its event has been sent at least once."""
@@ -151,7 +238,7 @@ class MediaShelf:
                 db.execute("DELETE FROM media WHERE id = ?", (media_id,))
             else:
                 db.execute("UPDATE media SET acked_chunks = ? WHERE id = ?", (have, media_id))
-        if complete:
+        if complete and row[0]:
             (self.folder / row[0]).unlink(missing_ok=True)
         return True
 
@@ -185,7 +272,7 @@ class MediaShelf:
             )
             db.execute("DELETE FROM media WHERE id = ?", (media_id,))
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'dead_letters'")
-        (self.folder / row[0]).unlink(missing_ok=True)
+        self.unlink([row[0]])
         return True
 
     def dead_letter_of_event(
@@ -213,44 +300,57 @@ class MediaShelf:
 
     def unlink(self, names: list[str]) -> None:
         for name in names:
-            (self.folder / name).unlink(missing_ok=True)
+            if name:  # a lost notice has no file
+                (self.folder / name).unlink(missing_ok=True)
 
     def drop_event(self, db: sqlite3.Connection, event_id: str) -> None:
         """Within a transaction: drop the media of an evicted event."""
         files = [r[0] for r in db.execute("SELECT file FROM media WHERE event_id = ?", (event_id,))]
         db.execute("DELETE FROM media WHERE event_id = ?", (event_id,))
-        for name in files:
-            (self.folder / name).unlink(missing_ok=True)
+        db.execute("DELETE FROM media_due WHERE event_id = ?", (event_id,))
+        self.unlink(files)
 
     def figures(self) -> tuple[int, int]:
-        """(count, bytes) of queued media."""
+        """(count, bytes) of queued media files (lost notices are not counted)."""
         with self._tx() as db:
             count, size = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM media"
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM media WHERE lost IS NULL"
             ).fetchone()
         return int(count), int(size)
 
     def _make_room(self, db: sqlite3.Connection, size: int) -> list[str]:
+        """Within a transaction: evict under the quota (motion-only media first, then
+        clips, then stills, oldest first in each); an alarm's media leave lost notices."""
         used = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM media").fetchone()[0])
         excess = used + size - self.quota_bytes
         if excess <= 0:
             return []
-        order = db.execute(  # motion-only first, then clips, then stills; oldest first in each
-            "SELECT id, file, size FROM media ORDER BY priority >= ?1 DESC, "
-            "(priority < ?1 AND kind = 'clip') DESC, created_ms",
+        order = db.execute(
+            "SELECT id, file, size, priority FROM media WHERE lost IS NULL "
+            "ORDER BY priority >= ?1 DESC, (priority < ?1 AND kind = 'clip') DESC, created_ms",
             (MOTION,),
         ).fetchall()
         victims = []
-        for media_id, name, victim_size in order:
+        for media_id, name, victim_size, prio in order:
             if excess <= 0:
                 break
-            victims.append((media_id, name))
+            victims.append((media_id, name, prio))
             excess -= victim_size
-        db.executemany("DELETE FROM media WHERE id = ?", [(v[0],) for v in victims])
-        db.execute("UPDATE meta SET value = value + ? WHERE key = 'evicted_media'", (len(victims),))
-        for _id, name in victims:
-            (self.folder / name).unlink(missing_ok=True)
+        self._drop(db, victims, "evicted: the box's media quota was reached")
+        self.unlink([name for _id, name, _p in victims])
         return [v[0] for v in victims]
+
+    def _drop(self, db: sqlite3.Connection, victims: list[tuple[str, str, int]], why: str) -> None:
+        """Within a transaction: motion-only media go; an alarm's become lost notices."""
+        gone = [(v[0],) for v in victims if v[2] >= MOTION]
+        lost = [(why, v[0]) for v in victims if v[2] < MOTION]
+        db.executemany("DELETE FROM media WHERE id = ?", gone)
+        db.executemany(
+            "UPDATE media SET lost = ?, file = '', size = 0, sha256 = '', chunks = 0, "
+            "acked_chunks = 0, content_type = '', next_send_ms = 0 WHERE id = ?",
+            lost,
+        )
+        db.execute("UPDATE meta SET value = value + ? WHERE key = 'evicted_media'", (len(victims),))
 
 
 def _write_durably(folder: Path, name: str, data: bytes) -> None:
@@ -268,7 +368,10 @@ def _write_durably(folder: Path, name: str, data: bytes) -> None:
             os.close(fd)
     except OSError as exc:
         part.unlink(missing_ok=True)
-        raise StorageError(f"cannot write media {folder / name}: {exc}") from exc
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise (DiskFull if full else StorageError)(
+            f"cannot write media {folder / name}: {exc}"
+        ) from exc
 
 
 def _row(item: QueuedMedia) -> tuple[object, ...]:
@@ -283,6 +386,7 @@ def _row(item: QueuedMedia) -> tuple[object, ...]:
         item.chunks,
         item.acked_chunks,
         item.priority,
+        item.lost,
     )
 
 
@@ -298,4 +402,5 @@ def _item(folder: Path, row: Any) -> QueuedMedia:
         chunks=int(row[7]),
         acked_chunks=int(row[8]),
         priority=int(row[9]),
+        lost=None if row[10] is None else str(row[10]),
     )

@@ -37,10 +37,20 @@ CREATE TABLE IF NOT EXISTS media (
     acked_chunks INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_send_ms INTEGER NOT NULL DEFAULT 0
+    next_send_ms INTEGER NOT NULL DEFAULT 0,
+    lost TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS media_order ON media (priority, created_ms);
 CREATE INDEX IF NOT EXISTS media_event ON media (event_id);
+CREATE TABLE IF NOT EXISTS media_due (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER NOT NULL,
+    priority INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS zone_last (
     zone TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -59,6 +69,8 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('evicted_events', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('evicted_media', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('dead_letters', 0);
 """
+# Columns added since the first release, for databases made before them.
+UPGRADES = (("media", "lost", "ALTER TABLE media ADD COLUMN lost TEXT"),)
 
 # Send order, lowest first. Within the first class: fire, then panic and
 # hold-up, then intrusion and technical, then tamper. Both halves of a

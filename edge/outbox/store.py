@@ -19,10 +19,10 @@ from pathlib import Path
 
 from edge.codes import Kind
 from edge.db import Transaction
-from edge.model import Event, StoredEvent
+from edge.model import Event, MediaDue, StoredEvent
 from edge.outbox.media import MediaShelf
 from edge.outbox.recovery import open_checked
-from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, priority
+from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, UPGRADES, priority
 from edge.protocol import event_from_record, event_record
 
 # Due events in send order (see Outbox.lease), in two index-friendly halves
@@ -73,12 +73,20 @@ class Outbox:
         self.corruption: str = ""
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._last_seq = 0  # the highest sequence number committed or handed out
+        self._seq_floor = 0  # numbers up to here went to events held in memory
 
     def open(self, now_ms: int) -> None:
         """``now_ms``: the UTC time; after a corrupt database the sequence restarts above it."""
         opened = open_checked(self.path, SCHEMA, now_ms)
         self._db = opened.db
         self.moved_aside, self.corruption = opened.moved_aside, opened.reason
+        with self._tx() as db:
+            for table, column, statement in UPGRADES:
+                columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    db.execute(statement)
+        self._last_seq = self.last_seq()
         self.media.open()
 
     def close(self) -> None:
@@ -91,38 +99,71 @@ class Outbox:
     def put(self, event: Event, now_ms: int) -> StoredEvent:
         return self.put_many([(event, now_ms)]).stored[0]
 
-    def put_many(self, items: list[tuple[Event, int]], room_for: int | None = None) -> PutResult:
+    def put_many(
+        self,
+        items: list[tuple[Event, int]],
+        room_for: int | None = None,
+        seqs: list[int | None] | None = None,
+        due: list[MediaDue] | None = None,
+    ) -> PutResult:
         """Commit events in one transaction (group commit), making room if full.
 
         Room is made for ``room_for`` of them (default: all). The box's own
         reports of an eviction need none: making room for them would evict
-        again, to be reported again, until no motion event is left.
+        again, to be reported again, until no motion event is left. ``seqs``
+        gives the numbers events held in memory were sent with (None: the next
+        one); ``due``, the media the events announced (see ``media_due``).
         """
         stored = []
         needed = len(items) if room_for is None else room_for
+        given = seqs or [None] * len(items)
         with self._tx() as db:
             depth = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
             evicted = self._evict_motion(db, depth + needed - self.limits.max_events)
-            for event, now_ms in items:
-                seq = int(
-                    db.execute(
-                        "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
-                    ).fetchone()[0]
+            if self._seq_floor:  # never hand out a number an event in memory was sent with
+                db.execute(
+                    "UPDATE meta SET value = MAX(value, ?) WHERE key = 'seq'", (self._seq_floor,)
                 )
+            for (event, now_ms), seq in zip(items, given, strict=True):
+                # a held event is committed with the number it was sent with, once
+                insert = "INSERT" if seq is None else "INSERT OR IGNORE"
+                if seq is None:
+                    seq = int(
+                        db.execute(
+                            "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
+                        ).fetchone()[0]
+                    )
                 prio = priority(event)
                 db.execute(
-                    "INSERT INTO events (id, seq, priority, zone, body, created_ms) "
+                    f"{insert} INTO events (id, seq, priority, zone, body, created_ms) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (event.id, seq, prio, _zone_key(event), _body(event), now_ms),
                 )
-                if event.zone is not None:
-                    db.execute(
-                        "INSERT INTO zone_last (zone, kind, seq) VALUES (?, ?, ?) ON CONFLICT "
-                        "(zone) DO UPDATE SET kind = excluded.kind, seq = excluded.seq",
-                        (event.zone.id, event.kind.value, seq),
-                    )
+                _note_zone(db, event, seq)
                 stored.append(StoredEvent(event, seq, prio, attempts=0, first_sent_ms=None))
+            db.executemany(
+                "INSERT INTO media_due (id, event_id, kind, camera, from_ms, to_ms, priority) "
+                "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS "
+                "(SELECT 1 FROM media WHERE id = ?1) "
+                "ON CONFLICT (id) DO UPDATE SET to_ms = MAX(to_ms, excluded.to_ms)",
+                [_due_row(d, items) for d in due or ()],
+            )
+        self._last_seq = max([self._last_seq, *(s.seq for s in stored)])
         return PutResult(stored, evicted)
+
+    def reserve_seqs(self, count: int) -> list[int]:
+        """Sequence numbers for events that could not be committed and are sent from
+        memory; committed later with these numbers, never handed out again meanwhile."""
+        base = max(self._last_seq, self._seq_floor)
+        self._seq_floor = base + count
+        return list(range(base + 1, base + count + 1))
+
+    def note_zones(self, events: list[tuple[Event, int]]) -> None:
+        """The station stored these events before the disk took them: only each zone's
+        last event is kept (what the zones resume from after a restart)."""
+        with self._tx() as db:
+            for event, seq in events:
+                _note_zone(db, event, seq)
 
     def lease(
         self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
@@ -267,6 +308,23 @@ class Outbox:
 
     def _tx(self) -> Transaction:
         return Transaction(self._db, self._lock, f"outbox {self.path}")
+
+
+def _note_zone(db: sqlite3.Connection, event: Event, seq: int) -> None:
+    if event.zone is not None:
+        db.execute(
+            "INSERT INTO zone_last (zone, kind, seq) VALUES (?, ?, ?) ON CONFLICT "
+            "(zone) DO UPDATE SET kind = excluded.kind, seq = excluded.seq "
+            "WHERE excluded.seq >= zone_last.seq",
+            (event.zone.id, event.kind.value, seq),
+        )
+
+
+def _due_row(due: MediaDue, items: list[tuple[Event, int]]) -> tuple[object, ...]:
+    # the announcing event's class (a shared clip names the first event, maybe long sent)
+    own = [priority(e) for e, _ in items if e.id == due.event_id]
+    prio = min(own or [priority(e) for e, _ in items] or [0])
+    return (due.id, due.event_id, due.kind, due.camera, due.from_ms, due.to_ms, prio)
 
 
 def _zone_key(event: Event) -> str | None:

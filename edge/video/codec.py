@@ -194,6 +194,29 @@ def read_mp4(path: Path, start_wall_ms: int) -> Iterator[EncodedPacket]:
         raise VideoError(f"reading {path.name}: {exc}") from exc
 
 
+def frame_at(path: Path, start_wall_ms: int, at_ms: int, tolerance_ms: int) -> Yuv:
+    """The decoded frame of one of our MP4 files nearest to wall ``at_ms`` (I420);
+    VideoError when none lies within ``tolerance_ms``."""
+    best: tuple[int, Yuv] | None = None
+    try:
+        with av.open(str(path)) as src:
+            stream = src.streams.video[0]
+            base = stream.time_base or MS
+            for frame in src.decode(stream):
+                if frame.pts is None:
+                    continue
+                off = abs(start_wall_ms + round(frame.pts * base * 1000) - at_ms)
+                if best is None or off < best[0]:
+                    best = (off, np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8))
+                elif off > best[0]:
+                    break  # frames only get further away
+    except av.FFmpegError as exc:
+        raise VideoError(f"reading {path.name}: {exc}") from exc
+    if best is None or best[0] > tolerance_ms:
+        raise VideoError(f"no picture within {tolerance_ms} ms of {at_ms} in {path.name}")
+    return best[1]
+
+
 def _annexb(bsf: Any, src: Any, stream: Any) -> Iterator[Any]:
     for pkt in src.demux(stream):
         if pkt.size:

@@ -26,9 +26,10 @@ from typing import Any
 
 from edge.clock import Clock, ms
 from edge.config import EdgeConfig
-from edge.model import Event, Frame
+from edge.errors import DiskFull
+from edge.model import Event, Frame, MediaDue
 from edge.video.camera import CameraRunner, Pipeline, StillTaken
-from edge.video.clips import ClipJob, VideoPlan
+from edge.video.clips import STILL_OFFSETS_MS, ClipJob, VideoPlan
 from edge.video.codec import EncodedPacket, VideoError, jpeg, mp4_bytes
 from edge.video.recorder import Recorder, RecorderSettings, SegmentWriter
 from edge.video.sources import make_source
@@ -37,8 +38,11 @@ log = logging.getLogger(__name__)
 LORES_BACKLOG = 4
 SWEEP_EVERY_S = 3600.0
 FORGET_AFTER_MS = 15 * 60_000  # longer than the longest clip (MAX_CLIP_S + pre-roll)
+MEDIA_WAIT_S = 600.0  # an alarm's still or clip waits this long for room on a full disk
+MEDIA_RETRY_MAX_S = 10.0
 
 PutMedia = Callable[[Event, str, str, str, bytes], Awaitable[Any]]
+PutLost = Callable[[Event, str, str, str], Awaitable[Any]]  # event, media id, kind, why
 Trouble = Callable[[bool, str], Awaitable[Any]]
 
 
@@ -58,10 +62,12 @@ class VideoService:
         put_media: PutMedia,
         trouble: Trouble,
         preset: str = "veryfast",
+        put_lost: PutLost | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
         self.put_media = put_media
+        self.put_lost = put_lost
         self.trouble = trouble
         rec = cfg.recording
         self.recorder = Recorder(
@@ -73,6 +79,7 @@ class VideoService:
                 max_bytes=int(rec.max_bytes) if rec.max_bytes is not None else None,
                 pre_roll_s=rec.pre_roll_s,
                 post_roll_s=rec.post_roll_s,
+                keep_free_bytes=int(rec.keep_free_bytes),
             ),
             {c.id: c.fps for c in cfg.cameras},
             trouble=self._trouble_from_thread,  # disk full or not writable: one trouble
@@ -91,6 +98,8 @@ class VideoService:
         self.events: dict[str, Event] = {}  # events whose media are still being made
         self.lores_dropped = 0
         self.media_failed = 0
+        self.media_lost = 0
+        self.media_waiting: set[str] = set()  # waiting for room on a full disk
         self.first_still_ms: dict[str, int] = {}  # event id -> when its first still was queued
         self.clip_queued_ms: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -108,18 +117,32 @@ class VideoService:
             cam.pipeline.on_clip = self._hop_clip(cid)
             cam.runner.start()
 
-    async def stop(self) -> None:
-        """Stop capture, send the clips cut short, close the open segments."""
-        for cam in self.cameras.values():
-            await asyncio.to_thread(cam.runner.stop)
-            job = cam.pipeline.flush()
-            if job is not None:
-                self._clip(cam.pipeline.cfg.id, job)
-            if cam.writer is not None:
-                await asyncio.to_thread(cam.writer.close)
-        await asyncio.to_thread(self.recorder.settle)
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop capture, send the clips cut short, close the open segments. Never raises:
+        a camera or a disk that fails here is logged and the stop goes on; media still
+        waiting after ``timeout_s`` are owed to the station (``media_due``) and made
+        from the recordings, or told lost, at the next start."""
+        for cid, cam in self.cameras.items():
+            try:
+                await asyncio.to_thread(cam.runner.stop)
+                job = cam.pipeline.flush()
+                if job is not None:
+                    self._clip(cid, job)
+                if cam.writer is not None:
+                    await asyncio.to_thread(cam.writer.close)
+            except Exception:
+                log.exception("camera %s did not stop cleanly", cid)
+        try:
+            await asyncio.to_thread(self.recorder.settle)
+        except OSError as exc:
+            log.error("recorder: pending segments not settled at stop: %s", exc)
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10)
+            _done, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("%d media job(s) cut short by the stop: made at next start", len(late))
+                await asyncio.wait(late, timeout=1.0)
 
     async def run_retention(self) -> None:
         while True:
@@ -133,9 +156,10 @@ class VideoService:
 
     # -- alarms ------------------------------------------------------------------
 
-    def plan(self, event: Event, cameras: tuple[str, ...]) -> Event:
+    def plan(self, event: Event, cameras: tuple[str, ...]) -> tuple[Event, tuple[MediaDue, ...]]:
         """Start the clip and stills of ``event`` on ``cameras``; the event gains
-        their ids and pre/post seconds in ``extra``. Never waits."""
+        their ids and pre/post seconds in ``extra``, and the media it announces are
+        returned (for the outbox to remember with it). Never waits."""
         plans: list[VideoPlan] = []
         now_mono, now_wall = self.clock.monotonic(), ms(self.clock.time())
         alarm_mono_ms = round((now_mono - (now_wall - event.occurred_at_ms) / 1000) * 1000)
@@ -147,15 +171,26 @@ class VideoService:
             why = "motion" if event.kind.value == "motion" else "alarm"
             self.recorder.mark(camera, event.occurred_at_ms, why)
         if not plans:
-            return event
+            return event, ()
         self._forget_older_than(now_wall - FORGET_AFTER_MS)
         extra = dict(event.extra)
+        due: list[MediaDue] = []
+        post_ms = round(self.cfg.recording.post_roll_s * 1000)
         for plan in plans:
             prefix = "" if len(plans) == 1 else f"{plan.camera}:"
             extra.update({prefix + k: v for k, v in plan.extra().items()})
+            end = event.occurred_at_ms + post_ms
+            due.append(
+                MediaDue(
+                    plan.clip_id, plan.clip_event, "clip", plan.camera, plan.start_wall_ms, end
+                )
+            )
+            for still_id, offset in zip(plan.still_ids, STILL_OFFSETS_MS, strict=True):
+                at = event.occurred_at_ms + offset
+                due.append(MediaDue(still_id, event.id, "still", plan.camera, at, at))
         planned = Event(**{**event.__dict__, "extra": extra})
         self.events[event.id] = planned
-        return planned
+        return planned, tuple(due)
 
     def _forget_older_than(self, cutoff_ms: int) -> None:
         """Events whose media are long done: their bookkeeping goes (memory stays bounded)."""
@@ -327,11 +362,12 @@ class VideoService:
     async def _put_still(self, event: Event, still: StillTaken) -> None:
         try:
             data = await asyncio.to_thread(jpeg, still.yuv)
-            await self.put_media(event, still.media_id, "still", "image/jpeg", data)
+        except Exception as exc:
+            log.exception("still %s of event %s not made", still.media_id, event.id)
+            await self._lose(event, still.media_id, "still", f"not made: {exc}")
+            return
+        if await self._queue(event, still.media_id, "still", "image/jpeg", data):
             self.first_still_ms.setdefault(event.id, ms(self.clock.time()))
-        except Exception:
-            self.media_failed += 1
-            log.exception("still %s of event %s not queued", still.media_id, event.id)
 
     def _clip(self, camera: str, job: ClipJob) -> None:
         event = self.events.get(job.event_id)
@@ -343,12 +379,89 @@ class VideoService:
     async def _put_clip(self, event: Event, job: ClipJob, width: int, height: int) -> None:
         try:
             data = await asyncio.to_thread(mp4_bytes, job.packets, width, height)
-            await self.put_media(event, job.clip_id, "clip", "video/mp4", data)
+        except Exception as exc:
+            log.exception("clip %s of event %s not made", job.clip_id, event.id)
+            await self._lose(event, job.clip_id, "clip", f"not made: {exc}")
+            return
+        if await self._queue(event, job.clip_id, "clip", "video/mp4", data):
             self.clip_queued_ms[event.id] = ms(self.clock.time())
             log.info("clip %s of event %s queued (%d bytes)", job.clip_id, event.id, len(data))
+
+    async def _queue(self, event: Event, media_id: str, kind: str, ctype: str, data: bytes) -> bool:
+        """Queue an alarm's media; on a full disk, recording yields and the oldest footage
+        makes room, again and again, for up to ``MEDIA_WAIT_S``; then a lost notice."""
+        waited_s, delay_s = 0.0, 0.5
+        try:
+            while True:
+                try:
+                    await self.put_media(event, media_id, kind, ctype, data)
+                    return True
+                except DiskFull as exc:
+                    if media_id not in self.media_waiting:
+                        log.error(
+                            "%s %s of event %s waits for disk space: %s",
+                            kind,
+                            media_id,
+                            event.id,
+                            exc,
+                        )
+                        self.media_waiting.add(media_id)
+                        self.recorder.yield_to(media_id, True)
+                    if waited_s >= MEDIA_WAIT_S:
+                        await self._lose(event, media_id, kind, f"disk full for {waited_s:.0f} s")
+                        return False
+                    now = ms(self.clock.time())
+                    await asyncio.to_thread(
+                        self.recorder.free_bytes_for, now, len(data) + (1 << 20)
+                    )
+                    await asyncio.sleep(delay_s)
+                    waited_s += delay_s
+                    delay_s = min(MEDIA_RETRY_MAX_S, delay_s * 2)
+                except Exception as exc:
+                    log.exception("%s %s of event %s not queued", kind, media_id, event.id)
+                    await self._lose(event, media_id, kind, f"not stored: {exc}")
+                    return False
+        finally:
+            if media_id in self.media_waiting:
+                self.media_waiting.discard(media_id)
+                self.recorder.yield_to(media_id, False)
+
+    async def _lose(self, event: Event, media_id: str, kind: str, why: str) -> None:
+        """The station is told that this media will never come (a lost notice)."""
+        self.media_failed += 1
+        if self.put_lost is None:
+            return
+        try:
+            await self.put_lost(event, media_id, kind, why)
+            self.media_lost += 1
         except Exception:
-            self.media_failed += 1
-            log.exception("clip %s of event %s not queued", job.clip_id, event.id)
+            log.exception("lost notice of %s %s not queued: made at next start", kind, media_id)
+
+    # -- after a restart ---------------------------------------------------------------
+
+    async def cut(self, due: MediaDue) -> tuple[str, bytes]:
+        """A media an event announced, cut from the recordings on disk after a restart:
+        (content type, bytes). VideoError when no recording covers it."""
+        now = ms(self.clock.time())
+        who, why = "box", f"{due.kind} {due.id} of event {due.event_id}, after a restart"
+        if due.kind == "clip":
+            data, _first, _last = await asyncio.to_thread(
+                self.recorder.export, due.camera, due.from_ms, due.to_ms, who, why, now
+            )
+            return "video/mp4", data
+        yuv = await asyncio.to_thread(self.recorder.frame_at, due.camera, due.from_ms)
+        return "image/jpeg", await asyncio.to_thread(jpeg, yuv)
+
+    def free_disk(self, need_bytes: int, near: Path) -> int:
+        """Delete the oldest unheld footage for ``need_bytes`` when the recordings share
+        ``near``'s file system (otherwise deleting them frees nothing there)."""
+        root = self.recorder.settings.root
+        try:
+            if not root.is_dir() or root.stat().st_dev != near.stat().st_dev:
+                return 0
+        except OSError:
+            return 0
+        return self.recorder.free_bytes_for(ms(self.clock.time()), need_bytes)
 
 
 def _window(packets: list[EncodedPacket], from_ms: int, to_ms: int) -> list[EncodedPacket]:

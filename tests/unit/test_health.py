@@ -221,6 +221,35 @@ async def test_run_watchdog_pings_only_while_healthy(
         sock.close()
 
 
+async def test_a_storage_fault_never_stops_the_watchdog_pings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk makes the box unhealthy, but a restart by systemd would lose the
+    alarms it holds in memory: the pings go on and STATUS= says what is wrong."""
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    problem: list[str] = []
+    health = Health()
+    health.check("outbox", lambda: problem[0] if problem else None, watchdog=False)
+    health.check("tasks", lambda: None)
+    problem.append("disk full: 2 event(s) held in memory")
+    task = asyncio.create_task(health.run_watchdog(0.01), name="watchdog")
+    try:
+        got = [await _recv(sock) for _ in range(8)]
+        assert got[0] == "STATUS=unhealthy: outbox: disk full: 2 event(s) held in memory"
+        assert got[1:] == ["WATCHDOG=1"] * 7  # the status once, the pings every time
+        assert health.problems() == {"outbox": "disk full: 2 event(s) held in memory"}
+        assert health.problems(watchdog_only=True) == {}
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        sock.close()
+
+
 async def test_run_watchdog_status_is_capped_and_names_every_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -551,6 +551,10 @@ def test_media_quota_evicts_motion_then_clips_then_stills(shelf: Outbox) -> None
     assert _names(shelf) == {"x1", "x2", "x3", "big"}
     assert shelf.media.figures() == (4, 100)
     assert shelf.counter("evicted_media") == 6
+    # the alarms' media evicted leave a notice for the station; motion-only ones do not
+    lost = shelf.media.lost()
+    assert sorted(m for m, _e, _why in lost) == ["clip-old", "still-new", "still-old", "x0"]
+    assert all("quota" in why for _m, _e, why in lost)
 
 
 def test_media_larger_than_the_quota_is_refused(shelf: Outbox) -> None:
