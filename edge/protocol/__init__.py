@@ -32,7 +32,16 @@ from edge.protocol.events import (
     event_from_record,
     event_record,
 )
-from edge.protocol.media import Chunk, chunk_count, chunk_properties, media_ids, parse_chunk
+from edge.protocol.media import (
+    Chunk,
+    Lost,
+    chunk_count,
+    chunk_properties,
+    lost_properties,
+    media_ids,
+    parse_chunk,
+    parse_lost,
+)
 from edge.protocol.topics import Topics, device_of, station_filters
 
 __all__ = [
@@ -46,6 +55,7 @@ __all__ = [
     "CommandResult",
     "EventMessage",
     "HoldArgs",
+    "Lost",
     "MediaProgress",
     "ReleaseArgs",
     "SnapshotArgs",
@@ -69,9 +79,11 @@ __all__ = [
     "event_record",
     "iso_ms",
     "load",
+    "lost_properties",
     "media_ids",
     "parse_chunk",
     "parse_command",
     "parse_iso_ms",
+    "parse_lost",
     "station_filters",
 ]

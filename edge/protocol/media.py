@@ -4,6 +4,11 @@ Each chunk's payload is raw bytes; MQTT v5 user properties say where it
 belongs: ``v``, ``index`` (from 0), ``count``, ``size`` (bytes of the whole
 file), ``sha256`` (hex, of the whole file), ``content_type`` and ``kind``
 (``still`` or ``clip``).
+
+A *lost notice* is a message on the same topic with no payload and the user
+properties ``v``, ``kind`` and ``lost`` (the reason): the box will never send
+this media (evicted from a full disk, or not recorded before a power cut). The
+station stores the notice and acknowledges it as a complete media.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from edge.protocol.common import VERSION
 KINDS = ("still", "clip")
 CONTENT_TYPES = ("image/jpeg", "video/mp4")
 MAX_CHUNKS = 100_000
+MAX_REASON = 500
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}")  # no leading dot: never ".."
 
@@ -31,6 +37,14 @@ class Chunk:
     sha256: str
     content_type: str
     kind: str
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A media an event announced that the box will never send, and why."""
+
+    kind: str
+    reason: str
 
 
 def chunk_count(size: int, chunk_bytes: int) -> int:
@@ -48,6 +62,31 @@ def chunk_properties(chunk: Chunk) -> tuple[tuple[str, str], ...]:
         ("content_type", chunk.content_type),
         ("kind", chunk.kind),
     )
+
+
+def lost_properties(kind: str, reason: str) -> tuple[tuple[str, str], ...]:
+    """User properties of a lost notice: ``media/<event>/<media>`` with no payload, saying
+    that this still or clip, announced by its event, will never come, and why."""
+    return (("v", str(VERSION)), ("kind", kind), ("lost", reason[:MAX_REASON]))
+
+
+def parse_lost(properties: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Lost | None:
+    """The lost notice these user properties carry, or None for a chunk."""
+    props = dict(properties)
+    if "lost" not in props:
+        return None
+    try:
+        version = int(props["v"])
+    except (KeyError, ValueError) as exc:
+        raise ProtocolError("lost notice without a numeric 'v'") from exc
+    if version > VERSION:
+        raise ProtocolError(f"media protocol version {version} is newer than {VERSION}")
+    kind, reason = props.get("kind", ""), props["lost"]
+    if kind not in KINDS:
+        raise ProtocolError(f"lost notice of unknown kind {kind!r}")
+    if not reason or len(reason) > MAX_REASON or "\x00" in reason:
+        raise ProtocolError("lost notice needs a reason of 1 to 500 characters")
+    return Lost(kind, reason)
 
 
 def parse_chunk(properties: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Chunk:

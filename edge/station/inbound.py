@@ -32,6 +32,17 @@ class ChunkReceived:
 
 
 @dataclass(frozen=True)
+class MediaLostReceived:
+    """The box will never send this media (evicted, or not recorded before a power cut)."""
+
+    device: str
+    event_id: str
+    media_id: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class StateReceived:
     device: str
     state: str
@@ -46,7 +57,7 @@ class HeartbeatReceived:
     outbox_depth: int | None = None  # events the box holds, not yet acknowledged
 
 
-Inbound = EventReceived | ChunkReceived | StateReceived | HeartbeatReceived
+Inbound = EventReceived | ChunkReceived | MediaLostReceived | StateReceived | HeartbeatReceived
 
 
 def parse(message: Message, prefix: str) -> Inbound | None:
@@ -98,11 +109,16 @@ def _event(device: str, payload: bytes) -> EventReceived:
     return EventReceived(device, message)
 
 
-def _chunk(message: Message, prefix: str) -> ChunkReceived:
+def _chunk(message: Message, prefix: str) -> ChunkReceived | MediaLostReceived:
     device, event_id, media_id = protocol.media_ids(message.topic, prefix)
     for name in (device, event_id, media_id):
         if name.startswith("."):  # ".." would climb out of the media directory
             raise ProtocolError(f"media topic part {name!r} may not start with a dot")
+    lost = protocol.parse_lost(message.properties)
+    if lost is not None:
+        if message.payload:
+            raise ProtocolError("a lost notice carries no payload")
+        return MediaLostReceived(device, event_id, media_id, lost.kind, lost.reason)
     chunk = protocol.parse_chunk(message.properties)
     _int64(chunk.size, "size")
     if len(message.payload) > chunk.size:

@@ -29,7 +29,7 @@ from pathlib import Path
 from edge.errors import ProtocolError
 from edge.protocol import Chunk, MediaProgress
 from edge.station import parts
-from edge.station.inbound import ChunkReceived
+from edge.station.inbound import ChunkReceived, MediaLostReceived
 from edge.station.parts import PartWriter
 from edge.station.sql import Db
 
@@ -75,6 +75,16 @@ CREATE TABLE IF NOT EXISTS media (
     PRIMARY KEY (device, media_id)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS media_by_event ON media (device, event_id);
+CREATE TABLE IF NOT EXISTS media_lost (
+    device TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, media_id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS media_lost_by_event ON media_lost (device, event_id);
 """
 )
 
@@ -235,6 +245,22 @@ def put_chunk(db: Db, writer: PartWriter, item: ChunkReceived, at_ms: int) -> Pu
         (key.device, key.media_id, chunk.index, length, at_ms),
     )
     return Put.NEW
+
+
+def put_lost(db: Db, item: MediaLostReceived, at_ms: int) -> bool:
+    """Record that the box will never send this media; its chunks, if any came, are
+    dropped. A media already complete stays (the notice crossed it). True if new."""
+    key = MediaKey(item.device, item.media_id)
+    lock(db, key)
+    if progress(db, key).complete:
+        return False
+    forget(db, key)
+    cur = db.execute(
+        "INSERT INTO media_lost (device, media_id, event_id, kind, reason, received_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device, media_id) DO NOTHING",
+        (item.device, item.media_id, item.event_id, item.kind, item.reason, at_ms),
+    )
+    return bool(cur.rowcount)
 
 
 def progress(db: Db, key: MediaKey) -> MediaProgress:

@@ -130,3 +130,16 @@ def media(
         )
         for r in rows
     ]
+
+
+def lost_media(db: Db, event_id: str, device: str | None) -> list[dict[str, Any]]:
+    """Lost notices of an event: media the box will never send, and why."""
+    query = "SELECT media_id, kind, reason, received_ms FROM media_lost WHERE event_id = ?"
+    args: list[Any] = [event_id]
+    if device is not None:
+        query += " AND device = ?"
+        args.append(device)
+    rows = db.execute(query + " ORDER BY received_ms, media_id", args).fetchall()
+    return [
+        {"media_id": r[0], "kind": r[1], "reason": r[2], "received_at": iso_ms(r[3])} for r in rows
+    ]

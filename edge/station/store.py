@@ -27,6 +27,7 @@ from edge.station.inbound import (
     ChunkReceived,
     EventReceived,
     Inbound,
+    MediaLostReceived,
     StateReceived,
 )
 from edge.station.media import MediaKey, Put
@@ -222,6 +223,11 @@ class StationStore:
         with self._tx() as db:
             return queries.events(db, device, limit, kind, since_ms, until_ms, event_id)
 
+    def lost_media(self, event_id: str, device: str | None = None) -> list[dict[str, Any]]:
+        """The media of an event the box said will never come, with its reasons."""
+        with self._tx() as db:
+            return queries.lost_media(db, event_id, device)
+
     def body(self, event_id: str) -> dict[str, Any] | None:
         """The stored event as the box sent it (JSON), or None."""
         with self._tx() as db:
@@ -277,6 +283,20 @@ class StationStore:
             receipt.events.append((item.message, new))
         elif isinstance(item, ChunkReceived):
             self._put_chunk(db, item, batch)
+        elif isinstance(item, MediaLostReceived):
+            if media.put_lost(db, item, received_ms):
+                log.warning(
+                    "%s %s of event %s from %s will never come: %s",
+                    item.kind,
+                    item.media_id,
+                    item.event_id,
+                    item.device,
+                    item.reason,
+                )
+            key = MediaKey(item.device, item.media_id)
+            batch.touched.pop(key, None)
+            progress = MediaProgress(item.media_id, 0, complete=True)
+            receipt.media.setdefault(item.device, {})[item.media_id] = progress
         elif isinstance(item, StateReceived):
             db.execute(
                 "INSERT INTO devices (device, state, state_ms) VALUES (?, ?, ?) "
@@ -357,7 +377,8 @@ class StationStore:
 
 
 def _media_of(items: Sequence[Inbound]) -> set[tuple[str, str]]:
-    return {(i.device, i.media_id) for i in items if isinstance(i, ChunkReceived)}
+    kinds = (ChunkReceived, MediaLostReceived)
+    return {(i.device, i.media_id) for i in items if isinstance(i, kinds)}
 
 
 def _put_event(db: Db, message: EventMessage, received_ms: int) -> bool:

@@ -134,10 +134,35 @@ class Forwarder:
             self._media = await self.store.lease_media(now, round(s.ack_timeout_s * 1000))
             if self._media is not None:
                 self._next_chunk = self._media.acked_chunks
+        if self._media is not None and self._media.lost is not None:
+            item, self._media = self._media, None
+            await self._send_lost(item)
+            return True
         if self._media is not None:
             await self._send_chunks(self._media)
             return True
         return False
+
+    async def _send_lost(self, item: QueuedMedia) -> None:
+        """A media that will never come: one notice on its topic, kept until acknowledged."""
+        assert item.lost is not None
+        props = protocol.lost_properties(item.kind, item.lost)
+        message = Message(self.topics.media(item.event_id, item.id), b"", properties=props)
+        try:
+            await self.link.publish(message, timeout_s=self.settings.publish_timeout_s)
+        except PublishRefused as exc:
+            log.error("lost notice %s refused by the broker: %s", item.id, exc)
+            await self.store.dead_letter_media(item.id, exc.reason, exc.code)
+            return
+        deadline = ms(self.clock.time()) + round(self.settings.ack_timeout_s * 1000)
+        await self.store.hold_media(item.id, deadline)
+        log.warning(
+            "station told that %s %s of event %s is lost: %s",
+            item.kind,
+            item.id,
+            item.event_id,
+            item.lost,
+        )
 
     async def _send_events(self, batch: list[StoredEvent], now: int) -> None:
         """Hand a leased batch to the link and return: the broker's PUBACKs are awaited

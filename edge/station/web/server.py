@@ -267,6 +267,7 @@ class OperatorPage:
             "site": {"device": row.device, "account": account},
             "row": _row(row, self._call(oplog.acknowledged, [event_id])),
             "media": media,
+            "lost": self.store.lost_media(event_id, row.device),  # will never come, and why
             "evidence": self._evidence(row.device, event_id),
             "device": device,
             "log": self._call(oplog.actions, event_id),
