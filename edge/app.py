@@ -211,7 +211,7 @@ class Box:
         await self._cancel("camera.", "video.", "motion", "zones", "watchdog")
         await self._cancel("uplink.")
         offline = self._state_message("offline")
-        await self._stop_step("uplink", lambda: self.link.stop(last_words=offline))
+        await self._stop_step("uplink", lambda: self.link.stop(last_words=offline, timeout_s=2.0))
         try:
             await asyncio.wait_for(self.forwarder.settle(), 2.0)
         except TimeoutError:  # unsettled sends stay leased: they are sent again at start
@@ -224,12 +224,16 @@ class Box:
 
     async def _stop_step(self, what: str, step: Callable[[], Any]) -> None:
         """One step of the stop; its failure is logged and the stop goes on."""
+        started = self.clock.monotonic()
         try:
             result = step()
             if asyncio.iscoroutine(result):
                 await result
         except Exception:
             log.exception("stop: %s did not stop cleanly; going on", what)
+        took = self.clock.monotonic() - started
+        if took > 0.5:
+            log.info("stop: %s took %.1f s", what, took)
 
     async def close(self) -> None:
         """Release whatever is still held (after a crash); safe to call twice."""

@@ -117,7 +117,7 @@ class VideoService:
             cam.pipeline.on_clip = self._hop_clip(cid)
             cam.runner.start()
 
-    async def stop(self, timeout_s: float = 5.0) -> None:
+    async def stop(self, timeout_s: float = 2.0) -> None:
         """Stop capture, send the clips cut short, close the open segments. Never raises:
         a camera or a disk that fails here is logged and the stop goes on; media still
         waiting after ``timeout_s`` are owed to the station (``media_due``) and made

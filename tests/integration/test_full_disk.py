@@ -9,20 +9,18 @@ tests skip, saying why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import json
 import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from edge.config import parse
-from tests.conftest import Broker, free_port
+from tests.conftest import Broker, fill, free_port
 from tests.integration.test_end_to_end import (
     RunningBox,
     demo_text,
@@ -35,49 +33,6 @@ from tests.integration.test_video_alarm import media_of
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 Spawn = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 MiB file system of its own for the box's state folder."""
-    where = tmp_path / "state"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (needs root): {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a ballast file until the file system refuses one more byte."""
-    ballast = disk / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for block in (1 << 20, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * block)
-    finally:
-        os.close(fd)
-    try:
-        with (disk / "probe").open("wb") as f:
-            f.write(b"x")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    else:
-        pytest.fail("the ballast did not fill the disk")
-    finally:
-        (disk / "probe").unlink(missing_ok=True)
-    return ballast
 
 
 def free_bytes(disk: Path) -> int:
