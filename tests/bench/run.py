@@ -11,6 +11,7 @@ import importlib.util
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -37,19 +38,27 @@ def main(argv: list[str]) -> int:
     )
     print(header)
     print("-" * len(header))
+    failed = []
     for name, run in cases:
         started = time.perf_counter()
-        for metric, ours, floor, unit, floor_name in run():  # type: ignore[operator]
-            ratio = ours / floor if floor else float("nan")
-            print(
-                f"{name:<24} {metric:<26} {ours:>11,.1f} {floor:>11,.1f} {ratio:>6.2f}  "
-                f"{unit:<6} {floor_name}",
-                flush=True,
-            )
+        try:
+            for metric, ours, floor, unit, floor_name in run():  # type: ignore[operator]
+                ratio = ours / floor if floor else float("nan")
+                print(
+                    f"{name:<24} {metric:<26} {ours:>11,.1f} {floor:>11,.1f} {ratio:>6.2f}  "
+                    f"{unit:<6} {floor_name}",
+                    flush=True,
+                )
+        except Exception:  # one broken benchmark must not hide the others' figures
+            failed.append(name)
+            print(f"{name:<24} FAILED:", flush=True)
+            traceback.print_exc()
         print(f"{'':<24} ({time.perf_counter() - started:.1f} s)", flush=True)
     if not cases:
         print("(no benchmarks)")
-    return 0
+    if failed:
+        print(f"{len(failed)} benchmark(s) failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from edge import codes
+from edge import codes, protocol
 from edge.clock import FakeClock
 from edge.codes import Condition, ZoneType
 from edge.errors import ProtocolError, StorageError, UplinkError
@@ -31,7 +31,13 @@ from edge.protocol import (
     encode_event,
 )
 from edge.station import assembly, inbound, media
-from edge.station.inbound import ChunkReceived, EventReceived, HeartbeatReceived, StateReceived
+from edge.station.inbound import (
+    ChunkReceived,
+    EventReceived,
+    HeartbeatReceived,
+    MediaLostReceived,
+    StateReceived,
+)
 from edge.station.media import Header, MediaKey
 from edge.station.receiver import Receiver, StationSettings
 from edge.station.sql import PgBackend
@@ -764,3 +770,53 @@ def test_postgresql_connection_lost_fails_one_batch_then_reconnects(
         assert [r.id for r in store.events()] == ["ev-2", "ev-1"]
     finally:
         store.close()
+
+
+# --- lost notices ----------------------------------------------------------------
+
+
+def test_a_lost_notice_is_stored_once_and_acknowledged_as_complete(store: StationStore) -> None:
+    store.commit([EventReceived(DEVICE, event_message())], T0)
+    partial = chunks(blob(500), media_id="clip-1", kind="clip")[:2]  # 2 of 5 came first
+    store.commit(partial, T0)
+    lost = MediaLostReceived(DEVICE, EVENT, "clip-1", "clip", "not recorded: power cut")
+    for at in (T0 + 1, T0 + 2):  # the box resends until acknowledged
+        receipt = store.commit([lost], at)
+        assert receipt.media == {DEVICE: {"clip-1": MediaProgress("clip-1", 0, complete=True)}}
+    assert store.lost_media(EVENT) == [
+        {
+            "media_id": "clip-1",
+            "kind": "clip",
+            "reason": "not recorded: power cut",
+            "received_at": protocol.iso_ms(T0 + 1),
+        }
+    ]
+    assert count(store, "media_chunks") == 0  # the chunks that came are dropped
+    assert store.media(EVENT) == []
+
+
+def test_a_lost_notice_never_replaces_a_complete_media(store: StationStore) -> None:
+    store.commit(chunks(blob(250)), T0)
+    assert [m.media_id for m in store.media(EVENT)] == ["still-1"]
+    lost = MediaLostReceived(DEVICE, EVENT, "still-1", "still", "evicted")
+    receipt = store.commit([lost], T0 + 1)
+    assert receipt.media[DEVICE]["still-1"].complete
+    assert store.lost_media(EVENT) == []
+    assert [m.media_id for m in store.media(EVENT)] == ["still-1"]
+
+
+def test_a_lost_notice_is_parsed_from_its_user_properties() -> None:
+    topic = f"edge/{DEVICE}/media/{EVENT}/still-9"
+    props = protocol.lost_properties("still", "evicted: disk full")
+    item = inbound.parse(Message(topic, b"", properties=props), "edge")
+    assert item == MediaLostReceived(DEVICE, EVENT, "still-9", "still", "evicted: disk full")
+    for bad in (
+        (("v", "2"), ("kind", "movie"), ("lost", "x")),  # unknown kind
+        (("v", "2"), ("kind", "clip"), ("lost", "")),  # no reason
+        (("v", "99"), ("kind", "clip"), ("lost", "x")),  # a newer protocol
+        (("kind", "clip"), ("lost", "x")),  # no version
+    ):
+        with pytest.raises(ProtocolError):
+            inbound.parse(Message(topic, b"", properties=bad), "edge")
+    with pytest.raises(ProtocolError, match="no payload"):
+        inbound.parse(Message(topic, b"data", properties=props), "edge")
