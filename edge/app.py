@@ -44,7 +44,7 @@ from edge.mqttio import Message, MqttLink
 from edge.outbox.reserve import Reserve
 from edge.outbox.store import Limits, Outbox
 from edge.protocol.commands import ClipArgs, Detail, HoldArgs, ReleaseArgs, SnapshotArgs
-from edge.provision import NOT_CHECKED, managed_dir
+from edge.provision import NOT_CHECKED, Paths, managed_dir
 from edge.provision import check as check_provisioning
 from edge.status import inputs_view, register_status
 from edge.uplink.commands import CommandHandler
@@ -517,6 +517,7 @@ class Box:
             secrets=tuple(
                 v.get_secret_value() for v in (self.cfg.uplink.password,) if v is not None
             ),
+            setup_code_file=_setup_code_file(),
         )
         hooks = Hooks(
             status=self.health.snapshot,
@@ -581,6 +582,12 @@ class Box:
             supervision={"heartbeat_s": profile.heartbeat_s, "lost_s": profile.path_loss_s},
         )
         return Message(self.topics.state, payload, qos=1, retain=True)
+
+
+def _setup_code_file() -> Path | None:
+    """The technician page's setup code that first boot wrote (an installed box)."""
+    managed = managed_dir()
+    return None if managed is None else Paths(managed).setup_code
 
 
 async def run(

@@ -60,6 +60,7 @@ class WebSettings:
     login_max_failures: int = 5
     lockout_s: float = 300.0
     secrets: tuple[str, ...] = ()  # other values diagnostics must never show (uplink password)
+    setup_code_file: Path | None = None  # first boot's code (edge provision), else one is made
 
 
 @dataclass
@@ -213,6 +214,15 @@ class WebServer:
     def _prepare_password(self) -> None:
         if self.settings.web_dir is None or self.password_hash() is not None:
             return
+        given = self._provisioned_code()
+        if given is not None:  # the code first boot made, shown by the installer's command
+            self.gate.setup_code = given
+            self._codes.append(given)
+            log.warning(
+                "no web password is set: open the page and type the setup code that "
+                "'edge provision status --show-code' shows (or run: edge set-password)"
+            )
+            return
         self.gate.setup_code = auth.setup_code()
         self._codes.append(self.gate.setup_code)
         # For the console and the journal only (journalctl -u edge): whoever reads it
@@ -223,6 +233,18 @@ class WebServer:
             self.gate.setup_code,
             extra=SECRET,
         )
+
+    def _provisioned_code(self) -> str | None:
+        path = self.settings.setup_code_file
+        if path is None:
+            return None
+        try:
+            code = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            if path.exists():
+                log.error("setup code %s unreadable (%s): a new one is made", path, exc)
+            return None
+        return code or None
 
     # -- middlewares ----------------------------------------------------------
 

@@ -374,6 +374,28 @@ async def test_the_first_password_is_set_with_the_setup_code(tmp_path: Path) -> 
         await s.server.stop()
 
 
+async def test_an_installed_box_takes_the_setup_code_first_boot_made(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The installer reads the code with ``edge provision status --show-code`` (the file
+    first boot wrote): that code, not one the page makes up, opens the first login; it
+    is never written to the log."""
+    code_file = tmp_path / "etc" / "setup-code"
+    code_file.parent.mkdir()
+    code_file.write_text("WXYZ-2345-ABCD\n")
+    with caplog.at_level(logging.INFO):
+        s = await start(tmp_path, password=False, setup_code_file=code_file)
+    try:
+        assert s.server.gate.setup_code == "WXYZ-2345-ABCD"
+        assert "WXYZ" not in caplog.text and "--show-code" in caplog.text
+        async with s.client() as http:
+            good = {"code": "WXYZ-2345-ABCD", "password": PASSWORD}
+            async with http.post(s.base + "/api/setup", json=good) as r:
+                assert r.status == 200
+    finally:
+        await s.server.stop()
+
+
 TRAVERSALS = [
     "/static/../server.py",
     "/static/%2e%2e/server.py",
