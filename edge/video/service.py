@@ -40,6 +40,7 @@ SWEEP_EVERY_S = 3600.0
 FORGET_AFTER_MS = 15 * 60_000  # longer than the longest clip (MAX_CLIP_S + pre-roll)
 MEDIA_WAIT_S = 600.0  # an alarm's still or clip waits this long for room on a full disk
 MEDIA_RETRY_MAX_S = 10.0
+MAX_PENDING_STILLS = 100  # stills being encoded or waiting for the outbox (about 35 MB at 720p)
 
 PutMedia = Callable[[Event, str, str, str, bytes], Awaitable[Any]]
 PutLost = Callable[[Event, str, str, str], Awaitable[Any]]  # event, media id, kind, why
@@ -99,6 +100,7 @@ class VideoService:
         self.lores_dropped = 0
         self.media_failed = 0
         self.media_lost = 0
+        self.stills_pending = 0
         self.media_waiting: set[str] = set()  # waiting for room on a full disk
         self.first_still_ms: dict[str, int] = {}  # event id -> when its first still was queued
         self.clip_queued_ms: dict[str, int] = {}
@@ -356,10 +358,25 @@ class VideoService:
 
     def _still(self, _camera: str, still: StillTaken) -> None:
         event = self.events.get(still.event_id)
-        if event is not None:
-            self._spawn(self._put_still(event, still))
+        if event is None:
+            return
+        if self.stills_pending >= MAX_PENDING_STILLS:  # a burst of alarms: memory stays bounded
+            why = (
+                f"skipped: {self.stills_pending} stills of other alarms of the same moments "
+                "were still being made"
+            )
+            self._spawn(self._lose(event, still.media_id, "still", why))
+            return
+        self.stills_pending += 1
+        self._spawn(self._put_still(event, still))
 
     async def _put_still(self, event: Event, still: StillTaken) -> None:
+        try:
+            await self._make_still(event, still)
+        finally:
+            self.stills_pending -= 1
+
+    async def _make_still(self, event: Event, still: StillTaken) -> None:
         try:
             data = await asyncio.to_thread(jpeg, still.yuv)
         except Exception as exc:

@@ -102,8 +102,8 @@ async def _latency(tmp: Path) -> tuple[float, float, float]:
     video.start()
     await asyncio.sleep(3.5)  # the ring fills
     event = box_event(Condition.FIRE, False, "bench alarm", round(time.time() * 1000))
-    planned = video.plan(event, ("entrance",))
-    await outbox.put(planned, event.occurred_at_ms)
+    planned, due = video.plan(event, ("entrance",))
+    await outbox.put(planned, event.occurred_at_ms, due)
     while event.id not in video.clip_queued_ms:  # noqa: ASYNC110 (a figure, not an event)
         await asyncio.sleep(0.01)
     await video.stop()
