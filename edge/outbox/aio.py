@@ -34,8 +34,9 @@ from edge.codes import Condition, Kind
 from edge.errors import DiskFull, StorageError
 from edge.model import Event, MediaDue, QueuedMedia, StoredEvent, box_event
 from edge.outbox.held import Held, HeldEvents
-from edge.outbox.media import CLIPS, MOTION_MEDIA, STILLS, MediaPut
+from edge.outbox.media import MediaPut
 from edge.outbox.reserve import Reserve
+from edge.outbox.room import FreeDisk, Room
 from edge.outbox.schema import priority
 from edge.outbox.store import Outbox, PutResult
 from edge.outbox.worker import LaneWorker
@@ -47,7 +48,6 @@ RETRY_MAX_S = 5.0
 P = ParamSpec("P")
 T = TypeVar("T")
 Pending = tuple[Event, int, "asyncio.Future[StoredEvent] | None", tuple[MediaDue, ...]]
-FreeDisk = Callable[[int], int]  # bytes wanted -> bytes freed (footage, on the same disk)
 
 
 class AsyncOutbox:
@@ -63,7 +63,7 @@ class AsyncOutbox:
         self.outbox = outbox
         self.clock = clock
         self.reserve = reserve
-        self.free_disk = free_disk
+        self.room = Room(outbox, reserve, free_disk, self._evicted_threadsafe)
         self.held = HeldEvents()
         self.stored_depth = 0
         self.oldest_ms: int | None = None
@@ -90,7 +90,7 @@ class AsyncOutbox:
         self._loop = asyncio.get_running_loop()
         self._pool = LaneWorker("outbox")
         await self._run(self.outbox.open, ms(self.clock.time()))
-        if self.reserve is not None and not await self._run(self._take_reserve):
+        if self.reserve is not None and not await self._run(self.room.take_reserve):
             log.error(
                 "disk too full for the outbox reserve (%d bytes): retrying in the background",
                 self.reserve.size_bytes,
@@ -217,7 +217,7 @@ class AsyncOutbox:
         the caller tries again while the media is still wanted."""
         now = ms(self.clock.time())
         args = (event.id, media_id, kind, content_type, data, priority(event), now)
-        put: MediaPut = await self._run(self._put_media, args)
+        put: MediaPut = await self._run(self.room.put_media, args)
         if self.held:
             self._media_put.add(media_id)
         if put.evicted:
@@ -228,21 +228,6 @@ class AsyncOutbox:
         await self._refresh()
         self.on_stored()
         return put.item
-
-    def _put_media(self, args: tuple[str, str, str, str, bytes, int, int]) -> MediaPut:
-        """Worker thread. While the reserve is in use, its room is the events': a media
-        goes only if the reserve could still be taken back after it."""
-        size, reserve = len(args[4]), self.reserve
-        for attempt in range(2):
-            short = reserve.missing_bytes() + size if reserve and not reserve.held else 0
-            try:
-                if short > 0:
-                    raise DiskFull("disk full: the room left is kept for events")
-                return self.outbox.media.put(*args)
-            except DiskFull:
-                if attempt or not self._make_room(max(short, size + (1 << 20)), False):
-                    raise
-        raise AssertionError("unreachable")
 
     async def lease_media(self, now_ms: int, lease_ms: int) -> QueuedMedia | None:
         return await self._run(self.outbox.media.lease, now_ms, lease_ms)
@@ -420,7 +405,7 @@ class AsyncOutbox:
                 if self.held or self.held.acked:
                     await self._commit_held()
                 if self.reserve is not None:
-                    await self._run(self._take_reserve)
+                    await self._run(self.room.take_reserve)
             except StorageError as exc:
                 self.held.error = str(exc)
                 log.debug("outbox retry failed: %s", exc)
@@ -445,7 +430,15 @@ class AsyncOutbox:
             )
 
     def _reserve_held(self) -> bool:
-        return self.reserve is None or self.reserve.held
+        return self.room.reserve_held
+
+    def _evicted_threadsafe(self, count: int) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(
+                self._trouble,
+                Condition.COMM_FAILED_EVENT,
+                f"disk full: {count} alarm still(s)/clip(s) evicted so that events are stored",
+            )
 
     async def _commit_held(self) -> None:
         """Commit the held events with their numbers (room made first); those the station
@@ -475,7 +468,7 @@ class AsyncOutbox:
         if held:
             need = 64 * 1024 * len(held)
             with contextlib.suppress(StorageError):
-                self._make_room(need, True)
+                self.room.make(need, True)
             due = [d for h in held for d in h.due if d.id not in media_put]
             self.outbox.put_many(
                 [(h.stored.event, h.now_ms) for h in held],
@@ -485,53 +478,6 @@ class AsyncOutbox:
             )
         if acked:
             self.outbox.note_zones(acked)
-
-    def _take_reserve(self) -> bool:
-        """Worker thread: take the reserve back, making room for it if need be."""
-        assert self.reserve is not None
-        if self.reserve.held:
-            return True
-        missing = self.reserve.missing_bytes()
-        if missing > 0:  # motion media and footage only: an alarm's media outrank it
-            with contextlib.suppress(StorageError):
-                self._make_room(missing, False)
-        return self.reserve.ensure()
-
-    def _make_room(self, need_bytes: int, for_events: bool) -> int:
-        """Worker thread: free ``need_bytes`` on the disk in the policy's order: motion
-        media, then footage (``free_disk``), then, for events only, the oldest clips and
-        stills (an alarm's media leave a lost notice). Returns the bytes freed."""
-        shelf = self.outbox.media
-        why = "evicted: the box's disk was full and its events come first"
-        freed = evicted = 0
-        steps: list[tuple[str, Callable[[int], tuple[int, int]]]] = [
-            (MOTION_MEDIA, lambda n: shelf.evict(n, MOTION_MEDIA, why)),
-            ("footage", lambda n: (self.free_disk(n) if self.free_disk else 0, 0)),
-        ]
-        if for_events:
-            steps += [
-                (CLIPS, lambda n: shelf.evict(n, CLIPS, why)),
-                (STILLS, lambda n: shelf.evict(n, STILLS, why)),
-            ]
-        for name, step in steps:
-            if freed >= need_bytes:
-                break
-            try:
-                got, count = step(need_bytes - freed)
-            except (StorageError, OSError) as exc:
-                log.warning("disk full: could not free %s: %s", name, exc)
-                continue
-            freed += got
-            evicted += count if name in (CLIPS, STILLS) else 0
-        if evicted and self._loop is not None:
-            self._loop.call_soon_threadsafe(
-                self._trouble,
-                Condition.COMM_FAILED_EVENT,
-                f"disk full: {evicted} alarm still(s)/clip(s) evicted so that events are stored",
-            )
-        if freed:
-            log.warning("disk full: %d bytes freed (wanted %d)", freed, need_bytes)
-        return freed
 
     def _now(self) -> int:
         return ms(self.clock.time())
