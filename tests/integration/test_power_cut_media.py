@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 Spawn = Callable[..., subprocess.Popen[bytes]]
 
 
-def config_text(broker: Broker, web_port: int, recording: bool) -> str:
-    text = demo_text(broker.port, web_port, ack_timeout_s=3)
+def config_text(broker_port: int, web_port: int, recording: bool) -> str:
+    text = demo_text(broker_port, web_port, ack_timeout_s=3)
     for old, new in (
         ("width = 640\nheight = 360\nfps = 10", "width = 320\nheight = 180\nfps = 10"),
         ("pre_roll_s = 5\npost_roll_s = 5", "pre_roll_s = 3\npost_roll_s = 8"),
@@ -83,7 +83,7 @@ def test_media_of_an_alarm_cut_short_by_a_power_cut_reach_the_station_or_are_tol
 ) -> None:
     web_port = free_port()
     config = tmp_path / "edge.toml"
-    config.write_text(config_text(broker, web_port, recording))
+    config.write_text(config_text(broker.port, web_port, recording))
     station_db = tmp_path / "station.sqlite"
     spawn("station", "station", "run", "--broker", broker.url, "--db", str(station_db))
     state = tmp_path / "box"
