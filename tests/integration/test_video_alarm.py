@@ -28,6 +28,7 @@ from edge.protocol.commands import (
     encode_command,
 )
 from edge.station.store import StationStore
+from edge.video import recorder
 from tests.conftest import Broker, free_port
 from tests.integration.test_end_to_end import (
     RunningBox,
@@ -190,9 +191,14 @@ async def test_a_lost_camera_is_a_trouble_at_the_station_and_its_return_a_restor
 
 
 async def test_an_unwritable_recordings_folder_is_one_trouble_and_writing_again_its_restore(
-    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+    broker: Broker,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A real unwritable path: the recordings folder is a file when the box starts."""
+    """A real unwritable path: the recordings folder is a file when the box starts. (The
+    restore waits for a quiet spell of writing, a minute on a box; 3 s here.)"""
+    monkeypatch.setattr(recorder, "RESTORE_QUIET_MS", 3000)
     station_db = tmp_path / "station.sqlite"
     start_station(spawn, broker, station_db)
     cfg = parse(small_demo(broker.port), "video.toml")

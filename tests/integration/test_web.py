@@ -79,7 +79,10 @@ async def test_status_has_every_section(page: Page) -> None:
     assert status["device"]["simulated_inputs"] is True
     assert status["uplink"]["connected"] is False
     assert status["uplink"]["broker"].startswith("mqtt://127.0.0.1:")
-    assert set(status["outbox"]) == {"depth", "oldest_age_s", "media", "media_bytes", "peak_depth"}
+    assert set(status["outbox"]) == {
+        *("depth", "oldest_age_s", "media", "media_bytes", "peak_depth"),
+        *("held_in_memory", "reserve_held"),
+    }
     assert status["outputs"] == {"path_fault": False, "delivery_failure": False}
     assert [z["id"] for z in status["zones"]["zones"]] == [
         "front-door",
