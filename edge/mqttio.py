@@ -20,6 +20,10 @@ SUBACK, after a reconnect, grants it. Whoever supervises the link decides what
 a refusal means (the box raises a communication trouble: a refused ``ack``
 topic means nothing is ever deleted from its outbox).
 
+Incoming PUBLISH packets are decoded by our own decoder (one copy of the
+payload, not paho's four) through :class:`_Client`, a subclass of paho's
+client used only here: nothing of paho is patched for the rest of the process.
+
 Reconnects back off exponentially from ``reconnect_min_s`` to
 ``reconnect_max_s`` with full jitter, so a fleet of boxes does not hammer a
 station's broker in step after an outage.
@@ -29,20 +33,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import paho.mqtt as paho_mqtt
 import paho.mqtt.client as paho
-from paho.mqtt import _packet
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
@@ -50,44 +56,44 @@ from edge.errors import PublishRefused, UplinkError
 
 log = logging.getLogger(__name__)
 Pairs = tuple[tuple[str, str], ...]
-_PAHO_UNPACK: Any = Properties.unpack  # paho's own, kept before any patch
-_PAHO_DECODE_PUBLISH: Any = _packet.decode_publish  # idem
 _Malformed: Any = MalformedPacket
+# What paho's own decoders turn into MalformedPacket (paho 2.2, _packet.DECODE_ERRORS).
+_DECODE_ERRORS = (struct.error, IndexError, KeyError, ValueError, MQTTException)
 
 
-def _trim_properties_buffer() -> None:
-    """Make paho decode MQTT v5 properties from the properties' bytes only.
+class _Publish(NamedTuple):
+    """A decoded PUBLISH: the fields (and order) of paho 2.2's ``_packet.PublishPacket``."""
 
-    paho 2.2 hands ``Properties.unpack`` the whole rest of a PUBLISH packet,
-    payload included, and re-slices it (a copy) for every byte and field it
-    reads: a 256 KiB media chunk with 7 user properties is copied dozens of
-    times, which made paho's property decoding the station's main cost. The
-    properties are the first ``length + len(length)`` bytes, so we pass only
-    those; the result is the same (checked in tests/unit/test_mqttio.py).
+    dup: bool
+    qos: int
+    retain: bool
+    topic: bytes
+    mid: int
+    properties: Any
+    payload: bytes
+
+
+def _decode_publish(header: int, packet: bytes | bytearray, protocol: int) -> _Publish:
+    """A PUBLISH decoded with one copy of the payload, not paho's four.
+
+    paho 2.2's ``_packet.decode_publish`` splits the packet with
+    ``struct.unpack("!H{n}s")`` three times and slices it once more, each a
+    full copy of the payload, and hands ``Properties.unpack`` the whole rest of
+    the packet, which it re-slices for every property it reads: a 256 KiB
+    media chunk with 7 user properties was the station's largest cost. Here a
+    memoryview is sliced and only the properties' own bytes go to
+    ``Properties.unpack``. Same fields and errors as paho's (MalformedPacket),
+    checked on random whole and cut packets in tests/unit/test_mqttio.py.
     """
-    if getattr(Properties.unpack, "_trimmed", False):
-        return
-
-    decode: Any = VariableByteIntegers.decode
-    unpack_all: Any = _PAHO_UNPACK
-
-    def unpack(self: Properties, buffer: bytes) -> Any:
-        length, used = decode(buffer[:4])
-        return unpack_all(self, buffer[: used + length])
-
-    unpack._trimmed = True  # type: ignore[attr-defined]
-    Properties.unpack = unpack  # type: ignore[method-assign]
+    try:
+        return _decode(header, packet, protocol)
+    except MalformedPacket:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise _Malformed(str(exc)) from exc
 
 
-def _decode_publish(header: int, packet: bytes | bytearray, protocol: Any) -> Any:
-    """paho's ``decode_publish`` with one copy of the payload instead of four.
-
-    paho 2.2 splits a PUBLISH with ``struct.unpack("!H{n}s")`` three times and
-    slices once more, each a full copy of the payload: for a 256 KiB media
-    chunk that was the station's largest cost. Same fields, same errors
-    (MalformedPacket); checked against paho's own on random packets in
-    tests/unit/test_mqttio.py.
-    """
+def _decode(header: int, packet: bytes | bytearray, protocol: int) -> _Publish:
     view = memoryview(packet)
     if len(view) < 2:
         raise _Malformed("PUBLISH shorter than its topic length")
@@ -112,9 +118,9 @@ def _decode_publish(header: int, packet: bytes | bytearray, protocol: Any) -> An
             raise _Malformed("PUBLISH properties longer than the packet")
         new_properties: Any = Properties
         properties = new_properties(PacketTypes.PUBLISH)
-        _props, props_len = _PAHO_UNPACK(properties, bytes(view[pos : pos + used + length]))
+        _props, props_len = properties.unpack(bytes(view[pos : pos + used + length]))
         pos += props_len
-    return _packet.PublishPacket(
+    return _Publish(
         dup=bool(header & 0x08),
         qos=qos,
         retain=bool(header & 0x01),
@@ -125,9 +131,76 @@ def _decode_publish(header: int, packet: bytes | bytearray, protocol: Any) -> An
     )
 
 
-def _one_copy_publish_decoding() -> None:
-    if _packet.decode_publish is _PAHO_DECODE_PUBLISH:
-        _packet.decode_publish = _packet.convert_exception(_decode_publish)
+class _Client(paho.Client):
+    """paho's client, receiving PUBLISH through :func:`_decode_publish`; ours alone.
+
+    paho 2.2 decodes an incoming PUBLISH in the private ``_handle_publish``
+    (called by ``_packet_handle``); this override does the same with our
+    decoder for QoS 0 and 1, and leaves QoS 2 (which no subscription here
+    asks for) to paho. Nothing of paho is patched: any other paho client in
+    the process decodes as paho does. The private names relied on are listed
+    in :func:`paho_private_api_problems`; a test fails naming paho's version
+    when they change, and a client finding them changed falls back to paho's
+    own (slower) decoding rather than fail.
+    """
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        header: int = self._in_packet["command"]
+        if (header & 0x06) >> 1 == 2:
+            return super()._handle_publish()
+        publish = _decode_publish(header, self._in_packet["packet"], self._protocol)
+        message = paho.MQTTMessage(publish.mid, publish.topic)
+        message.dup = publish.dup
+        message.qos = publish.qos
+        message.retain = publish.retain
+        message.properties = publish.properties
+        message.payload = publish.payload
+        message.timestamp = paho.time_func()
+        self._handle_on_message(message)
+        if message.qos == 0 or self._manual_ack:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._send_puback(message.mid)
+
+
+# paho 2.2's private API that _Client uses: where, and the parameters expected.
+_PRIVATE_METHODS: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
+    (paho.Client, "_handle_publish", ("self",)),
+    (paho.Client, "_handle_on_message", ("self", "message")),
+    (paho.Client, "_send_puback", ("self", "mid")),
+    (paho.MQTTMessage, "__init__", ("self", "mid", "topic")),
+    (Properties, "unpack", ("self", "buffer")),
+    (VariableByteIntegers, "decode", ("buffer",)),
+)
+
+
+def paho_version() -> str:
+    return str(getattr(paho_mqtt, "__version__", "?"))
+
+
+def paho_private_api_problems(client: paho.Client) -> list[str]:
+    """What of paho's private API :class:`_Client` relies on is missing or changed.
+
+    Empty with paho-mqtt 2.2.0 (the pinned version). ``client`` is any paho
+    client instance (its private attributes are set by its constructor).
+    """
+    problems = []
+    for owner, name, params in _PRIVATE_METHODS:
+        found = getattr(owner, name, None)
+        try:
+            actual = tuple(inspect.signature(found).parameters) if callable(found) else None
+        except (TypeError, ValueError):
+            actual = None
+        if actual != params:
+            problems.append(f"{owner.__name__}.{name}{params} is now {actual}")
+    if not callable(getattr(paho, "time_func", None)):
+        problems.append("paho.mqtt.client.time_func is gone")
+    in_packet = getattr(client, "_in_packet", None)
+    if not isinstance(in_packet, dict) or not {"command", "packet"} <= in_packet.keys():
+        problems.append("Client._in_packet has no 'command' and 'packet'")
+    for attr in ("_protocol", "_manual_ack"):
+        if not hasattr(client, attr):
+            problems.append(f"Client.{attr} is gone")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -208,8 +281,6 @@ class MqttLink:
         """Start connecting in the background; returns at once."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        _trim_properties_buffer()
-        _one_copy_publish_decoding()
         self._client = self._make_client()
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"mqtt.{self.settings.client_id}"
@@ -524,11 +595,24 @@ class MqttLink:
 
     def _make_client(self) -> paho.Client:
         s = self.settings
-        client = paho.Client(
+        client: paho.Client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
             protocol=paho.MQTTv5,
         )
+        problems = paho_private_api_problems(client)
+        if problems:  # a paho other than the pinned one: its own decoder, slower
+            log.warning(
+                "paho-mqtt %s changed what edge.mqttio's PUBLISH decoder relies on (%s): "
+                "using paho's own decoding",
+                paho_version(),
+                "; ".join(problems),
+            )
+            client = paho.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=s.client_id,
+                protocol=paho.MQTTv5,
+            )
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:

@@ -1,19 +1,33 @@
-"""The MQTT adapter's pure parts: reconnect backoff, the packet-size bound, SUBACK checks."""
+"""The MQTT adapter's pure parts: reconnect backoff, the packet-size bound, our PUBLISH
+decoder (and paho's private API it relies on), SUBACK checks."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import random
 
+import paho.mqtt as paho_mqtt
 import paho.mqtt.client as paho
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqttio import LinkSettings, Message, MqttLink, _packet_size
+from edge.mqttio import (
+    LinkSettings,
+    Message,
+    MqttLink,
+    _Client,
+    _decode_publish,
+    _packet_size,
+    paho_private_api_problems,
+)
 
 
 def link(min_s: float, max_s: float) -> MqttLink:
@@ -55,20 +69,128 @@ def test_packet_size_bounds_the_real_publish_packet(payload: bytes) -> None:
     assert real <= _packet_size(message) <= real + 16
 
 
-def test_trimmed_property_decoding_gives_paho_s_own_result() -> None:
-    from edge.mqttio import _PAHO_UNPACK, _trim_properties_buffer
+# -- our PUBLISH decoder, used by our client only (issue 15) -------------------
 
+MEDIA_TOPIC = "edge/gw/media/e1/m1"
+
+
+def publish_packet(
+    topic: str = MEDIA_TOPIC, payload: bytes = b"chunk", mid: int = 7, qos: int = 1
+) -> tuple[int, bytearray]:
+    """The fixed header's first byte and the rest of a v5 PUBLISH, as paho reads them."""
     props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = [("index", "3"), ("count", "9"), ("sha256", "ab" * 32)]
-    rest = props.pack() + bytes(range(256)) * 1024  # properties, then a 256 KiB payload
+    props.UserProperty = [("v", "2"), ("index", "3"), ("sha256", "ab" * 32)]
+    body = len(topic).to_bytes(2, "big") + topic.encode()
+    if qos:
+        body += mid.to_bytes(2, "big")
+    return 0x30 | qos << 1, bytearray(body + props.pack() + payload)
 
-    theirs, their_length = _PAHO_UNPACK(Properties(PacketTypes.PUBLISH), rest)
-    _trim_properties_buffer()
-    _trim_properties_buffer()  # twice is once
-    ours, our_length = Properties(PacketTypes.PUBLISH).unpack(rest)
-    assert Properties.unpack is not _PAHO_UNPACK  # the patch is in place
-    assert our_length == their_length == len(props.pack())
-    assert ours.UserProperty == theirs.UserProperty == props.UserProperty
+
+class Received:
+    def __init__(self) -> None:
+        self.messages: list[paho.MQTTMessage] = []
+
+    def __call__(self, _client: object, _userdata: object, message: paho.MQTTMessage) -> None:
+        self.messages.append(message)
+
+
+def receive(client: paho.Client, header: int, packet: bytearray) -> Received:
+    """Hand ``client`` one whole incoming packet, as its socket reader does."""
+    received = Received()
+    client.on_message = received
+    client._in_packet["command"] = header
+    client._in_packet["packet"] = packet
+    client._packet_handle()
+    return received
+
+
+def new_client(cls: type[paho.Client] = paho.Client) -> paho.Client:
+    return cls(CallbackAPIVersion.VERSION2, client_id="t", protocol=paho.MQTTv5)
+
+
+def test_paho_s_private_api_is_what_our_client_relies_on() -> None:
+    """Fails loudly when an upgrade of paho-mqtt (pinned at 2.2.0) changes it."""
+    version = paho_mqtt.__version__
+    problems = paho_private_api_problems(new_client())
+    assert problems == [], (
+        f"paho-mqtt {version} changed the private API of edge/mqttio.py's _Client "
+        f"(written for 2.2.0): {problems}. Re-check _Client._handle_publish against "
+        "paho's own, or drop _Client if paho now decodes a PUBLISH with one copy."
+    )
+    # paho still decodes a PUBLISH in _handle_publish, reached from _packet_handle: the
+    # method _Client overrides is the one that does the copying
+    handle = inspect.getsource(paho.Client._handle_publish)
+    assert "_packet.decode_publish(" in handle, f"paho-mqtt {version}: _handle_publish changed"
+    assert "self._handle_publish()" in inspect.getsource(paho.Client._packet_handle), (
+        f"paho-mqtt {version}: _packet_handle no longer calls _handle_publish"
+    )
+
+
+def test_our_client_decodes_with_ours_and_paho_s_client_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from paho.mqtt import _packet
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("paho's decode_publish was used")
+
+    monkeypatch.setattr(_packet, "decode_publish", refuse)
+    header, packet = publish_packet(payload=b"x" * 300_000)
+    [message] = receive(new_client(_Client), header, packet).messages
+    assert (message.topic, message.mid, message.qos) == (MEDIA_TOPIC, 7, 1)
+    assert message.payload == b"x" * 300_000
+    assert message.properties.UserProperty == [("v", "2"), ("index", "3"), ("sha256", "ab" * 32)]
+    with pytest.raises(AssertionError, match="paho's decode_publish was used"):
+        receive(new_client(), *publish_packet())  # any other paho client decodes as paho does
+
+
+def test_our_client_acknowledges_qos_1_and_leaves_qos_2_to_paho() -> None:
+    client = new_client(_Client)
+    acked: list[int] = []
+    client._send_puback = acked.append  # type: ignore[method-assign]
+    assert len(receive(client, *publish_packet(mid=9)).messages) == 1
+    assert len(receive(client, *publish_packet(qos=0)).messages) == 1
+    assert acked == [9]  # QoS 0 is not acknowledged
+    # QoS 2 goes to paho's own path: PUBREC first, the message only after PUBREL
+    received = receive(client, *publish_packet(mid=11, qos=2))
+    assert received.messages == [] and 11 in client._in_messages
+
+
+def test_a_malformed_publish_is_paho_s_protocol_error() -> None:
+    header, packet = publish_packet()
+    client = new_client(_Client)
+    client._in_packet["command"], client._in_packet["packet"] = header, packet[:-40]  # cut
+    with pytest.raises(MalformedPacket):
+        client._packet_handle()  # _packet_read turns it into MQTT_ERR_PROTOCOL, as for paho's own
+
+
+def test_starting_a_link_patches_nothing_of_paho() -> None:
+    from paho.mqtt import _packet
+
+    decode, unpack = _packet.decode_publish, Properties.unpack
+
+    async def start_and_stop() -> paho.Client | None:
+        mqtt = MqttLink(LinkSettings("127.0.0.1", 9, "t", connect_timeout_s=0.2))
+        await mqtt.start()
+        client = mqtt._client
+        await mqtt.stop(timeout_s=0.2)
+        return client
+
+    client = asyncio.run(start_and_stop())
+    assert type(client) is _Client
+    assert _packet.decode_publish is decode and Properties.unpack is unpack
+
+
+def test_a_changed_paho_falls_back_to_paho_s_own_decoding(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(paho.Client, "_send_puback", lambda self, mid, reason=0: None)
+    with caplog.at_level(logging.WARNING, logger="edge.mqttio"):
+        client = link(1, 60)._make_client()
+    assert type(client) is paho.Client
+    [warning] = caplog.records
+    assert f"paho-mqtt {paho_mqtt.__version__} changed" in warning.getMessage()
+    assert "_send_puback" in warning.getMessage()
 
 
 @settings(max_examples=300, deadline=None)
@@ -94,9 +216,6 @@ def test_one_copy_publish_decoding_equals_paho_s(
 ) -> None:
     """Same packet, same fields (or the same kind of error), for whole and cut packets."""
     from paho.mqtt import _packet
-    from paho.mqtt.exception import MalformedPacket
-
-    from edge.mqttio import _PAHO_DECODE_PUBLISH, _decode_publish
 
     body = len(topic).to_bytes(2, "big") + topic
     if qos:
@@ -110,9 +229,9 @@ def test_one_copy_publish_decoding_equals_paho_s(
     header = 0x30 | qos << 1 | flags | flags << 3
     protocol = paho.MQTTv5 if v5 else paho.MQTTv311
     for packet in (body, body[: min(cut, len(body))]):
-        ours_fn = _packet.convert_exception(_decode_publish)
+        ours_fn = _decode_publish
         try:
-            theirs = _PAHO_DECODE_PUBLISH(header, packet, protocol)
+            theirs = _packet.decode_publish(header, packet, protocol)
         except MalformedPacket:
             with pytest.raises(MalformedPacket):
                 ours_fn(header, packet, protocol)
