@@ -112,7 +112,21 @@ class Api:
             ok = await asyncio.to_thread(auth.verify_password, password, stored)
             if not ok:
                 return self._failed(client, "wrong password")
+        if auth.needs_rehash(stored):
+            await self._rehash(password)
         return self._logged_in(client)
+
+    async def _rehash(self, password: str) -> None:
+        """Write a password that logged in again, in today's hash format and cost."""
+        web_dir = self.server.settings.web_dir
+        if web_dir is None:
+            return
+        try:
+            await asyncio.to_thread(auth.write_password, web_dir, password)
+        except (auth.AuthError, OSError):
+            log.exception("the web password's hash is left in its old format")
+        else:
+            log.info("the web password's hash is rewritten in today's format")
 
     async def setup(self, request: web.Request) -> web.StreamResponse:
         client = request.remote or "?"

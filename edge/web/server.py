@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.auth import CSRF_HEADER, UNSAFE, Keeper, origin_of, refusal
 from edge.logs import SECRET
 from edge.web import auth, tls
 from edge.web.api import WHO, Api
@@ -30,10 +31,8 @@ from edge.web.openapi import ROUTES, Route
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "edge_session"
-CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY = 64 * 1024
 MAX_CONFIG_BODY = 1024 * 1024
-UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 STATIC = resources.files("edge.web").joinpath("static")
 HEADERS = {
@@ -57,6 +56,7 @@ class WebSettings:
     tls: bool = False
     api_token: str | None = None
     session_idle_s: float = 1800.0
+    session_max_s: float = 43_200.0  # a session ends 12 h after its login, however busy
     login_max_failures: int = 5
     lockout_s: float = 300.0
     secrets: tuple[str, ...] = ()  # other values diagnostics must never show (uplink password)
@@ -69,6 +69,7 @@ class Gate:
 
     sessions: auth.Sessions
     lockout: auth.Lockout
+    kept: Keeper | None = None  # where the lockout survives a restart (None: no web_dir)
     setup_code: str | None = None
     logins: int = 0
     refused: dict[str, int] = field(default_factory=dict)
@@ -83,13 +84,13 @@ class WebServer:
         self.settings = settings
         self.hooks = hooks
         self.wall = wall  # the lockout file's deadlines are wall-clock times
-        self.gate = Gate(
-            auth.Sessions(settings.session_idle_s),
-            auth.Lockout(settings.login_max_failures, settings.lockout_s),
-        )
+        lockout = auth.Lockout(settings.login_max_failures, settings.lockout_s)
+        web_dir = settings.web_dir
+        kept = None if web_dir is None else Keeper(lockout, auth.lockout_file(web_dir))
+        sessions = auth.Sessions(settings.session_idle_s, settings.session_max_s)
+        self.gate = Gate(sessions, lockout, kept)
         self.logs = LogRing(secrets=self.secrets)
         self._codes: list[str] = []  # every setup code made, kept out of diagnostics
-        self._lockout_unsaved = False
         self.closing = asyncio.Event()
         self.api = Api(self)
         self.scheme = "https" if settings.tls else "http"
@@ -177,39 +178,17 @@ class WebServer:
         return found
 
     def _load_lockout(self) -> None:
-        """The lockout as the last run left it; when its file cannot be read, every
-        login waits one lockout (fail safe), and the file is written afresh."""
-        lockout, web_dir = self.gate.lockout, self.settings.web_dir
-        if web_dir is None:
+        """The lockout as the last run left it (see :class:`edge.auth.Keeper`: a file that
+        cannot be read makes every login wait one lockout), then saved at each change."""
+        kept = self.gate.kept
+        if kept is None:
             return
-        try:
-            snapshot = auth.read_lockout(web_dir)
-            if snapshot is not None:
-                lockout.restore(snapshot, self.now, self.wall())
-        except auth.AuthError:
-            log.exception(
-                "the login lockout in %s is lost: every login waits %.0f s",
-                web_dir / auth.LOCKOUT_FILE,
-                lockout.lockout_s,
-            )
-            lockout.lock_box(self.now)
-            self._save_lockout()
-        lockout.on_change = self._save_lockout
+        kept.load(self.now, self.wall())
+        kept.lockout.on_change = self._save_lockout
 
     def _save_lockout(self) -> None:
-        if self.settings.web_dir is None:
-            return
-        snapshot = self.gate.lockout.snapshot(self.now, self.wall())
-        try:
-            auth.write_lockout(self.settings.web_dir, snapshot)
-        except auth.AuthError:
-            if not self._lockout_unsaved:  # once, not at every failed login
-                log.exception("the login lockout is kept in memory only: a restart forgets it")
-            self._lockout_unsaved = True
-            return
-        if self._lockout_unsaved:
-            log.info("the login lockout is written to its file again")
-        self._lockout_unsaved = False
+        if self.gate.kept is not None:
+            self.gate.kept.save(self.gate.lockout.snapshot(self.now, self.wall()))
 
     def _prepare_password(self) -> None:
         if self.settings.web_dir is None or self.password_hash() is not None:
@@ -274,9 +253,8 @@ class WebServer:
             return _error(413, f"request body over {limit} bytes")
         public = route is None or route.public  # static files: the router checks the path
         if public and not _static_private(request):
-            if request.method in UNSAFE and not self._same_origin(request):
-                return _error(403, "cross-site request refused")
-            return await handler(request)
+            refused = self._refusal(request, None, public=True)
+            return _error(403, refused) if refused else await handler(request)
         who = self._who(request)
         if who is None:
             self._count_refusal(request)
@@ -284,15 +262,27 @@ class WebServer:
                 raise web.HTTPFound("/login")
             return _error(401, "log in first")
         if request.method in UNSAFE and who != "token":
-            if not self._same_origin(request):
-                return _error(403, "cross-site request refused")
             session = self.gate.sessions.get(request.cookies.get(SESSION_COOKIE), self.now)
-            if session is None or not auth.same_secret(
-                request.headers.get(CSRF_HEADER), session.csrf
-            ):
-                return _error(403, "missing or wrong CSRF token")
+            refused = self._refusal(request, session)
+            if refused:
+                return _error(403, refused)
         request[WHO] = who
         return await handler(request)
+
+    def _refusal(
+        self, request: web.Request, session: auth.Session | None, *, public: bool = False
+    ) -> str | None:
+        """Why a state change must be refused: a foreign Origin, a missing or wrong
+        CSRF token (only the Origin on a ``public`` route)."""
+        return refusal(
+            request.method,
+            session,
+            request.headers.get(CSRF_HEADER),
+            request.headers.get("Origin"),
+            request.headers.get("Referer"),
+            [origin_of(self.scheme, request.host)],
+            public=public,
+        )
 
     def _who(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -303,13 +293,6 @@ class WebServer:
         if self.gate.sessions.get(request.cookies.get(SESSION_COOKIE), self.now) is not None:
             return "session"
         return None
-
-    def _same_origin(self, request: web.Request) -> bool:
-        """An Origin header, when the browser sends one, must be this page's own."""
-        origin = request.headers.get("Origin")
-        if origin is None:
-            return True
-        return origin == f"{self.scheme}://{request.host}"
 
     def _count_refusal(self, request: web.Request) -> None:
         client = request.remote or "?"

@@ -7,6 +7,8 @@ small fakes (the hooks), and a settable clock for the lockout.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import io
 import json
 import logging
@@ -209,6 +211,37 @@ async def test_an_idle_session_expires(srv: Server) -> None:
             assert r.status == 401
 
 
+async def test_a_busy_session_still_ends_12_hours_after_its_login(srv: Server) -> None:
+    async with srv.client() as http:
+        assert (await login(srv, http))[0] == 200
+        for _ in range(43):  # a request every 1,000 s: never idle
+            srv.clock.now += 1000
+            async with http.get(srv.base + "/api/status") as r:
+                assert r.status == 200
+        srv.clock.now += 201  # 43,201 s after the login
+        async with http.get(srv.base + "/api/status") as r:
+            assert r.status == 401
+        assert (await login(srv, http))[0] == 200
+
+
+async def test_a_hash_of_an_older_cost_is_rewritten_at_the_next_login(srv: Server) -> None:
+    salt = b"an older salt..."
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**10, r=8, p=1, dklen=32)
+    b64 = base64.b64encode
+    old = f"scrypt$1024$8$1${b64(salt).decode()}${b64(digest).decode()}"
+    (srv.web_dir / "password").write_text(old + "\n")
+    async with srv.client() as http:
+        assert (await login(srv, http, "not the password"))[0] == 401
+        assert auth.read_password(srv.web_dir) == old  # a failure rewrites nothing
+        assert (await login(srv, http))[0] == 200
+    stored = auth.read_password(srv.web_dir)
+    assert stored is not None and stored.startswith("scrypt$16384$8$1$")
+    assert auth.verify_password(PASSWORD, stored) and not auth.needs_rehash(stored)
+    assert (srv.web_dir / "password").stat().st_mode & 0o777 == 0o600
+    async with srv.client() as http:
+        assert (await login(srv, http))[0] == 200
+
+
 async def test_csrf_token_is_required_on_every_state_changing_request(srv: Server) -> None:
     unsafe = [r for r in ROUTES if r.method != "GET" and not r.public]
     async with srv.client() as http:
@@ -225,6 +258,10 @@ async def test_csrf_token_is_required_on_every_state_changing_request(srv: Serve
         headers = {"X-CSRF-Token": csrf, "Origin": "http://evil.example"}
         async with http.post(srv.base + "/api/walktest", json={"minutes": 5}, headers=headers) as r:
             assert r.status == 403
+        # or by its Referer, when the browser sends no Origin
+        headers = {"X-CSRF-Token": csrf, "Referer": "http://evil.example/page"}
+        async with http.post(srv.base + "/api/walktest", json={"minutes": 5}, headers=headers) as r:
+            assert (r.status, await r.json()) == (403, {"error": "cross-site request refused"})
         assert srv.walk.started == 0
         headers = {"X-CSRF-Token": csrf}
         async with http.post(srv.base + "/api/walktest", json={"minutes": 5}, headers=headers) as r:
