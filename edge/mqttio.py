@@ -52,6 +52,7 @@ from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
+from edge.clock import Clock, SystemClock
 from edge.errors import PublishRefused, UplinkError
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,15 @@ class Message:
     qos: int = 1
     retain: bool = False
     properties: Pairs = ()  # MQTT v5 user properties
+    # MQTT v5's standard properties of a request and its response (None: absent)
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    # Message Expiry Interval; on a received message, what was left of it when the
+    # broker sent it (MQTT 5 3.3.2.3.3), counted from received_mono_s
+    message_expiry_s: int | None = None
+    content_type: str | None = None
+    # the link's clock (monotonic) when the message came in; None on one being sent
+    received_mono_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,8 +264,14 @@ class LinkStatus:
 class MqttLink:
     """A supervised MQTT v5 connection. Construct (no I/O), then ``await start()``."""
 
-    def __init__(self, settings: LinkSettings, birth: Callable[[], Message] | None = None) -> None:
+    def __init__(
+        self,
+        settings: LinkSettings,
+        birth: Callable[[], Message] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
+        self._clock: Clock = clock or SystemClock()  # stamps received messages
         self.status = LinkStatus(window=settings.max_inflight)
         self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=settings.inbox_size)
         self._birth = birth
@@ -346,7 +362,7 @@ class MqttLink:
             message.payload,
             message.qos,
             message.retain,
-            properties=_user_properties(message.properties),
+            properties=_properties(message),
         )
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise UplinkError(f"publish failed: {paho.error_string(info.rc)}")
@@ -511,8 +527,7 @@ class MqttLink:
             future.set_result(None)
 
     def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        props = tuple(getattr(msg.properties, "UserProperty", None) or ())
-        message = Message(msg.topic, bytes(msg.payload), msg.qos, msg.retain, props)
+        message = _received(msg, self._clock.monotonic())
         try:
             self.inbox.put_nowait(message)
         except asyncio.QueueFull:
@@ -677,13 +692,50 @@ def _refusal(topic: str, why: str) -> str:
 def _packet_size(message: Message) -> int:
     """An upper bound of the PUBLISH packet's size on the wire (MQTT v5)."""
     props = sum(5 + len(k.encode()) + len(v.encode()) for k, v in message.properties)
+    if message.response_topic is not None:
+        props += 3 + len(message.response_topic.encode())
+    if message.correlation_data is not None:
+        props += 3 + len(message.correlation_data)
+    if message.message_expiry_s is not None:
+        props += 5
+    if message.content_type is not None:
+        props += 3 + len(message.content_type.encode())
     remaining = 2 + len(message.topic.encode()) + 2 + 4 + props + len(message.payload)
     return 1 + 4 + remaining
 
 
-def _user_properties(pairs: Pairs) -> Properties | None:
-    if not pairs:
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.UserProperty = list(pairs)
-    return props
+def _properties(message: Message) -> Properties | None:
+    """The PUBLISH properties of ``message`` (paho's), None when it has none."""
+    new_properties: Any = Properties
+    props: Any = new_properties(PacketTypes.PUBLISH)
+    if message.properties:
+        props.UserProperty = list(message.properties)
+    if message.response_topic is not None:
+        props.ResponseTopic = message.response_topic
+    if message.correlation_data is not None:
+        props.CorrelationData = message.correlation_data
+    if message.message_expiry_s is not None:
+        props.MessageExpiryInterval = message.message_expiry_s
+    if message.content_type is not None:
+        props.ContentType = message.content_type
+    empty: bool = props.isEmpty()
+    return None if empty else props
+
+
+def _received(msg: Any, now_mono_s: float) -> Message:
+    """Our message for paho's received one (``msg.properties``: paho's, or None)."""
+    props = msg.properties
+    expiry = getattr(props, "MessageExpiryInterval", None)
+    correlation = getattr(props, "CorrelationData", None)
+    return Message(
+        msg.topic,
+        bytes(msg.payload),
+        msg.qos,
+        msg.retain,
+        tuple(getattr(props, "UserProperty", None) or ()),
+        response_topic=getattr(props, "ResponseTopic", None),
+        correlation_data=None if correlation is None else bytes(correlation),
+        message_expiry_s=None if expiry is None else int(expiry),
+        content_type=getattr(props, "ContentType", None),
+        received_mono_s=now_mono_s,
+    )

@@ -4,9 +4,11 @@ decoder (and paho's private API it relies on), SUBACK checks."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
+from typing import Any
 
 import paho.mqtt as paho_mqtt
 import paho.mqtt.client as paho
@@ -19,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.clock import FakeClock
 from edge.mqttio import (
     LinkSettings,
     Message,
@@ -26,6 +29,8 @@ from edge.mqttio import (
     _Client,
     _decode_publish,
     _packet_size,
+    _properties,
+    _received,
     paho_private_api_problems,
 )
 
@@ -58,15 +63,87 @@ def _varint_len(n: int) -> int:
 
 
 @pytest.mark.parametrize("payload", [b"", b"x" * 100, b"y" * 300_000])
-def test_packet_size_bounds_the_real_publish_packet(payload: bytes) -> None:
+@pytest.mark.parametrize("standard", [False, True])
+def test_packet_size_bounds_the_real_publish_packet(payload: bytes, standard: bool) -> None:
     message = Message("edge/gw/media/e1/m1", payload, properties=(("index", "3"), ("count", "9")))
-    props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = list(message.properties)
+    if standard:
+        message = dataclasses.replace(message, **REQUEST)
+    props = _properties(message)
+    assert props is not None
     packed = props.pack()  # includes its own length prefix
     # topic (2 + len), packet id (2), properties, payload
     remaining = 2 + len(message.topic.encode()) + 2 + len(packed) + len(payload)
     real = 1 + _varint_len(remaining) + remaining
     assert real <= _packet_size(message) <= real + 16
+
+
+# -- MQTT v5 standard properties (issue 15) -----------------------------------
+
+REQUEST: dict[str, Any] = {
+    "response_topic": "edge/gw/cmd/result",
+    "correlation_data": b"op-7\x00\xff",
+    "message_expiry_s": 59,
+    "content_type": "application/json",
+}
+
+
+class PahoMessage:
+    """What paho hands ``on_message``: its fields the link reads."""
+
+    def __init__(self, properties: Properties | None) -> None:
+        self.topic, self.payload, self.qos, self.retain = "edge/gw/cmd", b"{}", 1, False
+        self.properties = properties
+
+
+def on_the_wire(props: Properties | None) -> Properties | None:
+    """``props`` packed by paho and read back, as the receiver's paho decodes them."""
+    if props is None:
+        return None
+    received = Properties(PacketTypes.PUBLISH)
+    received.unpack(props.pack())
+    return received
+
+
+def test_standard_properties_are_set_on_publish_and_read_on_receive() -> None:
+    sent = Message("edge/gw/cmd", b"{}", properties=(("v", "2"),), **REQUEST)
+    props = _properties(sent)
+    assert props is not None
+    assert props.ResponseTopic == "edge/gw/cmd/result"
+    assert props.CorrelationData == b"op-7\x00\xff"
+    assert props.MessageExpiryInterval == 59
+    assert props.ContentType == "application/json"
+    assert props.UserProperty == [("v", "2")]
+    received = _received(PahoMessage(on_the_wire(props)), now_mono_s=12.5)
+    assert received == dataclasses.replace(sent, received_mono_s=12.5)
+
+
+@pytest.mark.parametrize("field", sorted(REQUEST))
+def test_each_standard_property_travels_alone(field: str) -> None:
+    sent = Message("edge/gw/cmd", b"{}", **{field: REQUEST[field]})
+    received = _received(PahoMessage(on_the_wire(_properties(sent))), now_mono_s=1.0)
+    assert received == dataclasses.replace(sent, received_mono_s=1.0)
+
+
+def test_a_message_without_properties_has_none() -> None:
+    assert _properties(Message("edge/gw/events", b"{}")) is None  # paho sends no properties
+    received = _received(PahoMessage(None), now_mono_s=3.0)
+    assert received == Message("edge/gw/cmd", b"{}", received_mono_s=3.0)
+    assert received.response_topic is received.correlation_data is None
+    assert received.message_expiry_s is received.content_type is None
+
+
+def test_the_link_stamps_each_received_message_with_its_clock() -> None:
+    async def receive_one() -> Message:
+        clock = FakeClock()
+        mqtt = MqttLink(LinkSettings("127.0.0.1", 1883, "t"), clock=clock)
+        clock.advance(4.25)
+        sent = Message("edge/gw/cmd", b"{}", **REQUEST)
+        mqtt._on_message(None, None, PahoMessage(on_the_wire(_properties(sent))))
+        return mqtt.inbox.get_nowait()
+
+    message = asyncio.run(receive_one())
+    assert message.received_mono_s == FakeClock().monotonic() + 4.25
+    assert message.message_expiry_s == 59 and message.correlation_data == b"op-7\x00\xff"
 
 
 # -- our PUBLISH decoder, used by our client only (issue 15) -------------------
