@@ -12,14 +12,17 @@ from edge.protocol.commands import (
     Command,
     CommandRejected,
     CommandResult,
+    Envelope,
     HoldArgs,
     ReleaseArgs,
     SnapshotArgs,
     TestArgs,
+    command_envelope,
     decode_result,
     encode_command,
     encode_result,
     parse_command,
+    response_topic_problem,
 )
 from edge.protocol.common import VERSION, dumps, iso_ms, load, parse_iso_ms
 from edge.protocol.events import (
@@ -53,6 +56,7 @@ __all__ = [
     "Command",
     "CommandRejected",
     "CommandResult",
+    "Envelope",
     "EventMessage",
     "HoldArgs",
     "Lost",
@@ -63,6 +67,7 @@ __all__ = [
     "Topics",
     "chunk_count",
     "chunk_properties",
+    "command_envelope",
     "decode_ack",
     "decode_event",
     "decode_object",
@@ -85,5 +90,6 @@ __all__ = [
     "parse_command",
     "parse_iso_ms",
     "parse_lost",
+    "response_topic_problem",
     "station_filters",
 ]

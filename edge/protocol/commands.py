@@ -6,6 +6,13 @@ unknown key, a loosely typed value or a stale command is rejected with a
 :class:`CommandRejected` that keeps the command id whenever the payload
 carried a valid one, so the box can answer on ``cmd/result``. Pure: time is
 an argument.
+
+MQTT v5's request/response properties ride along (PROTOCOL.md 3.6-3.7): a
+station sets :func:`command_envelope` on a command (Response Topic, Correlation
+Data, Message Expiry Interval, Content Type); the box answers on the Response
+Topic when :func:`response_topic_problem` allows it, echoes the Correlation
+Data, and refuses a command whose message expiry ran out. Without them, a
+command is answered on ``cmd/result`` as before.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from edge.errors import ProtocolError
 from edge.protocol.common import VERSION, dumps, iso_ms, parse_iso_ms
+from edge.protocol.topics import Topics
 
 MAX_CLIP_S: Final = 300  # longest clip an operator may ask for
 MAX_EXPIRY_S: Final = 3600  # how far ahead a command may expire
@@ -26,6 +34,8 @@ MAX_TEXT: Final = 200  # characters of a test event's text or a hold's reason
 MAX_HOLD_SPAN_S: Final = 7 * 86_400  # longest footage range one hold covers
 MAX_HOLD_DAYS: Final = 366  # how far ahead a hold may end (renewed by a new hold)
 MIN_TIME_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier is a clock fault
+CONTENT_TYPE: Final = "application/json"  # MQTT v5 Content Type of a command and a result
+MAX_RESPONSE_LEVELS: Final = 4  # topic levels a Response Topic may add under cmd/result
 TYPES: Final = ("clip", "snapshot", "test", "hold", "release")
 STATUSES: Final = ("accepted", "done", "rejected", "failed")
 # The first word of every rejection reason, before its colon.
@@ -36,6 +46,7 @@ REASONS: Final = (
     "expired",
     "expiry_too_far",
     "bad_args",
+    "bad_response_topic",
 )
 ID_PATTERN: Final = r"[A-Za-z0-9_.:-]{1,80}"
 CAMERA_PATTERN: Final = r"[a-z0-9][a-z0-9_-]{0,62}"  # the config's camera id slug
@@ -137,6 +148,16 @@ class CommandResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """The MQTT v5 properties a station sets on a command: where and how to answer it."""
+
+    response_topic: str
+    correlation_data: bytes
+    expiry_s: int  # Message Expiry Interval
+    content_type: str = CONTENT_TYPE
+
+
 class _Invalid(Exception):
     """Internal: one rule broken, before the command id is attached."""
 
@@ -147,8 +168,20 @@ class _Invalid(Exception):
 # --- command ----------------------------------------------------------------
 
 
-def parse_command(payload: bytes, now_ms: int) -> Command:
-    """The command in ``payload`` as of ``now_ms``; :class:`CommandRejected` otherwise."""
+def parse_command(
+    payload: bytes,
+    now_ms: int,
+    *,
+    content_type: str | None = None,
+    expiry_left_s: float | None = None,
+) -> Command:
+    """The command in ``payload`` as of ``now_ms``; :class:`CommandRejected` otherwise.
+
+    ``content_type`` is the message's MQTT v5 Content Type, if any (only
+    ``application/json`` is understood); ``expiry_left_s`` what is left of its
+    Message Expiry Interval now, if it had one: at 0 or less the command is
+    expired whatever its ``expires_at`` says.
+    """
     try:
         data = _object(payload)
     except _Invalid as exc:
@@ -156,9 +189,50 @@ def parse_command(payload: bytes, now_ms: int) -> Command:
     raw_id = data.get("id")
     command_id = raw_id if isinstance(raw_id, str) and _ID.fullmatch(raw_id) else None
     try:
-        return _command(data, command_id, now_ms)
+        if content_type is not None and content_type != CONTENT_TYPE:
+            raise _Invalid("malformed", f"content type {_show(content_type)} is not {CONTENT_TYPE}")
+        command = _command(data, command_id, now_ms)
+        if expiry_left_s is not None and expiry_left_s <= 0:
+            raise _Invalid("expired", f"its MQTT message expiry ran out {-expiry_left_s:.1f} s ago")
     except _Invalid as exc:
         raise CommandRejected(command_id, str(exc)) from None
+    return command
+
+
+def command_envelope(command: Command, topics: Topics, now_ms: int) -> Envelope:
+    """The MQTT v5 properties a station sets on ``command``, published at ``now_ms``.
+
+    The answer goes to the box's own ``cmd/result``, correlated by the command
+    id; the broker drops the message when the command expires (whole seconds,
+    rounded down, so never after ``expires_at``). ValueError if the command
+    expires in under a second: the box would refuse it.
+    """
+    expiry_s = (command.expires_at_ms - now_ms) // 1000
+    if expiry_s < 1:
+        raise ValueError(f"command {command.id} expires in under 1 s: the box would refuse it")
+    return Envelope(topics.cmd_result, command.id.encode(), expiry_s)
+
+
+def response_topic_problem(topic: str, topics: Topics) -> str:
+    """Why the box will not answer on ``topic`` (a Response Topic); "" when it will.
+
+    Only the box's own ``cmd/result``, or a topic under it of at most
+    :data:`MAX_RESPONSE_LEVELS` levels of command-id characters: a command must
+    never make the box publish where its broker ACL does not expect it (another
+    box's topics, the station's, or its own ``events``).
+    """
+    own = topics.cmd_result
+    if topic == own:
+        return ""
+    if not topic.startswith(own + "/"):
+        return f"bad_response_topic: {_show(topic)} is not {own} or a topic under it"
+    levels = topic[len(own) + 1 :].split("/")
+    if len(levels) > MAX_RESPONSE_LEVELS or not all(_ID.fullmatch(level) for level in levels):
+        return (
+            f"bad_response_topic: {_show(topic)}: at most {MAX_RESPONSE_LEVELS} levels "
+            f"under {own}, each matching {ID_PATTERN}"
+        )
+    return ""
 
 
 def encode_command(command: Command) -> bytes:

@@ -16,15 +16,19 @@ from edge.protocol import (
     Command,
     CommandRejected,
     CommandResult,
+    Envelope,
     HoldArgs,
     ReleaseArgs,
     SnapshotArgs,
     TestArgs,
+    Topics,
+    command_envelope,
     decode_result,
     encode_command,
     encode_result,
     iso_ms,
     parse_command,
+    response_topic_problem,
 )
 from edge.protocol.commands import (
     MAX_EXPIRY_S,
@@ -757,3 +761,97 @@ def valid_commands(draw: st.DrawFn) -> tuple[Command, int]:
 def test_fuzz_every_valid_command_is_accepted(case: tuple[Command, int]) -> None:
     command, now_ms = case
     assert parse_command(encode_command(command), now_ms) == command
+
+
+# --- MQTT v5 request/response properties (issue 15) ---------------------------
+
+TOPICS = Topics("edge", "box-1")
+
+
+def test_a_station_sets_response_topic_correlation_expiry_and_content_type() -> None:
+    command = Command(CID, NOW + 90_000, TestArgs())
+    envelope = command_envelope(command, TOPICS, NOW)
+    assert envelope == Envelope("edge/box-1/cmd/result", CID.encode(), 90, "application/json")
+
+
+@pytest.mark.parametrize(
+    ("expires_in_ms", "expiry_s"),
+    [(1_000, 1), (1_999, 1), (59_999, 59), (MAX_EXPIRY_S * 1000, MAX_EXPIRY_S)],
+)
+def test_the_message_expiry_is_rounded_down_never_past_expires_at(
+    expires_in_ms: int, expiry_s: int
+) -> None:
+    command = Command(CID, NOW + expires_in_ms, TestArgs())
+    assert command_envelope(command, TOPICS, NOW).expiry_s == expiry_s
+
+
+@pytest.mark.parametrize("expires_in_ms", [999, 0, -5_000])
+def test_a_command_expiring_within_a_second_is_not_sent(expires_in_ms: int) -> None:
+    with pytest.raises(ValueError, match="expires in under 1 s"):
+        command_envelope(Command(CID, NOW + expires_in_ms, TestArgs()), TOPICS, NOW)
+
+
+def test_a_run_out_message_expiry_rejects_a_command_whose_payload_is_not_expired() -> None:
+    payload = _raw(_body())  # expires_at a minute ahead
+    assert parse_command(payload, NOW, expiry_left_s=0.001).id == CID
+    assert parse_command(payload, NOW, expiry_left_s=None).id == CID  # no expiry property
+    for left in (0.0, -2.5):
+        with pytest.raises(CommandRejected) as caught:
+            parse_command(payload, NOW, expiry_left_s=left)
+        assert caught.value.command_id == CID
+        assert caught.value.code == "expired"
+        assert "MQTT message expiry ran out" in caught.value.reason
+
+
+def test_a_payload_rejection_comes_before_the_message_expiry() -> None:
+    with pytest.raises(CommandRejected) as caught:
+        parse_command(_raw(_body(type="reboot")), NOW, expiry_left_s=-1)
+    assert caught.value.code == "unknown_type"
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json"])
+def test_json_or_no_content_type_is_accepted(content_type: str | None) -> None:
+    assert parse_command(_raw(_body()), NOW, content_type=content_type).id == CID
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/cbor", "", "APPLICATION/JSON"])
+def test_another_content_type_is_rejected_as_malformed_with_the_id(content_type: str) -> None:
+    with pytest.raises(CommandRejected) as caught:
+        parse_command(_raw(_body()), NOW, content_type=content_type)
+    assert (caught.value.command_id, caught.value.code) == (CID, "malformed")
+    assert "content type" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "edge/box-1/cmd/result",
+        "edge/box-1/cmd/result/op-7",
+        "edge/box-1/cmd/result/console.2/req:9/a/b",
+    ],
+)
+def test_the_box_answers_on_its_own_cmd_result_or_under_it(topic: str) -> None:
+    assert response_topic_problem(topic, TOPICS) == ""
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "edge/box-1/events",  # its own event stream: the station would read an answer as an event
+        "edge/box-1/state",
+        "edge/box-1/cmd",
+        "edge/box-2/cmd/result",  # another box's
+        "edge/station/replies",  # elsewhere under the prefix: not in the box's ACL
+        "other/box-1/cmd/result",
+        "edge/box-1/cmd/results",
+        "edge/box-1/cmd/result/",  # an empty level
+        "edge/box-1/cmd/result/+",  # wildcards are never a topic name
+        "edge/box-1/cmd/result/#",
+        "edge/box-1/cmd/result/a b",
+        "edge/box-1/cmd/result/a/b/c/d/e",  # more than 4 levels under it
+        "",
+    ],
+)
+def test_any_other_response_topic_is_refused(topic: str) -> None:
+    assert response_topic_problem(topic, TOPICS).startswith("bad_response_topic: ")
+    assert "bad_response_topic" in REASONS
