@@ -158,7 +158,8 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge import app, boxweb, wiring
+    from edge import app, wiring
+    from edge.boxweb.config_file import roll_back
 
     logs.setup(args.log_level)
     try:
@@ -167,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         # a config applied from the web page that does not even load: put the old one back
         env = os.environ.get("STATE_DIRECTORY", "").split(":", 1)[0]
         state = args.state_dir or (Path(env) if env else None)
-        if state is not None and boxweb.roll_back(args.config, state / "web", "does not load"):
+        if state is not None and roll_back(args.config, state / "web", "does not load"):
             return EXIT_RESTART
         raise
     state_dir = wiring.state_dir_of(cfg, args.state_dir)

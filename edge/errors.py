@@ -1,5 +1,10 @@
 """The one exception tree of the box. Adapters translate library errors into
-these with ``raise ... from exc``."""
+these with ``raise ... from exc``.
+
+As gpiozero's errors do, the request errors below also inherit the built-in
+type they mean (``NotFound`` is a ``LookupError``, ``Conflict`` a
+``ValueError``): code that only knows the built-in still catches them, and code
+of ours catches them by name."""
 
 from __future__ import annotations
 
@@ -44,3 +49,12 @@ class HardwareError(EdgeError):
 
 class ProtocolError(EdgeError):
     """A message on the wire does not follow the protocol."""
+
+
+class NotFound(EdgeError, LookupError):
+    """What a request names is not on this box (an input, a camera without a picture)."""
+
+
+class Conflict(EdgeError, ValueError):
+    """Refused in the present state (a walk test already running, a config on probation,
+    no config file to write): the request may succeed later."""

@@ -1,4 +1,4 @@
-"""Health: systemd readiness and watchdog, and the status snapshot pages read.
+"""Health: systemd readiness and watchdog, and the checks behind "healthy".
 
 ``sd_notify`` is a few lines of datagram socket code, so no libsystemd
 binding is needed. The watchdog is pinged only while every check registered
@@ -15,12 +15,10 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], str | None]  # None when healthy, else what is wrong
-Section = Callable[[], Mapping[str, Any]]
 
 
 def sd_notify(state: str, env: Mapping[str, str] | None = None) -> bool:
@@ -56,12 +54,11 @@ def watchdog_interval_s(env: Mapping[str, str] | None = None) -> float | None:
 
 
 class Health:
-    """Registry of health checks and status sections, filled in by the app."""
+    """Registry of health checks, filled in by the status view (edge/status.py)."""
 
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
         self._watchdog: set[str] = set()  # checks whose failure a restart cures
-        self._sections: dict[str, Section] = {}
 
     def check(self, name: str, fn: Check, watchdog: bool = True) -> None:
         self._checks[name] = fn
@@ -69,9 +66,6 @@ class Health:
             self._watchdog.add(name)
         else:
             self._watchdog.discard(name)
-
-    def section(self, name: str, fn: Section) -> None:
-        self._sections[name] = fn
 
     def problems(self, watchdog_only: bool = False) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -85,12 +79,6 @@ class Health:
             if problem:
                 found[name] = problem
         return found
-
-    def snapshot(self) -> dict[str, Any]:
-        status: dict[str, Any] = {name: dict(fn()) for name, fn in self._sections.items()}
-        status["problems"] = self.problems()
-        status["healthy"] = not status["problems"]
-        return status
 
     async def run_watchdog(self, interval_s: float) -> None:
         """Ping systemd every ``interval_s`` unless a watchdog check fails; say why."""

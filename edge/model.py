@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -159,6 +160,54 @@ class MediaDue:
     camera: str
     from_ms: int  # wall time: a still's instant, or the clip's first and last moment
     to_ms: int
+
+
+# -- what the outbox tells its observers (the journal, the uplink's sender) -----------
+
+
+@dataclass(frozen=True)
+class EventsQueued:
+    """Committed to the outbox (or held in memory when the disk refused them)."""
+
+    events: tuple[StoredEvent, ...]
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class EventsSent:
+    """Handed to the link (leased), first send or again."""
+
+    events: tuple[StoredEvent, ...]
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class EventsAcknowledged:
+    """The station stored them: gone from the outbox."""
+
+    ids: tuple[str, ...]
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class MediaQueued:
+    media: QueuedMedia
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class MediaLost:
+    """A still or clip an event announced will never come: its lost notice is queued."""
+
+    media_id: str
+    event_id: str
+    kind: str
+    reason: str
+    at_ms: int
+
+
+OutboxFact = EventsQueued | EventsSent | EventsAcknowledged | MediaQueued | MediaLost
+OutboxObserver = Callable[[OutboxFact], None]  # on the event loop; quick, never raises
 
 
 class EventStore(Protocol):

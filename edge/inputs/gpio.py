@@ -16,7 +16,7 @@ from typing import Any
 
 from edge.clock import Clock, ms
 from edge.config import InputConfig
-from edge.errors import HardwareError
+from edge.errors import HardwareError, NotFound
 from edge.model import ZoneChanged
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class GpioInputs:
             raise HardwareError("inputs can only be simulated with gpio.backend = 'mock'")
         inp = self._inputs.get(name)
         if inp is None:
-            raise KeyError(name)
+            raise NotFound(f"no input named {name!r}")
         closed = active != (inp.contact == "nc")
         pin = self._factory.pin(inp.pin)
         # A closed contact pulls the line to the rail opposite its pull resistor.
@@ -87,7 +87,7 @@ class GpioInputs:
         if not self.simulated:
             raise HardwareError("inputs can only be simulated with gpio.backend = 'mock'")
         if name not in self._inputs:
-            raise KeyError(name)
+            raise NotFound(f"no input named {name!r}")
         return self._pulses(name, count, on_ms / 1000, off_ms / 1000)
 
     async def _pulses(self, name: str, count: int, on_s: float, off_s: float) -> None:

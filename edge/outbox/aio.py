@@ -25,14 +25,27 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import ParamSpec, TypeVar
 
 from edge.clock import Clock, ms
 from edge.codes import Condition, Kind
 from edge.errors import DiskFull, StorageError
-from edge.model import Event, MediaDue, QueuedMedia, StoredEvent, box_event
+from edge.model import (
+    Event,
+    EventsAcknowledged,
+    EventsQueued,
+    EventsSent,
+    MediaDue,
+    MediaLost,
+    MediaQueued,
+    OutboxFact,
+    OutboxObserver,
+    QueuedMedia,
+    StoredEvent,
+    box_event,
+)
 from edge.outbox.held import Held, HeldEvents
 from edge.outbox.media import MediaPut
 from edge.outbox.reserve import Reserve
@@ -59,6 +72,7 @@ class AsyncOutbox:
         clock: Clock,
         reserve: Reserve | None = None,
         free_disk: FreeDisk | None = None,
+        observers: Sequence[OutboxObserver] = (),
     ) -> None:
         self.outbox = outbox
         self.clock = clock
@@ -69,7 +83,7 @@ class AsyncOutbox:
         self.oldest_ms: int | None = None
         self.media_count = 0
         self.media_bytes = 0
-        self.on_stored: Callable[[], None] = lambda: None
+        self.observers = list(observers)  # told every fact, on the loop (journal, sender)
         self._pool: LaneWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Pending] = []
@@ -144,6 +158,14 @@ class AsyncOutbox:
     async def lease(
         self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
     ) -> list[StoredEvent]:
+        batch = await self._lease(now_ms, live_after_ms, lease_ms, limit)
+        if batch:
+            self._tell(EventsSent(tuple(batch), now_ms))
+        return batch
+
+    async def _lease(
+        self, now_ms: int, live_after_ms: int, lease_ms: int, limit: int
+    ) -> list[StoredEvent]:
         held = self.held.lease(now_ms, lease_ms, limit)  # they go first: the disk failed them
         if len(held) >= limit:
             return held
@@ -182,6 +204,7 @@ class AsyncOutbox:
         deleted = await self._urgent(self.outbox.ack, rest) if rest else 0
         if deleted or count:
             self._figures_stale()  # refreshed in the background, at most ~10 times/s
+        self._tell(EventsAcknowledged(tuple(ids), self._now()))
         return deleted + count
 
     async def zone_kinds(self) -> dict[str, Kind]:
@@ -226,7 +249,7 @@ class AsyncOutbox:
                 f"media quota reached: {put.evicted} older still(s)/clip(s) evicted",
             )
         await self._refresh()
-        self.on_stored()
+        self._tell(MediaQueued(put.item, now))
         return put.item
 
     async def lease_media(self, now_ms: int, lease_ms: int) -> QueuedMedia | None:
@@ -247,21 +270,23 @@ class AsyncOutbox:
         args = (event.id, media_id, kind, reason, priority(event), now)
         done: bool = await self._run(self.outbox.media.put_lost, *args)
         await self._refresh()
-        self.on_stored()
+        if done:
+            self._tell(MediaLost(media_id, event.id, kind, reason, now))
         return done
 
     async def put_due_media(self, due: MediaDue, content_type: str, data: bytes) -> None:
         """Queue a media an event announced, made after a restart (cut from footage)."""
         now = ms(self.clock.time())
-        await self._run(self.outbox.media.put_due, due, content_type, data, now)
+        put: MediaPut = await self._run(self.outbox.media.put_due, due, content_type, data, now)
         await self._refresh()
-        self.on_stored()
+        self._tell(MediaQueued(put.item, now))
 
     async def lose_due(self, due: MediaDue, reason: str) -> None:
         """Tell the station that a media an event announced will never come, and why."""
-        await self._run(self.outbox.media.lose_due, due, reason, ms(self.clock.time()))
+        now = ms(self.clock.time())
+        if await self._run(self.outbox.media.lose_due, due, reason, now):
+            self._tell(MediaLost(due.id, due.event_id, due.kind, reason, now))
         await self._refresh()
-        self.on_stored()
 
     async def media_due(self) -> list[MediaDue]:
         """Media announced by stored events and never queued (a stop or power cut)."""
@@ -372,7 +397,7 @@ class AsyncOutbox:
         if first:
             self._storage_trouble(f"events cannot be stored ({error}): sent from memory")
         self._retry_soon()
-        self.on_stored()
+        self._tell(EventsQueued(tuple(item.stored for item in held), self._now()))
 
     def _storage_trouble(self, what: str) -> None:
         """On the loop: one system trouble (300) per episode of a full or failing disk;
@@ -490,11 +515,20 @@ class AsyncOutbox:
                 Condition.COMM_FAILED_EVENT,
                 f"outbox full: {result.evicted_events} motion-only event(s) evicted",
             )
-        self._loop.call_soon_threadsafe(self._stored)
+        self._loop.call_soon_threadsafe(self._stored, tuple(result.stored))
 
-    def _stored(self) -> None:
+    def _stored(self, events: tuple[StoredEvent, ...] = ()) -> None:
         self._figures_stale()
-        self.on_stored()
+        if events:
+            self._tell(EventsQueued(events, self._now()))
+
+    def _tell(self, fact: OutboxFact) -> None:
+        """Every observer hears every fact; one that fails is logged, never the caller's."""
+        for observer in self.observers:
+            try:
+                observer(fact)
+            except Exception:
+                log.exception("outbox observer %r failed on %s", observer, type(fact).__name__)
 
     def _figures_stale(self) -> None:
         if self._pool is None:

@@ -20,7 +20,15 @@ from edge import protocol
 from edge.clock import Clock, ms
 from edge.codes import Condition
 from edge.errors import ProtocolError, PublishRefused, StorageError, UplinkError
-from edge.model import EventStore, QueuedMedia, StoredEvent
+from edge.model import (
+    EventsQueued,
+    EventStore,
+    MediaLost,
+    MediaQueued,
+    OutboxFact,
+    QueuedMedia,
+    StoredEvent,
+)
 from edge.mqttio import Message, MqttLink
 
 log = logging.getLogger(__name__)
@@ -80,6 +88,11 @@ class Forwarder:
     def kick(self) -> None:
         """Something new is in the outbox: look now."""
         self._wake.set()
+
+    def observe(self, fact: OutboxFact) -> None:
+        """An outbox observer: new events or media (or lost notices) are sent at once."""
+        if isinstance(fact, EventsQueued | MediaQueued | MediaLost):
+            self._wake.set()
 
     # -- sending -----------------------------------------------------------
 

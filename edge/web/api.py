@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from edge.errors import ProtocolError
+from edge.errors import Conflict, NotFound, ProtocolError
 from edge.protocol import parse_iso_ms
 from edge.web import auth, diagnostics, metrics, openapi
 from edge.web.journal import STATES, Filter
@@ -249,8 +249,8 @@ class Api:
             return _error(400, usage)
         try:
             self.hooks.simulate(name, active)
-        except KeyError:
-            return _error(404, f"no input named {name!r}")
+        except NotFound as exc:
+            return _error(404, str(exc))
         return web.json_response({"input": name, "active": active})
 
     async def pulses(self, request: web.Request) -> web.Response:
@@ -275,8 +275,8 @@ class Api:
             return _error(409, f"input {name!r} is already pulsing")
         try:
             coro = self.hooks.pulses(name, count, float(on_ms), float(off_ms))
-        except KeyError:
-            return _error(404, f"no input named {name!r}")
+        except NotFound as exc:
+            return _error(404, str(exc))
         self._patterns[name] = asyncio.create_task(coro, name=f"sim.pulses.{name}")
         return web.json_response({"input": name, "count": count}, status=202)
 
@@ -302,7 +302,7 @@ class Api:
             return _error(400, usage)
         try:
             running = self.hooks.walk.start_walk(float(minutes) * 60)
-        except ValueError as exc:
+        except Conflict as exc:
             return _error(409, str(exc))
         return web.json_response({"running": running}, status=201)
 
@@ -363,7 +363,7 @@ class Api:
             return _error(404, f"no camera {cam_id!r}")
         try:
             jpeg = await view.snapshot(cam_id)
-        except LookupError as exc:
+        except NotFound as exc:
             return _error(404, str(exc))
         name = f"{cam_id}-snapshot.jpg"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -400,7 +400,7 @@ class Api:
             return web.json_response({"ok": False, "problems": problems}, status=422)
         try:
             result = await self.hooks.config.apply(text)
-        except ValueError as exc:
+        except Conflict as exc:
             return _error(409, str(exc))
         return web.json_response({"ok": True, **result}, status=202)
 

@@ -23,7 +23,9 @@ TestEventFn = Callable[[str], Coroutine[Any, Any, str]]  # text -> event id
 
 
 class WalkControl(Protocol):
-    def start_walk(self, duration_s: float) -> dict[str, Any]: ...
+    def start_walk(self, duration_s: float) -> dict[str, Any]:
+        """The test started; Conflict when one runs already."""
+        ...
 
     def walk_status(self) -> dict[str, Any] | None: ...
 
@@ -49,7 +51,7 @@ class CameraView(Protocol):
     def overlays(self, camera_id: str) -> dict[str, Any]: ...
 
     async def snapshot(self, camera_id: str) -> bytes:
-        """A fresh full-size JPEG; LookupError when the camera has no picture."""
+        """A fresh full-size JPEG; NotFound when the camera has no picture."""
         ...
 
 
@@ -60,7 +62,9 @@ class ConfigControl(Protocol):
 
     def check(self, text: str, name: str) -> list[str]: ...
 
-    async def apply(self, text: str) -> dict[str, Any]: ...
+    async def apply(self, text: str) -> dict[str, Any]:
+        """Write it and restart; Conflict when it cannot be applied now."""
+        ...
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.errors import StorageError
-from edge.model import StoredEvent
+from edge.model import EventsAcknowledged, EventsQueued, EventsSent, OutboxFact, StoredEvent
 from edge.protocol import iso_ms
 from edge.web.journal_store import (
     ACKED_SQL,
@@ -169,6 +169,16 @@ class Journal:
         self.durable = False
 
     # -- the outbox's notes (on the loop, never blocking) ---------------------------
+
+    def observe(self, fact: OutboxFact) -> None:
+        """The outbox's facts, as the journal records them (an outbox observer)."""
+        if isinstance(fact, EventsQueued):
+            for stored in fact.events:
+                self.queued(stored, fact.at_ms)
+        elif isinstance(fact, EventsSent):
+            self.sent(fact.events, fact.at_ms)
+        elif isinstance(fact, EventsAcknowledged):
+            self.acked(fact.ids, fact.at_ms)
 
     def queued(self, stored: StoredEvent, at_ms: int) -> None:
         self._entry(stored).queued_ms = at_ms

@@ -147,7 +147,7 @@ async def test_walk_test_runs_to_its_summary(browser: Tab, site: Site) -> None:
     assert await browser.text("#wt-seen") == "front-door"  # the summary's lists stay shown
     assert await browser.text("#wt-missing") == "hall-pir"
     await browser.screenshot("walktest-summary")
-    assert site.box.walk is None
+    assert site.box.panel.walk is None
 
 
 async def test_a_post_without_the_csrf_token_is_refused(browser: Tab, site: Site) -> None:
@@ -162,7 +162,7 @@ async def test_a_post_without_the_csrf_token_is_refused(browser: Tab, site: Site
         " 'X-CSRF-Token': 'forged'}, body: JSON.stringify({minutes: 5})}).then(r => r.status)"
     )
     assert forged == 403
-    assert site.box.walk is None  # nothing started
+    assert site.box.panel.walk is None  # nothing started
     good = await browser.eval(
         "api('POST', '/api/walktest', {minutes: 5}).then(r => r.status)"  # the page's own call
     )

@@ -32,7 +32,7 @@ import pytest
 from edge.app import Box
 from edge.codes import Kind
 from edge.config import parse
-from edge.model import Event
+from edge.model import Event, EventsQueued, OutboxFact
 from tests.conftest import free_port
 from tests.integration.test_end_to_end import RunningBox, demo_text, until
 
@@ -134,12 +134,12 @@ class Lateness:
 
 def state_size(box: Box) -> int:
     """Bytes of the zone state machine's whole state (and the per-input levels), pickled."""
-    return len(pickle.dumps((box.panel, getattr(box, "input_levels", None))))
+    return len(pickle.dumps((box.panel.state, box.panel.input_levels)))
 
 
 def assert_flat(box: Box) -> None:
     """A zone's state is scalars only: no collection in it could grow with edges."""
-    for zone_id, st in box.panel.zones.items():
+    for zone_id, st in box.panel.state.zones.items():
         for f in dataclasses.fields(st):
             value = getattr(st, f.name)
             assert value is None or isinstance(value, bool | int | float), (zone_id, f.name)
@@ -169,19 +169,18 @@ async def test_chatter_on_every_alarm_input(
 
     async with RunningBox(cfg, tmp_path / "box") as box:
         committed: list[tuple[float, Event]] = []
-        store = box.store
 
-        async def recording_store(event: Event) -> None:
-            await store(event)
-            committed.append((time.monotonic(), event))
+        def recording(fact: OutboxFact) -> None:  # the outbox tells each commit
+            if isinstance(fact, EventsQueued):
+                committed.extend((time.monotonic(), s.event) for s in fact.events)
 
-        box.store = recording_store  # type: ignore[method-assign]
+        box.outbox.observers.append(recording)
 
         def of(zone_id: str) -> list[tuple[float, Event]]:
             return [(t, e) for t, e in committed if e.zone and e.zone.id == zone_id]
 
         box.inputs.simulate("in6", True)  # arm once: intrusion zones report too
-        await until(lambda: box.panel.armed.get(1) is True and committed, 5, "the arm event")
+        await until(lambda: box.panel.state.armed.get(1) is True and committed, 5, "the arm event")
 
         probe = Lateness()
         max_queue = 0
@@ -189,7 +188,7 @@ async def test_chatter_on_every_alarm_input(
         async def sample_queue() -> None:
             nonlocal max_queue
             while probe.running:
-                max_queue = max(max_queue, box.changes.qsize())
+                max_queue = max(max_queue, box.panel.changes.qsize())
                 await asyncio.sleep(0.005)
 
         background = [asyncio.create_task(probe.run()), asyncio.create_task(sample_queue())]
@@ -211,8 +210,8 @@ async def test_chatter_on_every_alarm_input(
             while (left := FULL_SPEED_S - (time.monotonic() - t_start)) > 0:
                 await asyncio.sleep(min(0.5, left))
                 sizes.append(state_size(box))
-                assert len(box.panel.zones) == len(cfg.zones)
-                assert box.health.snapshot()["healthy"]
+                assert len(box.panel.state.zones) == len(cfg.zones)
+                assert box.status.json()["healthy"]
             full_speed_s = time.monotonic() - t_start
             full_speed_edges = chatter.total
             probe.running = False
@@ -221,13 +220,13 @@ async def test_chatter_on_every_alarm_input(
             # 2. What the box still holds after a traced stretch of (paced) chatter.
             chatter.pace_s = TRACED_PACE_S
             await asyncio.sleep(0.2)  # let the backlog of the full-speed chatter drain
-            await asyncio.wait_for(box.changes.join(), 30)
+            await asyncio.wait_for(box.panel.changes.join(), 30)
             tracemalloc.start()
             traced_from = chatter.total
             await asyncio.sleep(TRACED_S)
             chatter.stop.set()
             await asyncio.to_thread(chatter.join, 10)
-            await asyncio.wait_for(box.changes.join(), 30)
+            await asyncio.wait_for(box.panel.changes.join(), 30)
             await asyncio.sleep(0.1)
             traced_edges = chatter.total - traced_from
             # gpiozero's MockPin records every edge in pin.states: the mock's memory, not
@@ -254,9 +253,9 @@ async def test_chatter_on_every_alarm_input(
             await until(all_restored, hold_s + 5, "every zone restored")
             restored_after_s = time.monotonic() - t_end
             await asyncio.sleep(1.5)  # and nothing comes after the restores
-            status = box.health.snapshot()
+            status = box.status.json()
             changes = {z["id"]: z["changes"] for z in status["zones"]["zones"]}
-            panel_zones = len(box.panel.zones)
+            panel_zones = len(box.panel.state.zones)
             size_after = state_size(box)
             assert_flat(box)
         finally:  # on a failure too: no thread left toggling, no tracer left on
@@ -279,7 +278,7 @@ async def test_chatter_on_every_alarm_input(
         f"p99 {p99 * 1000:.1f} ms, max {late[-1] * 1000:.1f} ms"
         f"\nquiet zone tripped during the chatter: tamper committed after "
         f"{quiet_latency_s * 1000:.1f} ms (glitch_ms {glitch_s * 1000:.0f})"
-        f"\nchanges queue: at most {max_queue} of {box.changes.maxsize}"
+        f"\nchanges queue: at most {max_queue} of {box.panel.changes.maxsize}"
         f"\nzone state, pickled: {sorted(set(sizes))} B during the chatter, {size_after} B after"
         f"\ntraced chatter: {traced_edges} edges, {kept} B still held by the box after; "
         f"{history} edges in the mock pins' history"
@@ -291,7 +290,7 @@ async def test_chatter_on_every_alarm_input(
     # ---- 4. no input change lost ---------------------------------------------------------
     lost = [r.getMessage() for r in caplog.records if "input queue full" in r.getMessage()]
     assert not lost, f"{len(lost)} input changes lost, e.g. {lost[0]}"
-    assert max_queue < box.changes.maxsize
+    assert max_queue < box.panel.changes.maxsize
     for name, zone_id in CHATTER.items():  # every edge driven reached the state machine
         assert changes[zone_id] == chatter.edges[name], (zone_id, changes[zone_id])
     assert changes[QUIET_ZONE] == 2

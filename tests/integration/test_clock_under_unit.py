@@ -115,7 +115,7 @@ READER = r"""
 import ctypes, ctypes.util, json, sys, time
 from pathlib import Path
 spec = json.loads(sys.argv[1])
-from edge import status
+from edge import sysinfo as status
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 tx = status._Timex()
 direct = libc.adjtimex(ctypes.byref(tx))

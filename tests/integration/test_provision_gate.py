@@ -30,7 +30,7 @@ async def test_unprovisioned_box_keeps_alarms_but_does_not_connect(
     caplog.set_level(logging.ERROR, logger="edge.app")
     async with RunningBox(demo_config(broker.port), tmp_path / "box") as box:
         assert box.provisioning.state == "unprovisioned"
-        section = box.health.snapshot()["provisioning"]
+        section = box.status.json()["provisioning"]
         assert section["uplink_allowed"] is False
         assert section["serial"] == "abc123"
         assert "not provisioned" in section["problems"][0]

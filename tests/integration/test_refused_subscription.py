@@ -219,7 +219,7 @@ async def test_a_refused_ack_subscription_is_a_trouble_until_a_later_suback_gran
         assert box.link.status.refused_subscriptions == {TOPICS.ack: "Not authorized (0x87)"}
         assert box.link.status.connected  # the link itself is up: publishing still works
         # the status page's uplink section says why nothing is acknowledged
-        last_error = box.health.snapshot()["uplink"]["last_error"]
+        last_error = box.status.json()["uplink"]["last_error"]
         assert TOPICS.ack in last_error and "Not authorized" in last_error
         [logged] = errors_naming(caplog, TOPICS.ack)
         assert "Not authorized" in logged
@@ -248,7 +248,7 @@ async def test_a_refused_ack_subscription_is_a_trouble_until_a_later_suback_gran
         assert box.supervisor.watch.refused == frozenset()
         # and now the station's acks arrive: the outbox drains, the trouble included
         await until(lambda: box.outbox.depth == 0, 10, "the outbox to drain")
-        assert box.health.snapshot()["uplink"]["last_error"] is None
+        assert box.status.json()["uplink"]["last_error"] is None
         assert len(troubles(station, "trouble", TOPICS.ack)) == 1
 
 

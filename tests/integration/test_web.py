@@ -298,14 +298,14 @@ async def test_dropped_edges_are_recovered_by_reading_the_pins(tmp_path: Path) -
         box.inputs.simulate("in3", True)
         device.when_activated, device.when_deactivated = callbacks
         await asyncio.sleep(0.1)
-        assert not box.panel.zone("fire").active
-        box._on_edges([], 1)  # what the relay reports when its buffer overflowed
+        assert not box.panel.state.zone("fire").active
+        box.panel.on_edges([], 1)  # what the relay reports when its buffer overflowed
         for _ in range(100):
-            if box.panel.zone("fire").reported:
+            if box.panel.state.zone("fire").reported:
                 break
             await asyncio.sleep(0.02)
-        assert box.panel.zone("fire").reported  # the alarm was raised after all
-        assert box.health.snapshot()["zones"]["edges_dropped"] == 1
+        assert box.panel.state.zone("fire").reported  # the alarm was raised after all
+        assert box.status.current().zones.edges_dropped == 1
 
 
 async def test_system_figures_of_the_overview(page: Page) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge import app, boxweb
+from edge import app
+from edge.boxweb import config_file as boxweb
 from edge.config import load
 from edge.web import auth
 from tests.conftest import BOX_AUTH, Broker, edge_cmd, free_port

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge.boxweb import ConfigFile
+from edge.boxweb.config_file import ConfigFile
 from edge.codes import Condition
 from edge.config import parse
 from edge.model import StoredEvent, box_event

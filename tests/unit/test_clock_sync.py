@@ -1,4 +1,4 @@
-"""Clock synchronisation as the status page shows it (edge/status.py).
+"""Clock synchronisation as the status page shows it (edge/sysinfo.py).
 
 The unit's ProtectClock=yes refuses adjtimex(2) even read-only, so the verdict
 comes first from what any user may read: systemd-timesyncd's flag file, then the
@@ -14,12 +14,11 @@ from types import SimpleNamespace
 import pytest
 
 from edge.clock import FakeClock
-from edge.status import (
+from edge.sysinfo import (
     MAXERROR_LIMIT_US,
     TIMESYNC_STALE_S,
     ClockFacts,
     ClockSync,
-    _system,
     clock_sync,
     judge_clock,
     read_clock,
@@ -133,17 +132,3 @@ def test_clock_sync_under_protect_clock(tmp_path: Path, age_s: float, verdict: C
 def test_clock_sync_with_nothing_to_read_is_unknown(tmp_path: Path) -> None:
     verdict = clock_sync(NOW, tmp_path / "absent", adjtimex=lambda: REFUSED)
     assert verdict == ClockSync(None, None, None)
-
-
-def test_status_keeps_the_clock_fields_and_names_the_source(tmp_path: Path) -> None:
-    box = SimpleNamespace(
-        cfg=SimpleNamespace(recording=SimpleNamespace(retention_days=7)),
-        clock=FakeClock(),
-        state_dir=tmp_path,
-    )
-    system = _system(box)
-    assert system["clock_synchronized"] in (True, False, None)
-    assert system["clock_source"] in ("timesyncd", "adjtimex", None)
-    assert system["clock_offset_ms"] is None or isinstance(system["clock_offset_ms"], float)
-    if system["clock_source"] is None:
-        assert system["clock_synchronized"] is None

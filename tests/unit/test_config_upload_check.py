@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.boxweb import ConfigFile
+from edge.boxweb.config_file import ConfigFile
 from edge.config import load
 from tests.conftest import DEMO_CONFIG
 

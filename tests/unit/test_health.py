@@ -142,38 +142,6 @@ def test_problems_is_empty_when_every_check_passes() -> None:
     assert health.problems() == {}
 
 
-def test_snapshot_holds_sections_problems_and_healthy() -> None:
-    health = Health()
-    failing: list[str] = []
-    health.check("outbox", lambda: failing[0] if failing else None)
-    health.section("device", lambda: {"id": "box-1", "uptime_s": 3})
-    health.section("uplink", lambda: {"connected": False})
-    assert health.snapshot() == {
-        "device": {"id": "box-1", "uptime_s": 3},
-        "uplink": {"connected": False},
-        "problems": {},
-        "healthy": True,
-    }
-    failing.append("disk full")
-    health.check("tasks", _broken)
-    snap = health.snapshot()
-    assert snap["healthy"] is False
-    assert snap["problems"] == {
-        "outbox": "disk full",
-        "tasks": "check failed: RuntimeError('sensor bus wedged')",
-    }
-    assert snap["device"] == {"id": "box-1", "uptime_s": 3}
-
-
-def test_snapshot_sections_are_copies() -> None:
-    health = Health()
-    live = {"depth": 1}
-    health.section("outbox", lambda: live)
-    snap = health.snapshot()
-    live["depth"] = 2
-    assert snap["outbox"] == {"depth": 1}
-
-
 # -- run_watchdog --------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from edge import codes
 from edge.clock import FakeClock
 from edge.codes import Condition, Kind, ZoneType
 from edge.errors import StorageError
-from edge.model import Event, StoredEvent, ZoneRef
+from edge.model import Event, EventsQueued, OutboxFact, StoredEvent, ZoneRef
 from edge.outbox import schema
 from edge.outbox.aio import AsyncOutbox
 from edge.outbox.schema import MOTION
@@ -988,18 +988,35 @@ async def test_an_event_that_cannot_be_stored_fails_alone(abox: AsyncOutbox, bad
     assert await abox.ack([first.id, *(e.id for e in good)]) == 3
 
 
-async def test_on_stored_is_called_after_the_commit(abox: AsyncOutbox, path: Path) -> None:
-    seen: list[int] = []
+async def test_observers_hear_each_fact_after_it_happened(abox: AsyncOutbox, path: Path) -> None:
+    """Queued after the commit (the rows are there), sent at the lease, acknowledged at the
+    ack, media queued after its file; an observer that fails is logged, not the caller's."""
+    seen: list[tuple[str, int]] = []
 
-    def rows() -> None:
+    def rows(fact: OutboxFact) -> None:
         with sqlite3.connect(path) as db:
-            seen.append(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            seen.append(
+                (type(fact).__name__, db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            )
 
-    abox.on_stored = rows
-    await abox.put(ev(), T0)
-    await until(abox, lambda: seen == [1])
-    await abox.put_media(ev(), "m1", "still", "image/jpeg", b"jpeg")
-    assert seen == [1, 1]
+    def broken(fact: OutboxFact) -> None:
+        raise RuntimeError("an observer with a bug")
+
+    abox.observers += [broken, rows]
+    alarm = ev()
+    await abox.put(alarm, T0)
+    await until(abox, lambda: seen == [("EventsQueued", 1)])
+    await abox.put_media(alarm, "m1", "still", "image/jpeg", b"jpeg")
+    leased = await abox.lease(T0, T0, 20_000, 10)
+    assert [s.event.id for s in leased] == [alarm.id]
+    await abox.ack([alarm.id])
+    assert [name for name, _rows in seen] == [
+        "EventsQueued",
+        "MediaQueued",
+        "EventsSent",
+        "EventsAcknowledged",
+    ]
+    assert seen[-1] == ("EventsAcknowledged", 0)  # told once the row is gone
 
 
 async def test_figures_follow_puts_acks_and_media(abox: AsyncOutbox) -> None:
@@ -1091,14 +1108,14 @@ async def test_corrupt_database_is_replaced_and_reported(path: Path, clock: Fake
 async def test_evicting_motion_events_queues_one_354_trouble(
     path: Path, clock: FakeClock, motion: None
 ) -> None:
-    box = AsyncOutbox(Outbox(path, Limits(max_events=3)), clock)
     stored = 0
 
-    def count() -> None:
+    def count(fact: OutboxFact) -> None:
         nonlocal stored
-        stored += 1
+        if isinstance(fact, EventsQueued):
+            stored += len(fact.events)
 
-    box.on_stored = count
+    box = AsyncOutbox(Outbox(path, Limits(max_events=3)), clock, observers=[count])
     await box.open()
     try:
         for n in range(3):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import boxweb
-from edge.boxweb import lores_to_camera as boxes_scaled
+from edge.boxweb import config_file as boxweb
+from edge.boxweb.cameras import lores_to_camera as boxes_scaled
 from edge.config import load
 from edge.web import auth, metrics
 from edge.web.png import gray_png

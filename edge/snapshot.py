@@ -1,0 +1,188 @@
+"""The status snapshot: one typed section per stage, as ``/api/status`` gives it.
+
+Built by :mod:`edge.status` from the stages, read by the technician page, its
+OpenAPI document (the response schema is :class:`Status`'s JSON Schema) and
+``/metrics``. Pure: pydantic models only. A figure that is not known is None
+(``null``), never 0.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Device(Section):
+    id: str
+    site: str
+    account: str
+    version: str
+    boot_id: str
+    uptime_s: int
+    simulated_inputs: bool
+
+
+class Uplink(Section):
+    broker: str
+    connected: bool
+    connects: int
+    last_error: str | None
+    in_flight: int
+    window: int
+    published: int
+    acknowledged: int
+    refused: int
+    media_chunks: int
+    media_done: int
+    last_ack_at: str | None
+    connected_since: str | None
+    margin_s: float
+    profile: str
+    heartbeat_s: int
+    path_loss_s: int
+    path_lost: bool
+    delivery_failed: bool
+    refused_subscriptions: dict[str, str]
+    commands: int
+    commands_rejected: int
+
+
+class Provisioning(Section):
+    state: str  # unmanaged | unprovisioned | provisioned
+    uplink_allowed: bool
+    problems: list[str]
+    serial: str | None
+    csr_file: str | None
+    setup_code_file: str | None
+
+
+class Outbox(Section):
+    depth: int  # events not yet acknowledged, on disk and held in memory
+    oldest_age_s: float | None
+    media: int
+    media_bytes: int
+    peak_depth: int  # the deepest since the queue was last empty (drain progress)
+    held_in_memory: int  # events the disk refused, sent all the same
+    reserve_held: bool  # false while the disk is full and the reserve is in use
+
+
+class Journal(Section):
+    durable: bool
+    file: str | None
+    problem: str | None
+    started_afresh: str | None  # why the file was begun anew (a damaged one kept aside)
+    days: int
+    max_rows: int
+    pending: int
+    written: int
+    batches: int
+
+
+class Zone(Section):
+    id: str
+    name: str
+    type: str
+    number: int
+    active: bool
+    changes: int
+    last_change_at: str | None
+
+
+class Zones(Section):
+    armed: dict[str, bool]  # partition -> armed
+    zones: list[Zone]
+    edges_dropped: int
+
+
+class WalkTest(Section):
+    running: bool
+    zones: list[str] | None = None
+    seen: list[str] | None = None
+    not_seen: list[str] | None = None
+    activations: int | None = None
+    remaining_s: int | None = None
+
+
+class Camera(Section):
+    state: str  # stopped | running | lost
+    frames: int
+    fps: float
+    width: int
+    height: int
+    error: str
+    dropped: int
+    ring_bytes: int
+    ring_seconds: float
+
+
+class Recorder(Section):
+    mode: str
+    kept: int
+    failing: str | None
+    yielding: bool  # no new footage: an alarm's media wait for room
+
+
+class Video(Section):
+    lores_dropped: int
+    media_failed: int
+    media_lost: int  # stills and clips announced lost to the station
+    media_waiting: int  # waiting for room on a full disk
+    stills_pending: int
+    recorder: Recorder
+
+
+class MotionCamera(Section):
+    fps: float
+    frames: int
+    calibrating: bool
+    motion: bool
+    boxes: list[list[int]]
+    lores: list[int]
+    tamper: list[str]
+
+
+class Motion(Section):
+    enabled: bool
+    processed: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    cameras: dict[str, MotionCamera] = {}
+
+
+class System(Section):
+    clock_synchronized: bool | None
+    clock_offset_ms: float | None
+    clock_source: str | None
+    load_1m: float
+    cpu_temp_c: float | None
+    retention_days: int
+    oldest_recording_at: str | None
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    disk_used_bytes: int | None = None
+    disk_free_bytes: int | None = None
+    process_rss_bytes: int | None = None
+    process_cpu_s: float | None = None
+    process_threads: int | None = None
+    process_open_fds: int | None = None
+
+
+class Status(Section):
+    device: Device
+    uplink: Uplink
+    provisioning: Provisioning
+    outbox: Outbox
+    journal: Journal
+    zones: Zones
+    outputs: dict[str, bool]
+    walktest: WalkTest
+    cameras: dict[str, Camera]
+    video: Video
+    motion: Motion
+    system: System
+    problems: dict[str, str]
+    healthy: bool
