@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from edge.clock import FakeClock
 from edge.sysinfo import (
     MAXERROR_LIMIT_US,
     TIMESYNC_STALE_S,
