@@ -1,43 +1,26 @@
-"""The zone state machine: input edges and the passing of time in, events out. Pure.
+"""The zone state machine, pure: ``step(state, change, zones) -> (state, events)``.
 
-``step(state, change, zones, new_id) -> (state, events)``, where ``change`` is
-a :class:`~edge.model.ZoneChanged` (an input's level changed) or a
-:class:`Tick` (time has passed). No clock, no I/O: time comes in with each
-input. The app calls ``step`` for every change, and with a tick when
-:func:`next_deadline` comes. Per zone, with monotonic times (the wall clock
-never measures an interval here):
+``change`` is an input's new level (:class:`~edge.model.ZoneChanged`) or a
+:class:`Tick` when :func:`next_deadline` comes; time arrives with each input
+(monotonic for intervals, never the wall clock). The rules, per zone:
 
-* **Glitch filter.** An activation at ``a`` *trips* the zone at
-  ``a + glitch_ms`` if the input is still active then. Active for exactly
-  ``glitch_ms`` trips; a deactivation 1 ms earlier does not. Timers due at or
-  before the time of an input run before that input, so a late tick or the
-  next edge raises the alarm at the trip time, never later.
-* **Hold.** An alarm raised at ``T`` keeps the zone in alarm until at least
-  ``T + hold_s``. While in alarm, trips raise nothing: pulses are one alarm.
-* **Restore.** The restore fires at ``R = max(d + restore_ms, T + hold_s)``,
-  ``d`` being the last deactivation edge, if the input stays inactive from
-  ``d`` until ``R``; any activation, even a glitch, restarts the wait at its
-  own deactivation. So a pulse train (a siren-following PGM) gives one alarm
-  and one restore, ``restore_ms`` after its last pulse ends (or when the hold
-  ends, if that is later), and a zone alarms at most once per hold window.
-  An input stuck active raises one alarm and then nothing.
-* **Who reports.** 24-hour types report in any armed state; intrusion and
-  entry/exit only when their partition is armed; ``alarm_when_disarmed``
-  overrides both. A zone already active when its partition arms does not
-  alarm: alarms are trips, not levels.
-* **Swinger shutdown** (every type but armed_state, ac_power and battery).
-  A zone sends at most ``swinger_limit`` alarms between two arm/disarm events
-  of its partition; its next trip sends one trouble instead and the zone is
-  silent until the partition is armed or disarmed, which restores the trouble.
-* **Armed state.** Its input, filtered by ``glitch_ms`` both ways, sends arm
-  and disarm; the level read at start-up (``initial``) sets the armed state
-  without an event. Every event carries the armed state of its partition.
+* **Glitch:** an activation trips the zone only if still active ``glitch_ms``
+  later (exactly ``glitch_ms`` trips).
+* **Hold and restore:** an alarm at ``T`` holds until ``T + hold_s`` (a pulse
+  train is one alarm); the restore comes ``restore_ms`` after the last
+  deactivation, not before the hold ends, so a zone alarms at most once per
+  hold window and an input stuck active raises one alarm.
+* **Who reports:** 24-hour types always; intrusion and entry/exit only when
+  their partition is armed (``alarm_when_disarmed`` overrides); a zone already
+  active when its partition arms does not alarm.
+* **Swinger shutdown** (not for fire, panic, hold-up, power or armed state):
+  past ``swinger_limit`` alarms in one arming period, one trouble and silence
+  until the next arm or disarm, which restores it.
+* **Armed state:** sends arm and disarm; the level read at start-up sets the
+  state without an event. Every event carries its partition's armed state.
 
-An input older than the last one processed is taken at that later time: time
-here never runs backwards. An event is stamped with the wall-clock time at
-which its timer was due, taken from the input being processed (its
-``wall_ms`` minus how late the timer ran): with punctual ticks that is the
-tick's wall time, and a busy loop does not shift the stamps.
+Events are stamped with the wall time their timer was due (a busy loop does
+not shift the stamps); an input older than the last one is taken at that time.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """The durable outbox: every event committed with fsync before its first send,
 deleted only when the station acknowledged it.
 
-SQLite in WAL mode with ``synchronous=FULL``. The per-device sequence number
+SQLite in WAL mode with ``synchronous=FULL``. A database SQLite finds corrupt
+at open is kept aside as ``<name>.corrupt-<ms>`` and a new one begun, its
+sequence numbers starting above the current UTC milliseconds (any other failure,
+a lock or an I/O error, stops the start: see :func:`edge.db.open_checked`).
+The per-device sequence number
 lives in the same database and is taken in the same transaction as the
 insert, so it survives restarts and never repeats. Events are *leased* for
 sending (their next send time moves by the ack timeout); an event the
@@ -18,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.codes import Kind
-from edge.db import Transaction
+from edge.db import Transaction, open_checked
 from edge.model import Event, MediaDue, StoredEvent
 from edge.outbox.media import MediaShelf
-from edge.outbox.recovery import open_checked
 from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, UPGRADES, priority
 from edge.protocol import event_from_record, event_record
 
@@ -63,8 +66,9 @@ class PutResult:
 class Outbox:
     """Store-and-forward queue of events and their media. Construct, then :meth:`open`."""
 
-    def __init__(self, path: Path, limits: Limits | None = None) -> None:
+    def __init__(self, path: Path, limits: Limits | None = None, busy_s: float = 5.0) -> None:
         self.path = path
+        self.busy_s = busy_s  # how long a lock held elsewhere may delay the check at open
         self.limits = limits or Limits()
         self.media = MediaShelf(
             path.parent / "media", self._tx, self.limits.media_quota_bytes, self.limits.chunk_bytes
@@ -78,9 +82,11 @@ class Outbox:
 
     def open(self, now_ms: int) -> None:
         """``now_ms``: the UTC time; after a corrupt database the sequence restarts above it."""
-        opened = open_checked(self.path, SCHEMA, now_ms)
+        opened = open_checked(self.path, SCHEMA, "outbox", now_ms, self.busy_s)
         self._db = opened.db
         self.moved_aside, self.corruption = opened.moved_aside, opened.reason
+        if opened.moved_aside is not None:  # numbers never repeat: restart above any used
+            opened.db.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (now_ms,))
         with self._tx() as db:
             for table, column, statement in UPGRADES:
                 columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}

@@ -653,9 +653,6 @@ def test_the_media_folder_keeps_what_is_not_ours(
 def test_a_locked_outbox_is_not_taken_for_corrupt(box: Outbox, path: Path) -> None:
     """Only SQLite's own 'corrupt' or 'not a database' moves a database aside: a lock
     held by another process stops the start, and the queued events stay where they are."""
-    from edge.outbox.recovery import open_checked
-    from edge.outbox.schema import SCHEMA
-
     queued = box.put(ev(), T0)
     box.close()
     holder = sqlite3.connect(path)
@@ -664,7 +661,7 @@ def test_a_locked_outbox_is_not_taken_for_corrupt(box: Outbox, path: Path) -> No
     holder.execute("UPDATE meta SET value = value WHERE key = 'seq'")
     try:
         with pytest.raises(StorageError, match="cannot be checked"):
-            open_checked(path, SCHEMA, T0, busy_s=0.05)
+            Outbox(path, busy_s=0.05).open(T0)
     finally:
         holder.rollback()
         holder.close()
