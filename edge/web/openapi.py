@@ -1,11 +1,64 @@
-"""Every route of the page, and the OpenAPI 3.1 document made from the same table."""
+"""Every route of the page, and the OpenAPI 3.1 document made from the same table.
+
+Response schemas come from the same pydantic models the box builds its answers
+with (:mod:`edge.snapshot` for the status); every state-changing request with a
+session cookie must carry the session's CSRF token in ``X-CSRF-Token`` (the
+``csrf`` security scheme), a bearer token needs none.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge import __version__
+from pydantic import BaseModel
+
+from edge import __version__, snapshot
+
+CSRF_HEADER = "X-CSRF-Token"
+SCHEMA_REF = "#/components/schemas/{model}"
+
+
+class Healthz(BaseModel):
+    healthy: bool
+    problems: dict[str, str]
+
+
+class Inputs(BaseModel):
+    """What the live inputs page reads (also each Server-Sent Event's data)."""
+
+    zones: list[snapshot.Zone]
+    armed: dict[str, bool]
+    walktest: snapshot.WalkTest
+
+
+class Error(BaseModel):
+    error: str
+
+
+class Problems(BaseModel):
+    """A config that does not load: every problem, as ``edge check-config`` prints it."""
+
+    ok: bool
+    problems: list[str]
+
+
+# Tags, in the order the document lists them, with the paths they group.
+TAGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "session",
+        "Login, setup code, logout, CSRF token",
+        ("/login", "/api/login", "/api/setup", "/api/logout", "/api/session"),
+    ),
+    ("status", "Health and every figure of the box", ("/healthz", "/api/status", "/metrics")),
+    ("inputs", "Zones live, and simulated inputs on a mock box", ("/api/inputs", "/api/sim/")),
+    ("walk test", "A technician's walk test of the intrusion zones", ("/api/walktest",)),
+    ("events", "The local event journal; a manual test event", ("/api/events",)),
+    ("cameras", "Frames, overlays and snapshots", ("/api/cameras",)),
+    ("config", "The config: view, check, apply with rollback", ("/api/config",)),
+    ("diagnostics", "Logs, bundle, this document", ("/api/diagnostics", "/api/openapi.json")),
+    ("page", "The page itself", ("/",)),
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +74,17 @@ class Route:
     produces: str = "application/json"
     statuses: tuple[int, ...] = (200,)
     tags: tuple[str, ...] = field(default=())
+    response: type[BaseModel] | None = None  # the JSON body of a success
+
+    @property
+    def tag(self) -> str:
+        if self.tags:
+            return self.tags[0]
+        return next(name for name, _d, prefixes in TAGS if self.path.startswith(prefixes))
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method not in ("GET", "HEAD") and not self.public
 
 
 def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +117,7 @@ ROUTES: tuple[Route, ...] = (
         "Healthy or not, and why (for probes)",
         public=True,
         statuses=(200, 503),
+        response=Healthz,
     ),
     Route("GET", "/api/login", "login_state", "Whether a password is set", public=True),
     Route(
@@ -75,8 +140,20 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("POST", "/api/logout", "logout", "End the session"),
     Route("GET", "/api/session", "session", "This session's CSRF token"),
-    Route("GET", "/api/status", "status", "Every figure of the box (overview)"),
-    Route("GET", "/api/inputs", "inputs", "Zones with live state, type, last change and count"),
+    Route(
+        "GET",
+        "/api/status",
+        "status",
+        "Every figure of the box (overview)",
+        response=snapshot.Status,
+    ),
+    Route(
+        "GET",
+        "/api/inputs",
+        "inputs",
+        "Zones with live state, type, last change and count",
+        response=Inputs,
+    ),
     Route(
         "GET",
         "/api/inputs/stream",
@@ -199,18 +276,23 @@ ROUTES: tuple[Route, ...] = (
 
 def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {"Error": Error.model_json_schema(ref_template=SCHEMA_REF)}
     for route in ROUTES:
         op: dict[str, Any] = {
             "operationId": route.handler,
             "summary": route.summary,
+            "tags": [route.tag],
             "responses": {
-                str(code): _response(route, code) for code in (*route.statuses, 401, 403, 413)
+                str(code): _response(route, code, schemas)
+                for code in (*route.statuses, 401, 403, 413)
             },
         }
         if route.public:
             op["security"] = []
             for code in ("401",):
                 op["responses"].pop(code, None)
+        elif route.changes_state:  # a session needs its CSRF token too; a bearer token not
+            op["security"] = [{"session": [], "csrf": []}, {"token": []}]
         params = [NAME] if "{name}" in route.path else []
         params += [CAMERA] if "{camera}" in route.path else []
         params += [
@@ -227,18 +309,50 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Edge gateway technician API", "version": __version__},
+        "tags": [{"name": name, "description": text} for name, text, _p in TAGS],
         "paths": paths,
         "components": {
+            "schemas": schemas,
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "edge_session"},
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": CSRF_HEADER,
+                    "description": "The session's CSRF token (GET /api/session), on every "
+                    "state-changing request made with the session cookie; a foreign Origin "
+                    "is refused too",
+                },
                 "token": {"type": "http", "scheme": "bearer"},
-            }
+            },
         },
         "security": [{"session": []}, {"token": []}],
     }
 
 
-def _response(route: Route, code: int) -> dict[str, Any]:
-    if code >= 400 or route.produces == "application/json":
-        return {"description": str(code), "content": {"application/json": {"schema": {}}}}
+def _response(route: Route, code: int, schemas: dict[str, Any]) -> dict[str, Any]:
+    if code == 422:
+        _register(Problems, schemas)
+        return {"description": "422", "content": {"application/json": {"schema": _ref(Problems)}}}
+    if code >= 400 and not (code == 503 and route.response is Healthz):
+        return {"description": str(code), "content": {"application/json": {"schema": _ref(Error)}}}
+    if route.response is not None:
+        _register(route.response, schemas)
+        return {
+            "description": str(code),
+            "content": {"application/json": {"schema": _ref(route.response)}},
+        }
     return {"description": str(code), "content": {route.produces: {"schema": {}}}}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": SCHEMA_REF.format(model=model.__name__)}
+
+
+def _register(model: type[BaseModel], schemas: dict[str, Any]) -> None:
+    """The model's JSON Schema in components, its nested models beside it."""
+    if model.__name__ in schemas:
+        return
+    schema = model.model_json_schema(ref_template=SCHEMA_REF)
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema

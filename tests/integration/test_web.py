@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema_rs
 import pytest
 
 from edge.config import parse
 from edge.web.hooks import Hooks
+from edge.web.openapi import document
 from edge.web.server import WebServer, WebSettings
 from tests.conftest import BOX_AUTH, free_port
 from tests.integration.test_end_to_end import RunningBox, demo_text
@@ -67,6 +69,27 @@ def zone(status: dict[str, Any], zone_id: str) -> dict[str, Any]:
     found: list[dict[str, Any]] = [z for z in status["zones"]["zones"] if z["id"] == zone_id]
     assert len(found) == 1, zone_id
     return found[0]
+
+
+async def test_answers_are_what_the_openapi_document_says(page: Page) -> None:
+    """The real box's status, health and inputs validate against the response schemas
+    the document publishes (made from the same models), with an independent validator."""
+    components = document()["components"]
+    for path, model in (
+        ("/api/status", "Status"),
+        ("/healthz", "Healthz"),
+        ("/api/inputs", "Inputs"),
+    ):
+        code, _type, text = await page.get(path)
+        assert code in (200, 503), path
+        schema = {"$ref": f"#/components/schemas/{model}", "components": components}
+        jsonschema_rs.validator_for(schema).validate(json.loads(text))
+    # and a wrong body is caught: the check can fail
+    status = json.loads((await page.get("/api/status"))[2])
+    status["outbox"]["depth"] = "many"
+    schema = {"$ref": "#/components/schemas/Status", "components": components}
+    with pytest.raises(jsonschema_rs.ValidationError):
+        jsonschema_rs.validator_for(schema).validate(status)
 
 
 async def test_status_has_every_section(page: Page) -> None:

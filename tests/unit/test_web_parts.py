@@ -193,3 +193,59 @@ async def test_apply_through_the_link_writes_only_in_the_site_folder(tmp_path: P
     assert (etc / "site" / "edge.toml.previous").read_text() == DEMO_CONFIG.read_text()
     assert boxweb.roll_back(link, tmp_path / "web", "not healthy")
     assert link.is_symlink() and link.read_text() == DEMO_CONFIG.read_text()
+
+
+def test_metrics_cover_the_status_page_s_figures_and_leave_unknowns_out() -> None:
+    status = {
+        "device": {"id": "gw-1", "version": "1.2.3", "boot_id": "b-1", "uptime_s": 7},
+        "system": {
+            "cpu_temp_c": None,  # no thermal sensor: absent
+            "clock_synchronized": None,  # cannot be read: absent
+            "clock_offset_ms": -12.5,
+            "disk_free_bytes": 1000,
+            "process_rss_bytes": 50_000_000,
+            "process_cpu_s": 3.5,
+        },
+        "cameras": {
+            "door": {
+                "state": "running",
+                "fps": 14.8,
+                "frames": 900,
+                "dropped": 2,
+                "ring_bytes": 4096,
+                "ring_seconds": 9.5,
+            },
+            "yard": {
+                "state": "lost",
+                "fps": 0.0,
+                "frames": 10,
+                "dropped": 0,
+                "ring_bytes": 0,
+                "ring_seconds": 0.0,
+            },
+        },
+        "zones": {"zones": [], "armed": {"1": True}},
+        "healthy": True,
+    }
+    lines = metrics.render(status).splitlines()
+    assert 'edge_build_info{version="1.2.3",id="gw-1",boot_id="b-1"} 1' in lines
+    assert "process_resident_memory_bytes 50000000" in lines
+    assert "process_cpu_seconds_total 3.5" in lines
+    assert "edge_disk_free_bytes 1000" in lines
+    assert "edge_clock_offset_seconds -0.0125" in lines
+    assert not any(
+        line.startswith(("edge_cpu_temperature", "edge_clock_synchronized")) for line in lines
+    )
+    assert 'edge_camera_fps{camera="door"} 14.8' in lines
+    assert not any(line.startswith('edge_camera_fps{camera="yard"}') for line in lines)
+    assert 'edge_camera_up{camera="yard"} 0' in lines
+    assert 'edge_camera_ring_bytes{camera="door"} 4096' in lines
+    assert 'edge_partition_armed{partition="1"} 1' in lines
+    # the exposition format: one HELP and TYPE per family, then "name{labels} number"
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
+    assert len(families) == len(set(families))
+    for line in lines:
+        if not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            assert name in families
+            float(line.rsplit(" ", 1)[1])
