@@ -28,6 +28,7 @@ from edge.errors import ConfigError, EdgeError
 
 if TYPE_CHECKING:  # the store (and psycopg) load only when a command runs
     from edge.station.store import StationStore
+    from edge.station.web.gate import Security
 
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
@@ -65,9 +66,49 @@ def add_parsers(ssub: Sub) -> None:
     page.add_argument("--host", default="127.0.0.1")
     page.add_argument("--port", type=int, default=8090)
     page.add_argument("--log-level", default="INFO")
+    page.add_argument(
+        "--session-idle-s",
+        type=float,
+        default=1800.0,
+        help="a session ends after this long without a request (60 to 86400)",
+    )
+    page.add_argument(
+        "--session-max-s",
+        type=float,
+        default=43_200.0,
+        help="and this long after its login, however busy (300 to 604800)",
+    )
+    page.add_argument(
+        "--login-max-failures",
+        type=int,
+        default=5,
+        help="failed logins in a row that lock a client out (3 to 20)",
+    )
+    page.add_argument(
+        "--lockout-s",
+        type=float,
+        default=300.0,
+        help="the first lockout, doubled at each next one up to an hour (10 to 3600)",
+    )
+    page.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another origin the page is reached at, e.g. https://station.example "
+        "behind a TLS proxy (repeatable)",
+    )
     page.set_defaults(func=page_cmd)
-    operator = _store_parser(ssub, "operator", "add an operator (password read from stdin)")
+    operator = _store_parser(
+        ssub, "operator", "add an operator or change their password (read from stdin)"
+    )
     operator.add_argument("name")
+    operator.add_argument(
+        "--role",
+        choices=("operator", "supervisor"),
+        help="a new operator is an operator unless told; "
+        "an existing one keeps their role unless told",
+    )
     operator.set_defaults(func=operator_cmd)
     bridge = _store_parser(ssub, "bridge", "forward stored events to an alarm receiver (DC-09)")
     bridge.add_argument("--receiver", required=True, help="host:port of the DC-09 receiver (TCP)")
@@ -226,10 +267,45 @@ def page_cmd(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError("--port", [f"--port {args.port}: must be 1 to 65535"])
+    security = _security(args)
     logs.setup(args.log_level, identifier="edge-station-page")
     with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(store, args.host, args.port))
+        asyncio.run(serve(store, args.host, args.port, security))
     return 0
+
+
+_LIMITS = {  # option: (lowest, highest)
+    "session_idle_s": (60, 86_400),
+    "session_max_s": (300, 604_800),
+    "login_max_failures": (3, 20),
+    "lockout_s": (10, 3600),
+}
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
+def _security(args: argparse.Namespace) -> Security:
+    from edge.station.web.gate import Security
+
+    problems = []
+    for key, (low, high) in _LIMITS.items():
+        value = getattr(args, key)
+        if not low <= value <= high:
+            option = "--" + key.replace("_", "-")
+            problems.append(f"{option} {value:g}: must be {low} to {high}")
+    if args.session_max_s < args.session_idle_s:
+        problems.append("--session-max-s must be at least --session-idle-s")
+    for origin in args.origin:
+        if not _ORIGIN.fullmatch(origin):
+            problems.append(f"--origin {origin!r}: scheme://host[:port], no path")
+    if problems:
+        raise ConfigError("page", problems)
+    return Security(
+        args.session_idle_s,
+        args.session_max_s,
+        args.login_max_failures,
+        args.lockout_s,
+        tuple(o.lower() for o in args.origin),
+    )
 
 
 def operator_cmd(args: argparse.Namespace) -> int:
@@ -240,8 +316,9 @@ def operator_cmd(args: argparse.Namespace) -> int:
     else:
         password = sys.stdin.readline().rstrip("\n")
     with _opened(args) as store, store.transaction() as db:
-        oplog.set_operator(db, args.name, password)
-    print(f"operator {args.name} set")
+        oplog.set_operator(db, args.name, password, args.role)
+        found = oplog.account(db, args.name)
+    print(f"operator {args.name} set ({found.role if found else args.role})")
     return 0
 
 

@@ -1,20 +1,23 @@
 """Operators and the station's logs: who may log in, what they did, what media they viewed.
 
-Passwords are scrypt hashes (``scrypt$n$r$p$salt$hash``, hex); the event log
-records every acknowledgement and comment with the operator's name and the
-time; the access log records every view of a still or clip. The functions
-taking ``db`` run in the caller's transaction.
+Passwords are :mod:`edge.auth` scrypt hashes (the box's format; lines an
+older station wrote in hex still log in, and are rewritten at the next
+login). Each operator has a role, ``operator`` or ``supervisor``
+(``operator_roles``; an operator without a row there is an ``operator``).
+The page's login lockout is kept in ``login_lockout`` so that a restart does
+not forget it. The event log records every acknowledgement and comment with
+the operator's name and the time; the access log records every view of a
+still or clip. The functions taking ``db`` run in the caller's transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from edge import auth
 from edge.errors import EdgeError
 from edge.station.sql import Db
 
@@ -22,6 +25,14 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS operators (
     name TEXT PRIMARY KEY,
     hash TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS operator_roles (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS login_lockout (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    snapshot TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS operator_log (
     id TEXT PRIMARY KEY,
@@ -42,45 +53,77 @@ CREATE TABLE IF NOT EXISTS access_log (
 ) STRICT;
 """
 
-SCRYPT = (2**14, 8, 1)
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-MIN_PASSWORD = 10
+ROLES = auth.Roles(("operator", "supervisor"))  # a supervisor may do all an operator may
 
 
-def hash_password(password: str) -> str:
-    n, r, p = SCRYPT
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p)
-    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+@dataclass(frozen=True)
+class Account:
+    name: str
+    hash: str
+    role: str
 
 
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        got = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
-        )
-    except ValueError:
-        return False
-    return scheme == "scrypt" and hmac.compare_digest(got.hex(), digest)
-
-
-def set_operator(db: Db, name: str, password: str) -> None:
-    """Add an operator, or change their password. EdgeError on a bad name or password."""
+def set_operator(db: Db, name: str, password: str, role: str | None = None) -> None:
+    """Add an operator, or change their password; ``role`` None: a new operator is an
+    ``operator``, an existing one keeps theirs. EdgeError on a bad name, password or role."""
     if not NAME.fullmatch(name):
         raise EdgeError(f"operator name {name!r}: 1 to 64 of A-Z a-z 0-9 . _ -")
-    if len(password) < MIN_PASSWORD:
-        raise EdgeError(f"a password has at least {MIN_PASSWORD} characters")
+    if role is not None:
+        ROLES.parse(role)
     db.execute(
         "INSERT INTO operators (name, hash) VALUES (?, ?) "
         "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash",
-        (name, hash_password(password)),
+        (name, auth.hash_password(password)),
     )
+    if role is not None:
+        db.execute(
+            "INSERT INTO operator_roles (name, role) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET role = excluded.role",
+            (name, role),
+        )
 
 
-def operator_hash(db: Db, name: str) -> str | None:
-    row = db.execute("SELECT hash FROM operators WHERE name = ?", (name,)).fetchone()
+def account(db: Db, name: str) -> Account | None:
+    """The operator ``name`` with their hash and role, or None."""
+    row = db.execute(
+        "SELECT o.name, o.hash, r.role FROM operators o "
+        "LEFT JOIN operator_roles r ON r.name = o.name WHERE o.name = ?",
+        (name,),
+    ).fetchone()
+    if row is None:
+        return None
+    return Account(str(row[0]), str(row[1]), str(row[2] or ROLES.lowest))
+
+
+def operators(db: Db) -> list[dict[str, str]]:
+    """Every operator's name and role, by name."""
+    rows = db.execute(
+        "SELECT o.name, r.role FROM operators o "
+        "LEFT JOIN operator_roles r ON r.name = o.name ORDER BY o.name"
+    ).fetchall()
+    return [{"name": str(name), "role": str(role or ROLES.lowest)} for name, role in rows]
+
+
+def rehash(db: Db, name: str, old: str, new: str) -> bool:
+    """Replace ``old`` by ``new`` (the same password, today's format), unless the
+    password was changed meanwhile. True when replaced."""
+    cur = db.execute("UPDATE operators SET hash = ? WHERE name = ? AND hash = ?", (new, name, old))
+    return cur.rowcount == 1
+
+
+def read_lockout(db: Db) -> str | None:
+    """The page's lockout snapshot as last written (JSON text), or None."""
+    row = db.execute("SELECT snapshot FROM login_lockout WHERE id = 1").fetchone()
     return None if row is None else str(row[0])
+
+
+def write_lockout(db: Db, snapshot: str) -> None:
+    db.execute(
+        "INSERT INTO login_lockout (id, snapshot) VALUES (1, ?) "
+        "ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
+        (snapshot,),
+    )
 
 
 def log_action(db: Db, event_id: str, operator: str, at_ms: int, action: str, comment: str) -> None:

@@ -135,9 +135,11 @@ async def station(broker: Broker, tmp_path: Path) -> AsyncIterator[Station]:
 
 
 async def logged_in(base: str) -> aiohttp.ClientSession:
+    """A client logged in, sending the session's CSRF token with every request."""
     http = aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True))  # an IP host
     async with http.post("/api/login", json={"name": OPERATOR, "password": PASSWORD}) as r:
         assert r.status == 200
+        http.headers["X-CSRF-Token"] = (await r.json())["csrf"]
     return http
 
 
@@ -158,6 +160,7 @@ async def test_login_is_required_and_checked(station: Station) -> None:
                 assert r.status == 401
         async with http.post("/api/login", json={"name": OPERATOR, "password": PASSWORD}) as r:
             assert r.status == 429
+            assert await r.text() == "too many failed logins: try again in 300 s"
 
 
 async def test_alarm_detail_media_and_the_logs(station: Station) -> None:
@@ -264,6 +267,15 @@ async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
     )
     assert 1.5 <= duration <= 2.5
     await tab.screenshot("operator-alarm")
+    # acknowledging sends the session's CSRF token (the page read it from /api/session)
+    await tab.eval("document.getElementById('comment').value = 'guard on the way'")
+    await tab.click("#ack")
+    await tab.wait_for("document.querySelectorAll('#log li').length === 1", what="the ack logged")
+    assert "alice: ack guard on the way" in await tab.text("#log li")
+    assert await tab.text("#who") == "alice (operator)"
     await tab.goto(station.base + "/events/ev-browser")  # the DC-09 video reference
     await tab.wait_for("document.querySelectorAll('#stills img').length === 5", what="linked")
+    await tab.click("#logout")
+    await tab.wait_for("location.pathname === '/login'", what="logged out")
+    assert station.page.gate.sessions.active(station.page.clock.monotonic()) == []
     await until(lambda: station.receiver.stats.media_complete == 6, "media stored")

@@ -1,8 +1,9 @@
 """The operator page (aiohttp): alarms as they land, each with its stills, clip and evidence.
 
-Login required (operators in the store, scrypt hashes; an HttpOnly,
-SameSite=Strict session cookie; state-changing requests must be JSON, which
-a cross-site form cannot send). One poller reads the store every
+Login required (:mod:`edge.station.web.gate`: operators in the store with a
+role, sessions that expire, the CSRF token and Origin check on every state
+change, a lockout that survives a restart; state-changing requests must be
+JSON, which a cross-site form cannot send). One poller reads the store every
 ``poll_s`` and pushes new events to every open page over Server-Sent Events,
 so alarms stored by any receiver sharing the store appear without reload.
 Every still or clip served is written to the access log (operator, time,
@@ -15,11 +16,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from dataclasses import asdict
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -29,13 +28,11 @@ from edge.station import oplog
 from edge.station.queries import StoredRow
 from edge.station.sql import Db
 from edge.station.store import StationStore
+from edge.station.web.gate import OPERATOR, SESSION_ID, Gate, Security, json_body
 
 log = logging.getLogger(__name__)
 
-COOKIE = "station_session"
-MAX_FAILURES, LOCKOUT_S = 5, 300.0  # failed logins from one address, then a pause
 MAX_COMMENT = 2_000
-OPERATOR: web.RequestKey[str] = web.RequestKey("operator", str)
 
 
 def priority(row: StoredRow) -> int:
@@ -72,20 +69,22 @@ class OperatorPage:
         port: int = 8090,
         clock: Clock | None = None,
         poll_s: float = 0.3,
+        security: Security | None = None,
     ) -> None:
         self.store = store
         self.host = host
         self.port = port
         self.clock = clock or SystemClock()
         self.poll_s = poll_s
-        self.sessions: dict[str, str] = {}
-        self.failures: dict[str, list[float]] = {}  # client address -> failed login times
+        self.keepalive_s = 15.0  # an open stream also checks its session this often
+        self.gate = Gate(store, self.clock, security or Security())
         self._listeners: set[asyncio.Queue[list[dict[str, Any]] | None]] = set()
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth])
+        gate = self.gate
+        app = web.Application(middlewares=[gate.headers, gate.guard])
         static = resources.files("edge.station.web") / "static"
         page = (static / "operator.html").read_text()
         login = (static / "login.html").read_text()
@@ -99,8 +98,10 @@ class OperatorPage:
         app.router.add_get("/", index)
         app.router.add_get("/events/{event_id}", index)  # the DC-09 video reference
         app.router.add_get("/login", login_page)
-        app.router.add_post("/api/login", self.login)
-        app.router.add_post("/api/logout", self.logout)
+        app.router.add_post("/api/login", gate.login)
+        app.router.add_post("/api/logout", gate.logout)
+        app.router.add_get("/api/session", gate.session)
+        app.router.add_get("/api/operators", gate.needs("supervisor", self.operators))
         app.router.add_get("/api/alarms", self.alarms)
         app.router.add_get("/api/devices", self.devices)
         app.router.add_get("/api/stream", self.stream)
@@ -110,6 +111,7 @@ class OperatorPage:
         return app
 
     async def start(self) -> None:
+        await self.gate.load()
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -127,48 +129,12 @@ class OperatorPage:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    # -- login ------------------------------------------------------------------
+    # -- supervisors --------------------------------------------------------------
 
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path in ("/login", "/api/login"):
-            return await handler(request)  # type: ignore[no-any-return]
-        name = self.sessions.get(request.cookies.get(COOKIE, ""))
-        if name is None:
-            if request.path.startswith(("/api/", "/media/")):
-                raise web.HTTPUnauthorized(text="log in first")
-            raise web.HTTPFound(f"/login?next={quote(request.path)}")
-        if request.method == "POST" and request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(text="send JSON")
-        request[OPERATOR] = name
-        return await handler(request)  # type: ignore[no-any-return]
-
-    async def login(self, request: web.Request) -> web.Response:
-        client, now = request.remote or "-", self.clock.monotonic()
-        recent = [t for t in self.failures.get(client, []) if now - t < LOCKOUT_S]
-        if len(recent) >= MAX_FAILURES:
-            raise web.HTTPTooManyRequests(text=f"too many failed logins; wait {LOCKOUT_S:.0f} s")
-        body = await _json(request)
-        name, password = str(body.get("name", "")), str(body.get("password", ""))
-        stored = await asyncio.to_thread(self._call, oplog.operator_hash, name)
-        ok = await asyncio.to_thread(oplog.check_password, password, stored or "x$")
-        if stored is None or not ok:
-            self.failures[client] = [*recent, now]
-            log.warning("operator login refused for %r from %s", name, client)
-            raise web.HTTPUnauthorized(text="wrong name or password")
-        self.failures.pop(client, None)
-        token = secrets.token_urlsafe(32)
-        self.sessions[token] = name
-        response = web.json_response({"operator": name})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
-        log.info("operator %s logged in from %s", name, request.remote)
-        return response
-
-    async def logout(self, request: web.Request) -> web.Response:
-        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
-        response = web.json_response({})
-        response.del_cookie(COOKIE, path="/")
-        return response
+    async def operators(self, _r: web.Request) -> web.Response:
+        """Every operator with their role, and who is logged in now (supervisors only)."""
+        accounts = await asyncio.to_thread(self._call, oplog.operators)
+        return web.json_response({"operators": accounts, "logged_in": self.gate.logged_in()})
 
     # -- the list, live ---------------------------------------------------------
 
@@ -187,16 +153,21 @@ class OperatorPage:
         await response.prepare(request)
         queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=100)
         self._listeners.add(queue)
+        sid = request[SESSION_ID]
         try:
             await response.write(b": hello\n\n")
             while True:
                 try:
-                    rows = await asyncio.wait_for(queue.get(), 15)
+                    rows = await asyncio.wait_for(queue.get(), self.keepalive_s)
                 except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
+                    rows = []
                 if rows is None:  # the page is stopping
                     break
+                if self.gate.sessions.peek(sid, self.clock.monotonic()) is None:
+                    break  # logged out or expired: nothing more for this stream
+                if not rows:
+                    await response.write(b": keep-alive\n\n")
+                    continue
                 await response.write(f"data: {json.dumps(rows)}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -285,7 +256,7 @@ class OperatorPage:
 
     async def act(self, request: web.Request) -> web.Response:
         event_id = request.match_info["event_id"]
-        body = await _json(request)
+        body = await json_body(request)
         action, comment = body.get("action"), body.get("comment", "")
         if action not in ("ack", "comment") or not isinstance(comment, str):
             raise web.HTTPBadRequest(text="action is 'ack' or 'comment'; comment is a string")
@@ -326,16 +297,6 @@ def _account(db: Db, event_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="the body is a JSON object")
-    return body
-
-
 def _int(text: str, name: str, low: int, high: int) -> int:
     try:
         value = int(text)
@@ -346,9 +307,11 @@ def _int(text: str, name: str, low: int, high: int) -> int:
     return value
 
 
-async def serve(store: StationStore, host: str, port: int) -> None:
+async def serve(
+    store: StationStore, host: str, port: int, security: Security | None = None
+) -> None:
     """Run the page until cancelled (``edge station page``)."""
-    page = OperatorPage(store, host, port)
+    page = OperatorPage(store, host, port, security=security)
     try:
         await page.start()
     except OSError as exc:
