@@ -1,4 +1,5 @@
-"""``edge station events | show | export | devices | alarms | bridge``: the station's CLI.
+"""``edge station run | events | show | export | devices | alarms | page | operator | bridge``:
+the station's CLI (``run``, the receiver, in :mod:`edge.station.runcmd`).
 
 Every command opens the store given by ``--db`` (an SQLite file, or a
 ``postgresql://`` URL with ``--media``). Bad arguments are errors that say
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from edge import logs
 from edge.clock import SystemClock, ms
 from edge.errors import ConfigError, EdgeError
+from edge.station import runcmd
 
 if TYPE_CHECKING:  # the store (and psycopg) load only when a command runs
     from edge.station.store import StationStore
@@ -36,6 +38,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 def add_parsers(ssub: Sub) -> None:
+    runcmd.add_parser(ssub)
     events = _store_parser(ssub, "events", "list stored events, newest first")
     events.add_argument("--device")
     events.add_argument("--kind", help="alarm, restore, trouble, tamper, arm, disarm, test, ...")
