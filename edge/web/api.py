@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from edge import i18n
 from edge.errors import Conflict, NotFound, ProtocolError
 from edge.protocol import parse_iso_ms
 from edge.web import auth, diagnostics, metrics, openapi
@@ -80,6 +81,15 @@ class Api:
 
     async def login_page(self, _request: web.Request) -> web.Response:
         return _page("login.html")
+
+    async def i18n_words(self, request: web.Request) -> web.Response:
+        lang = request.match_info["lang"]
+        if lang not in i18n.LANGS:
+            return _error(404, f"no words in {lang!r}: {', '.join(i18n.LANGS)}")
+        return web.json_response(i18n.bundle(lang), headers={"Cache-Control": "no-cache"})
+
+    async def i18n_script(self, _request: web.Request) -> web.Response:
+        return web.Response(text=i18n.script(), content_type="text/javascript")
 
     async def healthz(self, _request: web.Request) -> web.Response:
         status = self.hooks.status()

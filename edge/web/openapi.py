@@ -57,7 +57,7 @@ TAGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("cameras", "Frames, overlays and snapshots", ("/api/cameras",)),
     ("config", "The config: view, check, apply with rollback", ("/api/config",)),
     ("diagnostics", "Logs, bundle, this document", ("/api/diagnostics", "/api/openapi.json")),
-    ("page", "The page itself", ("/",)),
+    ("page", "The page itself, its words in French and English", ("/",)),
 )
 
 
@@ -98,6 +98,7 @@ TEXT = _obj(
     name={"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"},
 )
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+LANG = {"name": "lang", "in": "path", "required": True, "schema": {"type": "string"}}
 CAMERA = {"name": "camera", "in": "path", "required": True, "schema": {"type": "string"}}
 
 ROUTES: tuple[Route, ...] = (
@@ -110,6 +111,22 @@ ROUTES: tuple[Route, ...] = (
         statuses=(200, 302),
     ),
     Route("GET", "/login", "login_page", "The login page", public=True, produces="text/html"),
+    Route(
+        "GET",
+        "/i18n/{lang}.json",
+        "i18n_words",
+        "The page's words in one language (fr, en), and the box's time zone",
+        public=True,
+        statuses=(200, 404),
+    ),
+    Route(
+        "GET",
+        "/i18n/i18n.js",
+        "i18n_script",
+        "The page's words and clocks (script)",
+        public=True,
+        produces="text/javascript",
+    ),
     Route(
         "GET",
         "/healthz",
@@ -294,6 +311,7 @@ def document() -> dict[str, Any]:
         elif route.changes_state:  # a session needs its CSRF token too; a bearer token not
             op["security"] = [{"session": [], "csrf": []}, {"token": []}]
         params = [NAME] if "{name}" in route.path else []
+        params += [LANG] if "{lang}" in route.path else []
         params += [CAMERA] if "{camera}" in route.path else []
         params += [
             {"name": n, "in": "query", "required": False, "schema": s} for n, s in route.query

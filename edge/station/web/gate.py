@@ -33,7 +33,7 @@ from edge.station.store import StationStore
 log = logging.getLogger(__name__)
 
 COOKIE = "station_session"
-PUBLIC = frozenset({"/login", "/api/login"})
+PUBLIC = frozenset({"/login", "/api/login", "/i18n/fr.json", "/i18n/en.json", "/i18n/i18n.js"})
 OPERATOR: web.RequestKey[str] = web.RequestKey("operator", str)
 ROLE: web.RequestKey[str] = web.RequestKey("role", str)
 SESSION_ID: web.RequestKey[str] = web.RequestKey("session_id", str)

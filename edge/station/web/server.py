@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge import i18n
 from edge.clock import Clock, SystemClock, ms
 from edge.errors import EdgeError, StorageError
 from edge.station import oplog
@@ -95,9 +96,20 @@ class OperatorPage:
         async def login_page(_r: web.Request) -> web.Response:
             return web.Response(text=login, content_type="text/html")
 
+        async def i18n_words(request: web.Request) -> web.Response:
+            lang = request.match_info["lang"]
+            if lang not in i18n.LANGS:
+                raise web.HTTPNotFound(text=f"no words in {lang!r}")
+            return web.json_response(i18n.bundle(lang), headers={"Cache-Control": "no-cache"})
+
+        async def i18n_script(_r: web.Request) -> web.Response:
+            return web.Response(text=i18n.script(), content_type="text/javascript")
+
         app.router.add_get("/", index)
         app.router.add_get("/events/{event_id}", index)  # the DC-09 video reference
         app.router.add_get("/login", login_page)
+        app.router.add_get("/i18n/i18n.js", i18n_script)
+        app.router.add_get("/i18n/{lang}.json", i18n_words)
         app.router.add_post("/api/login", gate.login)
         app.router.add_post("/api/logout", gate.logout)
         app.router.add_get("/api/session", gate.session)
