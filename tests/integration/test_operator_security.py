@@ -35,7 +35,7 @@ pytestmark = pytest.mark.timeout(60)
 
 ALICE, BOB, PASSWORD = "alice", "bob", "correct horse battery"
 WALL = 1_800_000_000.0
-PUBLIC = {"/login", "/api/login"}
+PUBLIC = {"/login", "/api/login", "/i18n/i18n.js", "/i18n/fr.json"}  # the page's words
 
 
 @dataclass
@@ -123,7 +123,8 @@ def routes(page: OperatorPage) -> list[tuple[str, str]]:
     for route in page.app().router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter", "")
-        for name, value in (("{event_id}", "ev-1"), ("{device}", "gw-1"), ("{media_id}", "m")):
+        fill = (("{event_id}", "ev-1"), ("{device}", "gw-1"), ("{media_id}", "m"), ("{lang}", "fr"))
+        for name, value in fill:
             path = path.replace(name, value)
         if route.method in ("GET", "POST"):
             out.append((route.method, path))
