@@ -1,8 +1,11 @@
 """The pages' words: one catalogue per language (French by default, English), shared by
 the technician's page and the operator's workstation.
 
-``<lang>.json`` beside this file maps keys (``box.overview.title``,
-``station.queue.take``) to text, with ``{name}`` placeholders. Code holds keys,
+``<lang>/*.json`` beside this file (``common.json``, ``box.json`` for the
+technician's page, ``station.json`` for the operator's workstation) map keys
+(``box.overview.title``, ``station.queue.take``) to text, with ``{name}``
+placeholders; a language's catalogue is their union (a key in two files is an
+error). Code holds keys,
 never sentences; :func:`problems` checks that every language has every key with
 the same placeholders (a test runs it). The pages load their catalogue from
 ``/i18n/<lang>.json`` and ``i18n.js`` (beside this file) puts the words in place
@@ -32,8 +35,16 @@ def catalogue(lang: str) -> dict[str, str]:
     """The words of ``lang`` (KeyError for a language there is no catalogue of)."""
     if lang not in LANGS:
         raise KeyError(lang)
-    text = resources.files("edge.i18n").joinpath(f"{lang}.json").read_text(encoding="utf-8")
-    words: dict[str, str] = json.loads(text)
+    words: dict[str, str] = {}
+    folder = resources.files("edge.i18n").joinpath(lang)
+    for part in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not part.name.endswith(".json"):
+            continue
+        more: dict[str, str] = json.loads(part.read_text(encoding="utf-8"))
+        twice = sorted(set(words) & set(more))
+        if twice:
+            raise ValueError(f"i18n/{lang}/{part.name}: keys already elsewhere: {twice}")
+        words.update(more)
     return words
 
 

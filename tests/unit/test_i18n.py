@@ -52,5 +52,12 @@ def test_time_zone_from_tz_timezone_or_the_localtime_link(
 
 def test_the_catalogues_are_json_objects_of_text() -> None:
     for lang in i18n.LANGS:
-        words = json.loads((ROOT / "edge" / "i18n" / f"{lang}.json").read_text("utf-8"))
-        assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in words.items())
+        for part in (ROOT / "edge" / "i18n" / lang).glob("*.json"):
+            words = json.loads(part.read_text("utf-8"))
+            assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in words.items())
+            prefix = {
+                "common.json": ("common.", "unit.", "lang."),
+                "box.json": ("box.",),
+                "station.json": ("station.",),
+            }[part.name]
+            assert all(k.startswith(prefix) for k in words), part  # each page its own keys
