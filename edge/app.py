@@ -92,7 +92,9 @@ class Box:
             observers=(self.journal.observe, self._outbox_fact),
         )
         settings = link_settings(cfg, self.topics, will=self._state_message("offline"))
-        self.link = MqttLink(settings, birth=lambda: self._state_message("online"))
+        self.link = MqttLink(
+            settings, birth=lambda: self._state_message("online"), clock=self.clock
+        )
         self.forwarder = Forwarder(
             self.link, self.outbox, self.topics, forward_settings(cfg), self.clock
         )
@@ -169,8 +171,9 @@ class Box:
         self.provisioning = check_provisioning(managed_dir(), self.cfg)
         if self.provisioning.uplink_allowed:
             await self.link.start()
-            routes = {self.topics.ack: self.forwarder.on_ack, self.topics.cmd: self.commands.handle}
-            self._spawn(tg, "uplink.inbox", dispatch(self.link, routes))
+            acks = {self.topics.ack: self.forwarder.on_ack}
+            commands = {self.topics.cmd: self.commands.handle_message}  # with its v5 properties
+            self._spawn(tg, "uplink.inbox", dispatch(self.link, acks, commands))
             self._spawn(tg, "uplink.sender", self.forwarder.run_sender())
             self._spawn(tg, "uplink.heartbeat", self.supervisor.run_heartbeat())
             self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())

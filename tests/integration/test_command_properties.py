@@ -26,6 +26,7 @@ import pytest
 from edge import codes, protocol
 from edge.clock import SystemClock, ms
 from edge.codes import Condition
+from edge.config import parse
 from edge.model import Event
 from edge.mqttio import LinkSettings, Message, MqttLink
 from edge.protocol import Command, SnapshotArgs, TestArgs, decode_result, encode_command
@@ -33,6 +34,7 @@ from edge.station.commands import command_message
 from edge.uplink.commands import CommandHandler
 from edge.uplink.inbox import dispatch
 from tests.conftest import Broker, free_port, wait_for
+from tests.integration.test_end_to_end import RunningBox, demo_text
 
 pytestmark = pytest.mark.broker
 
@@ -204,3 +206,26 @@ def _listening(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
         return True
     return False
+
+
+async def test_a_running_box_answers_with_the_properties(broker: Broker, tmp_path: Path) -> None:
+    """The Box wires its link and inbox to the properties: a real box (edge.app) answers
+    a station's command on its Response Topic with the Correlation Data."""
+    cfg = parse(demo_text(broker.port, free_port()), "box.toml")
+    topics = protocol.Topics("edge", cfg.device.id)
+    operator = MqttLink(
+        LinkSettings(broker.host, broker.port, "operator", subscriptions=((topics.cmd_result, 1),))
+    )
+    await operator.start()
+    try:
+        await subscribed(operator)
+        async with RunningBox(cfg, tmp_path / "box") as box:
+            await subscribed(box.link)
+            sent = command_message(command("op-box"), topics, ms(CLOCK.time()))
+            await operator.publish(sent)
+            answer = await asyncio.wait_for(operator.inbox.get(), 10)
+            assert (answer.topic, answer.correlation_data) == (topics.cmd_result, b"op-box")
+            assert answer.content_type == "application/json"
+            assert decode_result(answer.payload).status == "done"
+    finally:
+        await operator.stop()
