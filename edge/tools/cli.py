@@ -198,7 +198,7 @@ def _dc09(args: argparse.Namespace) -> int:
 
 
 def _key(path: Path | None) -> bytes | None:
-    from edge.station.dc09 import codec
+    from edge.dc09 import codec
 
     if path is None:
         return None

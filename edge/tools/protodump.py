@@ -16,13 +16,12 @@ from typing import Any
 from edge import codes
 from edge.codes import ZONE_CONDITION
 from edge.config import EdgeConfig
+from edge.dc09.codec import Frame, crc16, decode, encode
+from edge.dc09.messages import Format, alarm_of, event_frame
 from edge.errors import ConfigError, ProtocolError
 from edge.model import Event, ZoneRef, new_event_id
 from edge.protocol import Topics
 from edge.protocol.events import EventMessage, encode_event, event_from_record
-from edge.station.dc09.bridge import alarm_of
-from edge.station.dc09.codec import Frame, crc16, decode, encode
-from edge.station.dc09.messages import Format, event_frame
 
 COLUMNS = ("what", "format", "encrypted", "topic", "text")
 

@@ -13,9 +13,9 @@ import pytest
 from pysiaalarm import SIAAccount, SIAEvent
 from pysiaalarm.aio import SIAClient
 
+from edge.dc09.link import Dc09Link, Dc09Settings, Outcome
+from edge.dc09.messages import Alarm, Format
 from edge.station.dc09.bridge import Dc09Bridge, pending, sender, take
-from edge.station.dc09.link import Dc09Link, Dc09Settings, Outcome
-from edge.station.dc09.messages import Alarm, Format
 from edge.station.inbound import EventReceived, HeartbeatReceived
 from edge.station.store import StationStore
 from tests.conftest import free_port

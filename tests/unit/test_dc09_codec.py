@@ -10,12 +10,11 @@ from hypothesis import strategies as st
 
 from edge import codes
 from edge.codes import Condition, ZoneType
+from edge.dc09 import codec, messages
+from edge.dc09.codec import Dc09Error, Frame
+from edge.dc09.messages import Alarm, Format, alarm_of
 from edge.model import Event, ZoneRef
 from edge.protocol import event_record
-from edge.station.dc09 import codec, messages
-from edge.station.dc09.bridge import alarm_of
-from edge.station.dc09.codec import Dc09Error, Frame
-from edge.station.dc09.messages import Alarm, Format
 
 AT = datetime(2026, 11, 28, 14, 23, 10, tzinfo=UTC)
 KEY = bytes(range(16))

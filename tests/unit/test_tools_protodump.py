@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from edge.__main__ import main
+from edge.dc09 import codec
 from edge.protocol.events import decode_event, event_record
-from edge.station.dc09 import codec
 from tests.conftest import REPO
 
 KEY = "000102030405060708090a0b0c0d0e0f1011121314151617"  # AES-192

@@ -24,24 +24,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from dataclasses import dataclass, replace
 
 from edge import codes
 from edge.clock import Clock, ms
 from edge.codes import Condition
+from edge.dc09.codec import Dc09Error, FrameTooLong
+from edge.dc09.link import Dc09Link, Outcome, Outgoing
+from edge.dc09.messages import Alarm, alarm_of, hex_account
 from edge.errors import StorageError
 from edge.station import supervision
-from edge.station.dc09.codec import Dc09Error, FrameTooLong
-from edge.station.dc09.link import Dc09Link, Outcome, Outgoing
-from edge.station.dc09.messages import Alarm
 from edge.station.sql import Db
 from edge.station.store import StationStore
 
 log = logging.getLogger(__name__)
-
-ACCOUNT = re.compile(r"[0-9A-F]{3,16}")  # what DC-09 carries; box configs enforce it too
-USER = re.compile(r"[0-9]{1,3}")  # a user number fits Contact ID's 3-digit address field
 
 
 @dataclass(frozen=True)
@@ -114,50 +110,18 @@ def take(db: Db, seq: int, event_id: str | None, frame: bytes | None) -> None:
     )
 
 
-def alarm_of(event_id: str, body: dict[str, object], account: str, base: str | None) -> Alarm:
-    """What the bridge sends for a stored event body (``edge diag event`` shows it)."""
-    return _pending(event_id, "", body, account, base).alarm
-
-
 def _station_alarm(alarm_id: str, device: str, restore: bool, account: str | None) -> Pending:
     """A box lost (or back) as a communication trouble (restore) of its account."""
     code = codes.codes(Condition.COMM_TROUBLE, restore)
-    return Pending(device, Alarm(alarm_id, code.cid, code.sia, 0, None, account=_hex(account)))
-
-
-def _hex(account: str | None) -> str | None:
-    return account if account and ACCOUNT.fullmatch(account) else None
+    return Pending(
+        device, Alarm(alarm_id, code.cid, code.sia, 0, None, account=hex_account(account))
+    )
 
 
 def _pending(
     event_id: str, device: str, body: dict[str, object], account: str, base: str | None
 ) -> Pending:
-    zone = body.get("zone")
-    number = zone.get("number") if isinstance(zone, dict) else None
-    partition = body.get("partition")
-    alarm = Alarm(
-        event_id=event_id,
-        cid=str(body.get("cid", "")),
-        sia=str(body.get("sia", "")),
-        partition=partition if isinstance(partition, int) else 0,
-        zone=number if isinstance(number, int) else None,
-        video=None if base is None else f"{base.rstrip('/')}/events/{event_id}",
-        account=_hex(account),
-        user=_user(event_id, body) if body.get("condition") == Condition.OPEN_CLOSE else None,
-    )
-    return Pending(device, alarm)
-
-
-def _user(event_id: str, body: dict[str, object]) -> int:
-    """Open/close says who: the event's ``extra.user`` (0 to 999), else user 0 ("000")."""
-    extra = body.get("extra")
-    user = extra.get("user") if isinstance(extra, dict) else None
-    if user is None:
-        return 0
-    if isinstance(user, str) and USER.fullmatch(user):
-        return int(user)
-    log.warning("event %s: user %r is not 0 to 999; sent as user 000", event_id, user)
-    return 0
+    return Pending(device, alarm_of(event_id, body, account, base))
 
 
 class Dc09Bridge:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from edge.clock import Clock
-from edge.station.dc09 import codec, messages
-from edge.station.dc09.codec import Dc09Error, Frame
-from edge.station.dc09.messages import Alarm, Format
+from edge.dc09 import codec, messages
+from edge.dc09.codec import Dc09Error, Frame
+from edge.dc09.messages import Alarm, Format
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,22 @@
-"""What a stored event says in DC-09: SIA-DCS or ADM-CID data, the video reference. Pure."""
+"""What an event says in DC-09: SIA-DCS or ADM-CID data, the video reference. Pure.
+
+Shared by the station's bridge (stored events) and the box's own DC-09 route.
+"""
 
 from __future__ import annotations
 
 import enum
+import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge.station.dc09.codec import Frame
+from edge.codes import Condition
+from edge.dc09.codec import Frame
+
+log = logging.getLogger(__name__)
+ACCOUNT = re.compile(r"[0-9A-F]{3,16}")  # what DC-09 carries; box configs enforce it too
+USER = re.compile(r"[0-9]{1,3}")  # a user number fits Contact ID's 3-digit address field
 
 
 class Format(enum.Enum):
@@ -81,3 +91,38 @@ def null_frame(
         timestamp=at.replace(microsecond=0),
         encrypted=encrypted,
     )
+
+
+def alarm_of(event_id: str, body: dict[str, object], account: str, base: str | None) -> Alarm:
+    """What DC-09 sends for an event, from its JSON record (as the box sends it and the
+    station stores it): codes, partition, the zone's number (a route's number for a
+    route trouble), the user for open/close, and ``<base>/events/<id>`` as video."""
+    zone = body.get("zone")
+    number = zone.get("number") if isinstance(zone, dict) else None
+    partition = body.get("partition")
+    return Alarm(
+        event_id=event_id,
+        cid=str(body.get("cid", "")),
+        sia=str(body.get("sia", "")),
+        partition=partition if isinstance(partition, int) else 0,
+        zone=number if isinstance(number, int) else None,
+        video=None if base is None else f"{base.rstrip('/')}/events/{event_id}",
+        account=hex_account(account),
+        user=_user(event_id, body) if body.get("condition") == Condition.OPEN_CLOSE else None,
+    )
+
+
+def hex_account(account: str | None) -> str | None:
+    return account if account and ACCOUNT.fullmatch(account) else None
+
+
+def _user(event_id: str, body: dict[str, object]) -> int:
+    """Open/close says who: the event's ``extra.user`` (0 to 999), else user 0 ("000")."""
+    extra = body.get("extra")
+    user = extra.get("user") if isinstance(extra, dict) else None
+    if user is None:
+        return 0
+    if isinstance(user, str) and USER.fullmatch(user):
+        return int(user)
+    log.warning("event %s: user %r is not 0 to 999; sent as user 000", event_id, user)
+    return 0
