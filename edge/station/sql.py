@@ -12,6 +12,10 @@ subscriptions): transactions run concurrently, so whatever must be decided
 by one writer at a time (one media's chunks) takes :meth:`Db.lock`, a
 transaction-scoped advisory lock. Every library error leaves here as
 :class:`StorageError` naming the store.
+
+psycopg is the ``station`` extra (``pip install 'edge-gateway[station]'``): a box
+never has it, and an SQLite store does without it; only a PostgreSQL store
+needs it, and says so when it is missing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import psycopg
+try:
+    import psycopg
+except ImportError as exc:  # the station extra: a box has no psycopg
+    _NO_PSYCOPG: str | None = str(exc)
+else:
+    _NO_PSYCOPG = None
 
 from edge.db import Transaction, open_db
 from edge.errors import StorageError
@@ -132,6 +141,12 @@ class PgBackend:
     shared = True
 
     def __init__(self, url: str) -> None:
+        if _NO_PSYCOPG is not None:
+            raise StorageError(
+                f"a PostgreSQL station store needs psycopg, which is not installed "
+                f"({_NO_PSYCOPG}): pip install 'edge-gateway[station]' "
+                "(the station extra; an SQLite store needs nothing more)"
+            )
         self.url = url
         self.label = f"station store {_redact(url)}"
         self._conn: psycopg.Connection[Any] | None = None
