@@ -7,7 +7,8 @@
 #   image-build/build-image.sh --update-key keys/vendor.pem [--pi-gen DIR] [--docker]
 #
 # Steps: 1. wheels for the Pi (aarch64, CPython 3.11): the edge-gateway wheel built
-# here, its dependencies downloaded as manylinux aarch64 wheels; 2. pi-gen (branch
+# here, its dependencies downloaded as the manylinux aarch64 wheels image-build/box.lock
+# pins (pip checks each file's SHA-256); 2. pi-gen (branch
 # "arm64") cloned into build/pi-gen unless --pi-gen names a checkout; 3. our stage
 # (image-build/pi-gen/stage-edge) and config copied in, with the sources, wheels and
 # update key in the stage's files/; 4. pi-gen's build.sh (as root) or build-docker.sh.
@@ -42,17 +43,16 @@ done
 wheels="$BUILD/wheels-aarch64"
 rm -rf "$wheels" && mkdir -p "$wheels"
 python3 -m pip wheel --no-deps --wheel-dir "$wheels" "$REPO"
-# The dependencies as pinned in pyproject.toml, as aarch64 wheels. Not the "pi" extra:
-# picamera2 and lgpio come from the Pi archive (python3-picamera2, python3-lgpio),
-# seen through --system-site-packages; a PyPI copy would shadow them.
-python3 - "$REPO/pyproject.toml" > "$BUILD/requirements-pi.txt" <<'PY'
-import sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(project["dependencies"]))
-PY
-python3 -m pip download --dest "$wheels" --only-binary=:all: \
-    --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
-    --python-version 3.11 --implementation cp -r "$BUILD/requirements-pi.txt"
+# The dependencies exactly as image-build/box.lock pins them (versions and SHA-256), as
+# aarch64 wheels for bookworm's glibc 2.36 (pip does not widen a manylinux_2_Y tag to
+# older ones: each is named, best first). Not numpy (Debian's python3-numpy) nor the
+# "pi" extra: picamera2 and lgpio come from the Pi archive (python3-picamera2,
+# python3-lgpio), seen through --system-site-packages; a PyPI copy would shadow them.
+platforms=()
+for minor in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${minor}_aarch64"); done
+python3 -m pip download --dest "$wheels" --no-deps --require-hashes --only-binary=:all: \
+    "${platforms[@]}" --platform manylinux2014_aarch64 \
+    --python-version 3.11 --implementation cp -r "$REPO/image-build/box.lock"
 
 # ---- 2. pi-gen ----------------------------------------------------------------
 if [ -z "$PIGEN" ]; then

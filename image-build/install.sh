@@ -9,7 +9,7 @@
 # /etc/edge/edge.toml nor the device's identity and keys.
 #
 # What it does, in order:
-#   1. Debian packages: python3, python3-venv, systemd; on a Raspberry Pi OS also
+#   1. Debian packages: python3, python3-venv, python3-numpy, systemd; on a Raspberry Pi OS also
 #      python3-picamera2 and python3-lgpio (Pi archive) and cloud-guest-utils
 #      (growpart, for the first-boot data partition expansion). Only missing ones.
 #   2. The groups gpio and video (Raspberry Pi OS has them; created if missing) and
@@ -17,8 +17,10 @@
 #   3. A release: /opt/edge/releases/<version>, a venv made with
 #      --system-site-packages (so the Pi archive's picamera2/libcamera bindings are
 #      visible), the wheel and its dependencies installed offline from --wheels,
-#      numpy held at the system's version when the system has one (picamera2's
-#      compiled helpers are built against it), then byte-compiled (/opt is
+#      each one the lock pins (image-build/box.lock: version and SHA-256; pip's
+#      --require-hashes refuses any other file), numpy held at the system's version
+#      (Debian's: picamera2's compiled helpers are built against it; the lock leaves
+#      numpy out), then byte-compiled (/opt is
 #      read-only to the service). /opt/edge/venv is a symlink to the current
 #      release; "edge update" switches it, /opt/edge/previous keeps the one before.
 #   4. /opt/edge/libexec: the first-boot and update-recovery helpers.
@@ -30,8 +32,8 @@
 #      card), and "systemctl enable". On a running system (not a chroot, not an
 #      image build) it also starts them, unless --no-start.
 #
-# Usage: install.sh --wheels DIR [--config FILE] [--update-key FILE]... [--no-apt]
-#                   [--no-start] [--pi | --no-pi]
+# Usage: install.sh --wheels DIR [--lock FILE] [--config FILE] [--update-key FILE]...
+#                   [--no-apt] [--no-start] [--pi | --no-pi]
 
 set -euo pipefail
 
@@ -40,6 +42,7 @@ PREFIX=/opt/edge
 ETC=/etc/edge
 USER_NAME=edge
 WHEELS=""
+LOCK="$SRC/image-build/box.lock"
 CONFIG="$SRC/config/edge.example.toml"
 UPDATE_KEYS=()
 APT=1
@@ -57,6 +60,7 @@ usage() {
 while [ $# -gt 0 ]; do
     case "$1" in
         --wheels) WHEELS=${2:?--wheels needs a folder}; shift 2 ;;
+        --lock) LOCK=${2:?--lock needs a file}; shift 2 ;;
         --config) CONFIG=${2:?--config needs a file}; shift 2 ;;
         --update-key) UPDATE_KEYS+=("${2:?--update-key needs a file}"); shift 2 ;;
         --no-apt) APT=0; shift ;;
@@ -71,6 +75,7 @@ done
 [ "$(id -u)" = 0 ] || die "run as root (sudo $0 ...)"
 [ -n "$WHEELS" ] || die "--wheels DIR is required (a folder with edge_gateway-*.whl and its dependencies)"
 [ -d "$WHEELS" ] || die "--wheels $WHEELS: no such folder"
+[ -f "$LOCK" ] || die "--lock $LOCK: no such file (image-build/box.lock, written by make lock)"
 [ -f "$CONFIG" ] || die "--config $CONFIG: no such file"
 for key in "${UPDATE_KEYS[@]}"; do
     [ -f "$key" ] || die "--update-key $key: no such file"
@@ -98,7 +103,7 @@ fi
 booted() { [ -d /run/systemd/system ] && ! systemd-detect-virt --chroot --quiet 2>/dev/null; }
 
 # ---- 1. Debian packages -----------------------------------------------------
-packages=(python3 python3-venv systemd passwd)
+packages=(python3 python3-venv python3-numpy systemd passwd)
 if [ "$PI" = 1 ]; then
     packages+=(python3-picamera2 python3-lgpio cloud-guest-utils e2fsprogs)
 fi
@@ -146,11 +151,19 @@ if system_numpy=$(python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/nul
     say "keeping the system's numpy $system_numpy (picamera2 is built against it)"
     echo "numpy==$system_numpy" > "$constraints"
 fi
+# The lock and the edge wheel itself: in hash-checking mode pip installs nothing else.
+requirements="$release/requirements.txt"
+edge_sha256=$(sha256sum "${edge_wheels[0]}" | cut -d' ' -f1)
+{ cat "$LOCK"; printf 'edge-gateway==%s --hash=sha256:%s\n' "$VERSION" "$edge_sha256"; } > "$requirements"
 if ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$release/bin/pip" install --quiet --no-index --no-cache-dir \
-    --find-links "$WHEELS" --constraint "$constraints" "edge-gateway==$VERSION"; then
+    --require-hashes --find-links "$WHEELS" --constraint "$constraints" -r "$requirements"; then
+    say "pip could not install $LOCK's wheels from $WHEELS: a wheel missing or not the one"
+    say "the lock pins (its SHA-256), a dependency not in the lock (make lock), or one that"
     if [ -s "$constraints" ]; then
-        say "pip could not install with $(cat "$constraints") held: a dependency may need another numpy"
-        say "than the system's (python3-picamera2 is built against it); see image-build/README.md"
+        say "needs another numpy than the system's $(cat "$constraints") (python3-picamera2 is built"
+        say "against it); see image-build/README.md"
+    else
+        say "needs numpy, which the system lacks (python3-numpy); see image-build/README.md"
     fi
     false
 fi

@@ -2,8 +2,9 @@
 
 A bundle is an uncompressed tar (the wheels are compressed already) holding
 
-- ``manifest.json``: format, package, version, and for every other member its
-  SHA-256 and size;
+- ``manifest.json``: format, package, version, for every other member its
+  SHA-256 and size, and ``lock``: the text of the lock the dependency wheels
+  were downloaded with (``image-build/box.lock``: pins and SHA-256 per wheel);
 - ``manifest.sig``: the raw 64-byte ed25519 signature of ``manifest.json``'s bytes;
 - ``wheels/*.whl``: the edge-gateway wheel of that version and its dependencies,
   built for the box (aarch64 on a Pi), so the box installs offline.
@@ -11,7 +12,10 @@ A bundle is an uncompressed tar (the wheels are compressed already) holding
 Verification trusts nothing in the tar before the signature checks out against
 one of the public keys in ``/etc/edge/update-keys/*.pem``; then every member
 must be listed, a plain file under ``wheels/`` with a safe name, and hash to
-what the manifest says. Anything else refuses the whole bundle.
+what the manifest says. Every dependency wheel must then be one the signed lock
+names (same package, version and SHA-256), and every package of the lock must
+have its wheel in the bundle; the lock is written beside the wheels as
+``box.lock``. Anything else refuses the whole bundle.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +43,8 @@ PACKAGE = "edge-gateway"
 WHEEL_PREFIX = "edge_gateway-"
 MAX_MANIFEST_BYTES = 1 << 20
 CHUNK = 1 << 20
+LOCK = "box.lock"  # the lock's name beside the extracted wheels
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
 class BundleError(EdgeError):
@@ -49,6 +56,60 @@ class Manifest:
     version: str
     files: dict[str, dict[str, Any]]
     created_at: str
+    lock: str = ""
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One package of a lock: its pinned version and the SHA-256 of its allowed files."""
+
+    version: str
+    hashes: frozenset[str]
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``Foo_bar`` is ``foo-bar``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_lock(text: str) -> dict[str, Locked]:
+    """A pip lock (``name==version`` lines with ``--hash=sha256:...``), by canonical name.
+
+    Raises BundleError on a requirement that is not pinned with ``==`` or has no hash.
+    """
+    locked: dict[str, Locked] = {}
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        pin, _, rest = line.partition(" ")
+        name, sep, version = pin.partition("==")
+        hashes = frozenset(_HASH.findall(rest))
+        if not sep or not name or not version or not hashes:
+            raise BundleError(f"lock: {pin!r} is not pinned with == and hashed")
+        if canonical(name) in locked:
+            raise BundleError(f"lock: {name} is pinned twice")
+        locked[canonical(name)] = Locked(version, hashes)
+    return locked
+
+
+def check_locked(files: dict[str, dict[str, Any]], lock: dict[str, Locked]) -> None:
+    """Every dependency wheel is one the lock names; every locked package has a wheel."""
+    seen = set()
+    for member, meta in files.items():
+        wheel = Path(member).name
+        if wheel.startswith(WHEEL_PREFIX):
+            continue
+        name, version = _wheel_pin(wheel)
+        pinned = lock.get(name)
+        if pinned is None:
+            raise BundleError(f"{wheel}: {name} is not in the lock")
+        if version != pinned.version or meta["sha256"] not in pinned.hashes:
+            raise BundleError(f"{wheel}: not the file the lock pins ({name}=={pinned.version})")
+        seen.add(name)
+    missing = sorted(f"{n}=={lock[n].version}" for n in set(lock) - seen)
+    if missing:
+        raise BundleError(f"locked packages without a wheel in the bundle: {', '.join(missing)}")
 
 
 def keygen(private: Path, public: Path) -> None:
@@ -77,8 +138,20 @@ def version_of(wheel: Path) -> str:
     return wheel.name.split("-")[1]
 
 
-def build(wheels: list[Path], private_key: Path, out: Path) -> Manifest:
-    """Write a signed bundle of ``wheels`` (exactly one of them edge-gateway's)."""
+def build(paths: list[Path], private_key: Path, out: Path) -> Manifest:
+    """Write a signed bundle of the wheels in ``paths`` (exactly one of them edge-gateway's)
+    and the one lock among them (``*.lock``) that every other wheel must match."""
+    locks = [p for p in paths if p.suffix == ".lock"]
+    wheels = [p for p in paths if p.suffix != ".lock"]
+    if len(locks) != 1:
+        raise BundleError(
+            f"a bundle needs the lock its wheels were downloaded with (image-build/{LOCK}), "
+            f"given once; got {len(locks)}"
+        )
+    try:
+        lock = locks[0].read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{locks[0]}: cannot read the lock: {exc}") from exc
     edge = [w for w in wheels if w.name.startswith(WHEEL_PREFIX)]
     if len(edge) != 1:
         raise BundleError(f"a bundle needs exactly one edge_gateway-*.whl, got {len(edge)}")
@@ -87,6 +160,10 @@ def build(wheels: list[Path], private_key: Path, out: Path) -> Manifest:
         raise BundleError("two wheels with the same file name")
     key = _private_key(private_key)
     files = {f"wheels/{w.name}": {"sha256": _sha256(w), "size": w.stat().st_size} for w in wheels}
+    try:
+        check_locked(files, parse_lock(lock))
+    except BundleError as exc:
+        raise BundleError(f"{locks[0]}: {exc}") from None
     created = datetime.now(UTC).isoformat(timespec="seconds")
     body = {
         "format": FORMAT,
@@ -94,6 +171,7 @@ def build(wheels: list[Path], private_key: Path, out: Path) -> Manifest:
         "version": version_of(edge[0]),
         "created_at": created,
         "files": files,
+        "lock": lock,
     }
     manifest = json.dumps(body, indent=2, sort_keys=True).encode()
     tmp = out.with_name(out.name + ".tmp")
@@ -103,7 +181,7 @@ def build(wheels: list[Path], private_key: Path, out: Path) -> Manifest:
         for wheel in wheels:
             tar.add(wheel, arcname=f"wheels/{wheel.name}", recursive=False)
     tmp.replace(out)
-    return Manifest(version_of(edge[0]), files, created)
+    return Manifest(version_of(edge[0]), files, created, lock)
 
 
 def trusted_keys(directory: Path) -> list[Ed25519PublicKey]:
@@ -141,6 +219,7 @@ def open_bundle(bundle: Path, keys: list[Ed25519PublicKey], dest: Path) -> Manif
         dest.mkdir(parents=True, exist_ok=True)
         for name, meta in manifest.files.items():
             _extract(tar, members.get(name), name, meta, dest)
+    (dest / LOCK).write_text(manifest.lock, encoding="utf-8")
     return manifest
 
 
@@ -160,7 +239,11 @@ def _parse_manifest(data: bytes) -> Manifest:
         edge = [n for n in files if n.startswith("wheels/" + WHEEL_PREFIX)]
         if len(edge) != 1 or version_of(Path(edge[0])) != version:
             raise BundleError(f"manifest: version {version} has no matching edge_gateway wheel")
-        return Manifest(version, files, str(body.get("created_at", "")))
+        lock = body.get("lock")
+        if not isinstance(lock, str):
+            raise BundleError("manifest: no lock (a bundle made before image-build/box.lock)")
+        check_locked(files, parse_lock(lock))
+        return Manifest(version, files, str(body.get("created_at", "")), lock)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"manifest: not a valid manifest: {exc!r}") from exc
 
@@ -187,6 +270,14 @@ def _extract(
     if digest.hexdigest() != meta["sha256"]:
         target.unlink()
         raise BundleError(f"{name}: SHA-256 does not match the signed manifest")
+
+
+def _wheel_pin(wheel: str) -> tuple[str, str]:
+    """(canonical name, version) from a wheel's file name (PEP 427)."""
+    parts = wheel.removesuffix(".whl").split("-")
+    if len(parts) not in (5, 6):
+        raise BundleError(f"{wheel}: not a wheel's file name")
+    return canonical(parts[0]), parts[1]
 
 
 def _member_bytes(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> bytes:

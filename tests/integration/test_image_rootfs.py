@@ -2,7 +2,8 @@
 
 A minimal bookworm (mmdebstrap, amd64, cached) gets the box installed by
 ``image-build/install.sh`` exactly as the image recipe and a manual install do
-it: built wheels installed offline, the units, the example config. Then, inside
+it: the wheels image-build/box.lock pins (x86_64 here), installed offline with
+their hashes checked, Debian's numpy, the units, the example config. Then, inside
 it (chroot): ``edge --version``, ``edge check-config``, ``systemd-analyze
 verify`` on the installed units, the service user's groups and the files'
 owners; first boot; and ``edge update`` from signed bundles, to a good version,
@@ -103,7 +104,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Root]:
     work = tmp_path_factory.mktemp("image")
     tarball = rootfs.base_tarball()
     wheels = work / "wheels"
-    rootfs.dependency_wheels(wheels)
+    rootfs.locked_wheels(wheels)
     rootfs.build_wheel(wheels)
     keys = work / "keys"
     keys.mkdir()
@@ -168,6 +169,14 @@ def test_install_script_sets_up_a_working_box(installed: Root) -> None:
     assert r.ok("stat", "-c", "%U:%G %a", "/etc/edge").strip() == "root:edge 750"
     cfg = (r.path / "opt/edge/releases/0.1.0/pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg
+    numpy = r.ok("/opt/edge/venv/bin/python", "-c", "import numpy; print(numpy.__file__)")
+    assert numpy.startswith("/usr/lib/python3/dist-packages/")  # Debian's, not a wheel
+    # psycopg is the station's (extra station), not a box's; the station's CLI says so.
+    assert r.run("/opt/edge/venv/bin/python", "-c", "import psycopg").returncode != 0
+    pg = r.run("/opt/edge/venv/bin/edge", "station", "events", "--db", "postgresql://st/db")
+    assert pg.returncode == 1, pg.stdout + pg.stderr
+    assert "needs psycopg, which is not installed" in pg.stderr
+    assert "pip install 'edge-gateway[station]'" in pg.stderr
     assert os.readlink(r.path / "opt/edge/venv") == "/opt/edge/releases/0.1.0"
     journald = (r.path / "etc/systemd/journald.conf.d/50-edge.conf").read_text()
     assert "Storage=volatile" in journald
@@ -196,6 +205,15 @@ def test_install_script_refuses_bad_input(installed: Root) -> None:
     )
     assert empty.returncode != 0
     assert "exactly one edge_gateway-*.whl (found 0)" in empty.stderr
+    # A dependency wheel that is not the file the lock pins (same name, other bytes).
+    forged = r.path / "tmp/forged"
+    shutil.copytree(r.path / INBOX.lstrip("/") / "wheels", forged)
+    (paho,) = forged.glob("paho_mqtt-*.whl")
+    paho.write_bytes(paho.read_bytes() + b"\0")
+    refused = r.run(f"{INBOX}/image-build/install.sh", "--wheels", "/tmp/forged")
+    assert refused.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in refused.stderr
+    assert "a wheel missing or not the one" in refused.stdout
     # Nothing was lost: the box still runs the same release.
     assert r.ok("/opt/edge/venv/bin/edge", "--version").strip() == "edge 0.1.0"
 
@@ -320,6 +338,7 @@ def _bundle(r: Root, version: str, *, broken: bool = False, key: str = "signing.
         str(out),
         str(edge),
         *map(str, deps),
+        str(rootfs.BOX_LOCK),
     )
     return r.put(out, out.name)
 

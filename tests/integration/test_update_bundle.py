@@ -1,18 +1,22 @@
 """Signed update bundles and the trial's verdict (edge/update/bundle.py, trial.py).
 
 Bundles are real tar files signed with real ed25519 keys; the wheels in them
-are stand-in files (the verification does not look inside a wheel). The full
+are stand-in files (the verification does not look inside a wheel), locked by a
+lock written here in pip's format (as ``make lock`` writes image-build/box.lock,
+whose own checks are in tests/unit/test_lock.py). The full
 install-try-rollback path on a real root file system is in test_image_rootfs.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from edge.update import bundle
 from edge.update.bundle import BundleError
@@ -36,9 +40,24 @@ def _wheels(tmp_path: Path, version: str = "1.2.3") -> list[Path]:
     return [edge, dep]
 
 
+def _lock(tmp_path: Path, pins: dict[str, tuple[str, bytes]]) -> Path:
+    """A lock in pip's format: name==version and the SHA-256 of the allowed file(s)."""
+    lines = ["# a lock as make lock writes it"]
+    for name, (version, data) in pins.items():
+        other = hashlib.sha256(b"the same wheel for the other architecture").hexdigest()
+        lines += [f"{name}=={version} \\", f"    --hash=sha256:{other} \\"]
+        lines += [f"    --hash=sha256:{hashlib.sha256(data).hexdigest()}", "    # via edge-gateway"]
+    path = tmp_path / "box.lock"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+PAHO = {"paho-mqtt": ("2.2.0", b"paho wheel")}
+
+
 def _build(tmp_path: Path, keys: Path) -> Path:
     out = tmp_path / "edge.bundle"
-    bundle.build(_wheels(tmp_path), keys / "signing.pem", out)
+    bundle.build([*_wheels(tmp_path), _lock(tmp_path, PAHO)], keys / "signing.pem", out)
     return out
 
 
@@ -64,8 +83,47 @@ def test_a_signed_bundle_verifies_and_extracts(tmp_path: Path, keys: Path) -> No
     manifest = bundle.open_bundle(path, bundle.trusted_keys(keys / "trusted"), tmp_path / "out")
     assert manifest.version == "1.2.3"
     got = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert got == ["edge_gateway-1.2.3-py3-none-any.whl", "paho_mqtt-2.2.0-py3-none-any.whl"]
-    assert (tmp_path / "out" / got[0]).read_bytes() == b"edge wheel " * 1000
+    assert got == [
+        "box.lock",
+        "edge_gateway-1.2.3-py3-none-any.whl",
+        "paho_mqtt-2.2.0-py3-none-any.whl",
+    ]
+    assert (tmp_path / "out" / got[1]).read_bytes() == b"edge wheel " * 1000
+    assert (tmp_path / "out" / "box.lock").read_text() == (tmp_path / "box.lock").read_text()
+    assert manifest.lock == (tmp_path / "box.lock").read_text()
+
+
+@pytest.mark.parametrize(
+    ("pins", "message"),
+    [
+        ({"paho-mqtt": ("2.2.0", b"another paho wheel")}, "not the file the lock pins"),
+        ({"paho-mqtt": ("2.1.0", b"paho wheel")}, r"not the file the lock pins \(paho-mqtt==2.1.0"),
+        ({"pydantic": ("2.14.3", b"x")}, "paho-mqtt is not in the lock"),
+        ({**PAHO, "av": ("18.1.0", b"x")}, "without a wheel in the bundle: av==18.1.0"),
+    ],
+)
+def test_a_bundle_holds_exactly_the_locked_wheels(
+    tmp_path: Path, keys: Path, pins: dict[str, tuple[str, bytes]], message: str
+) -> None:
+    with pytest.raises(BundleError, match=message):
+        bundle.build(
+            [*_wheels(tmp_path), _lock(tmp_path, pins)], keys / "signing.pem", tmp_path / "b"
+        )
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_bundle_needs_its_lock_and_a_lock_is_pinned_and_hashed(
+    tmp_path: Path, keys: Path
+) -> None:
+    with pytest.raises(BundleError, match="needs the lock its wheels were downloaded with"):
+        bundle.build(_wheels(tmp_path), keys / "signing.pem", tmp_path / "b")
+    loose = tmp_path / "loose.lock"
+    loose.write_text("paho-mqtt>=2 --hash=sha256:" + "0" * 64 + "\n")
+    with pytest.raises(BundleError, match="'paho-mqtt>=2' is not pinned with == and hashed"):
+        bundle.build([*_wheels(tmp_path), loose], keys / "signing.pem", tmp_path / "b")
+    loose.write_text("paho-mqtt==2.2.0\n")
+    with pytest.raises(BundleError, match="not pinned with == and hashed"):
+        bundle.build([*_wheels(tmp_path), loose], keys / "signing.pem", tmp_path / "b")
 
 
 def test_an_unknown_key_is_refused(tmp_path: Path, keys: Path) -> None:
@@ -102,8 +160,6 @@ def test_a_manifest_with_a_path_escape_is_refused_even_when_signed(
     tmp_path: Path, keys: Path
 ) -> None:
     """A signing key is not a licence to write outside the extraction folder."""
-    from cryptography.hazmat.primitives import serialization
-
     key = serialization.load_pem_private_key((keys / "signing.pem").read_bytes(), None)
     manifest = json.dumps(
         {
@@ -111,6 +167,7 @@ def test_a_manifest_with_a_path_escape_is_refused_even_when_signed(
             "package": "edge-gateway",
             "version": "1.2.3",
             "files": {"wheels/../../etc/x.whl": {"sha256": "0", "size": 1}},
+            "lock": "",
         }
     ).encode()
     path = tmp_path / "escape.bundle"
@@ -123,6 +180,39 @@ def test_a_manifest_with_a_path_escape_is_refused_even_when_signed(
         bundle.open_bundle(path, bundle.trusted_keys(keys / "trusted"), tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    ("lock", "message"),
+    [
+        (None, "no lock"),
+        ("paho-mqtt==2.2.0 --hash=sha256:" + "0" * 64, "not the file the lock pins"),
+    ],
+)
+def test_a_box_refuses_a_signed_bundle_its_lock_does_not_cover(
+    tmp_path: Path, keys: Path, lock: str | None, message: str
+) -> None:
+    """Signed by a trusted key, but without a lock or with a wheel the lock does not pin."""
+    key = serialization.load_pem_private_key((keys / "signing.pem").read_bytes(), None)
+    members = {f"wheels/{w.name}": w.read_bytes() for w in _wheels(tmp_path)}
+    files = {
+        name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        for name, data in members.items()
+    }
+    body = {"format": 1, "package": "edge-gateway", "version": "1.2.3", "files": files}
+    if lock is not None:
+        body["lock"] = lock
+    manifest = json.dumps(body).encode()
+    members = {"manifest.json": manifest, "manifest.sig": key.sign(manifest), **members}  # type: ignore[union-attr, call-arg]
+    path = tmp_path / "unlocked.bundle"
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(BundleError, match=message):
+        bundle.open_bundle(path, bundle.trusted_keys(keys / "trusted"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_inputs_are_named(tmp_path: Path, keys: Path) -> None:
     (tmp_path / "not-a-tar").write_bytes(b"hello")
     with pytest.raises(BundleError, match="not a bundle"):
@@ -131,7 +221,8 @@ def test_bad_inputs_are_named(tmp_path: Path, keys: Path) -> None:
     with pytest.raises(BundleError, match="no trusted update key"):
         bundle.trusted_keys(tmp_path / "empty")
     with pytest.raises(BundleError, match="exactly one edge_gateway"):
-        bundle.build(_wheels(tmp_path)[1:], keys / "signing.pem", tmp_path / "b")
+        lock = _lock(tmp_path, PAHO)
+        bundle.build([*_wheels(tmp_path)[1:], lock], keys / "signing.pem", tmp_path / "b")
     with pytest.raises(BundleError, match="not overwriting a signing key"):
         bundle.keygen(keys / "signing.pem", tmp_path / "x.pem")
 
