@@ -22,17 +22,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.clock import FakeClock
-from edge.mqttio import (
-    LinkSettings,
-    Message,
-    MqttLink,
-    _Client,
-    _decode_publish,
-    _packet_size,
-    _properties,
-    _received,
-    paho_private_api_problems,
-)
+from edge.mqttio import LinkSettings, Message, MqttLink, _packet_size, _properties, _received
+from edge.mqttio.client import _Client, _decode_publish, paho_private_api_problems
 
 
 def link(min_s: float, max_s: float) -> MqttLink:
@@ -190,7 +181,7 @@ def test_paho_s_private_api_is_what_our_client_relies_on() -> None:
     version = paho_mqtt.__version__
     problems = paho_private_api_problems(new_client())
     assert problems == [], (
-        f"paho-mqtt {version} changed the private API of edge/mqttio.py's _Client "
+        f"paho-mqtt {version} changed the private API of edge/mqttio/client.py's _Client "
         f"(written for 2.2.0): {problems}. Re-check _Client._handle_publish against "
         "paho's own, or drop _Client if paho now decodes a PUBLISH with one copy."
     )

@@ -21,8 +21,10 @@ a refusal means (the box raises a communication trouble: a refused ``ack``
 topic means nothing is ever deleted from its outbox).
 
 Incoming PUBLISH packets are decoded by our own decoder (one copy of the
-payload, not paho's four) through :class:`_Client`, a subclass of paho's
-client used only here: nothing of paho is patched for the rest of the process.
+payload, not paho's four) through :class:`edge.mqttio.client._Client`, a
+subclass of paho's client used only here: nothing of paho is patched for the
+rest of the process. A link may be bound to a network interface (a route that
+must leave by wwan0) or a source address.
 
 Reconnects back off exponentially from ``reconnect_min_s`` to
 ``reconnect_max_s`` with full jitter, so a fleet of boxes does not hammer a
@@ -33,175 +35,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
 import socket
 import ssl
-import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import paho.mqtt as paho_mqtt
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.exception import MalformedPacket, MQTTException
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties, VariableByteIntegers
+from paho.mqtt.properties import Properties
 
 from edge.clock import Clock, SystemClock
 from edge.errors import PublishRefused, UplinkError
+from edge.mqttio.client import _Client, paho_private_api_problems, paho_version
 
 log = logging.getLogger(__name__)
 Pairs = tuple[tuple[str, str], ...]
-_Malformed: Any = MalformedPacket
-# What paho's own decoders turn into MalformedPacket (paho 2.2, _packet.DECODE_ERRORS).
-_DECODE_ERRORS = (struct.error, IndexError, KeyError, ValueError, MQTTException)
-
-
-class _Publish(NamedTuple):
-    """A decoded PUBLISH: the fields (and order) of paho 2.2's ``_packet.PublishPacket``."""
-
-    dup: bool
-    qos: int
-    retain: bool
-    topic: bytes
-    mid: int
-    properties: Any
-    payload: bytes
-
-
-def _decode_publish(header: int, packet: bytes | bytearray, protocol: int) -> _Publish:
-    """A PUBLISH decoded with one copy of the payload, not paho's four.
-
-    paho 2.2's ``_packet.decode_publish`` splits the packet with
-    ``struct.unpack("!H{n}s")`` three times and slices it once more, each a
-    full copy of the payload, and hands ``Properties.unpack`` the whole rest of
-    the packet, which it re-slices for every property it reads: a 256 KiB
-    media chunk with 7 user properties was the station's largest cost. Here a
-    memoryview is sliced and only the properties' own bytes go to
-    ``Properties.unpack``. Same fields and errors as paho's (MalformedPacket),
-    checked on random whole and cut packets in tests/unit/test_mqttio.py.
-    """
-    try:
-        return _decode(header, packet, protocol)
-    except MalformedPacket:
-        raise
-    except _DECODE_ERRORS as exc:
-        raise _Malformed(str(exc)) from exc
-
-
-def _decode(header: int, packet: bytes | bytearray, protocol: int) -> _Publish:
-    view = memoryview(packet)
-    if len(view) < 2:
-        raise _Malformed("PUBLISH shorter than its topic length")
-    qos = (header & 0x06) >> 1
-    topic_end = 2 + int.from_bytes(view[:2], "big")
-    if topic_end > len(view):
-        raise _Malformed("PUBLISH topic longer than the packet")
-    topic = bytes(view[2:topic_end])
-    if protocol != paho.MQTTv5 and not topic:
-        raise _Malformed("topic can't be empty in MQTTv3")
-    pos, mid = topic_end, 0
-    if qos > 0:
-        if pos + 2 > len(view):
-            raise _Malformed("PUBLISH without its packet id")
-        mid = int.from_bytes(view[pos : pos + 2], "big")
-        pos += 2
-    properties = None
-    if protocol == paho.MQTTv5:
-        decode: Any = VariableByteIntegers.decode
-        length, used = decode(bytes(view[pos : pos + 4]))
-        if pos + used + length > len(view):
-            raise _Malformed("PUBLISH properties longer than the packet")
-        new_properties: Any = Properties
-        properties = new_properties(PacketTypes.PUBLISH)
-        _props, props_len = properties.unpack(bytes(view[pos : pos + used + length]))
-        pos += props_len
-    return _Publish(
-        dup=bool(header & 0x08),
-        qos=qos,
-        retain=bool(header & 0x01),
-        topic=topic,
-        mid=mid,
-        properties=properties,
-        payload=bytes(view[pos:]),
-    )
-
-
-class _Client(paho.Client):
-    """paho's client, receiving PUBLISH through :func:`_decode_publish`; ours alone.
-
-    paho 2.2 decodes an incoming PUBLISH in the private ``_handle_publish``
-    (called by ``_packet_handle``); this override does the same with our
-    decoder for QoS 0 and 1, and leaves QoS 2 (which no subscription here
-    asks for) to paho. Nothing of paho is patched: any other paho client in
-    the process decodes as paho does. The private names relied on are listed
-    in :func:`paho_private_api_problems`; a test fails naming paho's version
-    when they change, and a client finding them changed falls back to paho's
-    own (slower) decoding rather than fail.
-    """
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        header: int = self._in_packet["command"]
-        if (header & 0x06) >> 1 == 2:
-            return super()._handle_publish()
-        publish = _decode_publish(header, self._in_packet["packet"], self._protocol)
-        message = paho.MQTTMessage(publish.mid, publish.topic)
-        message.dup = publish.dup
-        message.qos = publish.qos
-        message.retain = publish.retain
-        message.properties = publish.properties
-        message.payload = publish.payload
-        message.timestamp = paho.time_func()
-        self._handle_on_message(message)
-        if message.qos == 0 or self._manual_ack:
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return self._send_puback(message.mid)
-
-
-# paho 2.2's private API that _Client uses: where, and the parameters expected.
-_PRIVATE_METHODS: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
-    (paho.Client, "_handle_publish", ("self",)),
-    (paho.Client, "_handle_on_message", ("self", "message")),
-    (paho.Client, "_send_puback", ("self", "mid")),
-    (paho.MQTTMessage, "__init__", ("self", "mid", "topic")),
-    (Properties, "unpack", ("self", "buffer")),
-    (VariableByteIntegers, "decode", ("buffer",)),
-)
-
-
-def paho_version() -> str:
-    return str(getattr(paho_mqtt, "__version__", "?"))
-
-
-def paho_private_api_problems(client: paho.Client) -> list[str]:
-    """What of paho's private API :class:`_Client` relies on is missing or changed.
-
-    Empty with paho-mqtt 2.2.0 (the pinned version). ``client`` is any paho
-    client instance (its private attributes are set by its constructor).
-    """
-    problems = []
-    for owner, name, params in _PRIVATE_METHODS:
-        found = getattr(owner, name, None)
-        try:
-            actual = tuple(inspect.signature(found).parameters) if callable(found) else None
-        except (TypeError, ValueError):
-            actual = None
-        if actual != params:
-            problems.append(f"{owner.__name__}.{name}{params} is now {actual}")
-    if not callable(getattr(paho, "time_func", None)):
-        problems.append("paho.mqtt.client.time_func is gone")
-    in_packet = getattr(client, "_in_packet", None)
-    if not isinstance(in_packet, dict) or not {"command", "packet"} <= in_packet.keys():
-        problems.append("Client._in_packet has no 'command' and 'packet'")
-    for attr in ("_protocol", "_manual_ack"):
-        if not hasattr(client, attr):
-            problems.append(f"Client.{attr} is gone")
-    return problems
 
 
 @dataclass(frozen=True)
@@ -242,6 +96,8 @@ class LinkSettings:
     subscriptions: tuple[tuple[str, int], ...] = ()
     will: Message | None = None
     inbox_size: int = 10_000
+    bind_interface: str | None = None  # the connection leaves by this interface (wwan0)
+    bind_address: str | None = None  # from this source address
 
 
 @dataclass
@@ -426,6 +282,7 @@ class MqttLink:
             s.host,
             s.port,
             keepalive=s.keepalive_s,
+            bind_address=s.bind_address or "",
             clean_start=s.session_expiry_s == 0,
             properties=props,
         )
@@ -628,6 +485,10 @@ class MqttLink:
                 client_id=s.client_id,
                 protocol=paho.MQTTv5,
             )
+        if isinstance(client, _Client):
+            client.bind_interface = s.bind_interface
+        elif s.bind_interface:
+            log.error("interface %s cannot be bound with this paho: any path", s.bind_interface)
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:
