@@ -411,12 +411,18 @@ class Box:
 
     def _state_message(self, state: str) -> Message:
         profile = profile_of(self.cfg)  # announced, so the station supervises to it
+        device = self.cfg.device
         payload = protocol.encode_state(
             state,
             boot_id=self.boot_id,
             version=__version__,
             at_ms=ms(self.clock.time()),
             supervision={"heartbeat_s": profile.heartbeat_s, "lost_s": profile.path_loss_s},
+            site=protocol.BoxSite(  # where the box is: a new box appears with its location
+                device.site, device.address, device.latitude, device.longitude
+            )
+            if state == "online"
+            else None,
         )
         return Message(self.topics.state, payload, qos=1, retain=True)
 

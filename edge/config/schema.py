@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ByteSize, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 from edge.codes import ZoneType
 
@@ -75,10 +83,27 @@ class Section(BaseModel):
 class DeviceConfig(Section):
     id: Slug = Field(description="Unique device id; appears in every topic and event.")
     site: str = Field(default="", max_length=200, description="Human description of the site.")
+    address: str = Field(
+        default="", max_length=300, description="The site's postal address, sent in the birth."
+    )
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, description="The site's latitude (WGS 84 degrees, north +)."
+    )
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180, description="The site's longitude (WGS 84 degrees, east +)."
+    )
     state_dir: Path | None = Field(
         default=None,
         description="Where the outbox and media live; default: $STATE_DIRECTORY from systemd.",
     )
+
+    @model_validator(mode="after")
+    def _coordinates_together(self) -> DeviceConfig:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together: give both or neither")
+        if any(ord(c) < 32 for c in self.address):
+            raise ValueError("address must be one line, without control characters")
+        return self
 
 
 class StationConfig(Section):

@@ -26,9 +26,11 @@ from edge.protocol.commands import (
 )
 from edge.protocol.common import VERSION, dumps, iso_ms, load, parse_iso_ms
 from edge.protocol.events import (
+    BoxSite,
     EventMessage,
     decode_event,
     decode_object,
+    decode_site,
     encode_event,
     encode_heartbeat,
     encode_state,
@@ -51,6 +53,7 @@ __all__ = [
     "MAX_CLIP_S",
     "VERSION",
     "Ack",
+    "BoxSite",
     "Chunk",
     "ClipArgs",
     "Command",
@@ -72,6 +75,7 @@ __all__ = [
     "decode_event",
     "decode_object",
     "decode_result",
+    "decode_site",
     "device_of",
     "dumps",
     "encode_ack",

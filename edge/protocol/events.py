@@ -123,6 +123,28 @@ def decode_event(payload: bytes) -> EventMessage:
         raise ProtocolError(f"malformed event envelope: {exc!r}") from exc
 
 
+@dataclass(frozen=True)
+class BoxSite:
+    """Where a box is, as its config says (``device.site``, ``address``, ``latitude``,
+    ``longitude``): sent in its birth so that a new box appears with its location."""
+
+    name: str = ""
+    address: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The birth's ``site`` object: only what is known."""
+        body: dict[str, Any] = {k: v for k, v in (("name", self.name),
+                                                  ("address", self.address)) if v}  # fmt: skip
+        if self.latitude is not None and self.longitude is not None:
+            body["latitude"], body["longitude"] = self.latitude, self.longitude
+        return body
+
+
+MAX_SITE_TEXT = 300
+
+
 def encode_state(
     state: str,
     *,
@@ -130,13 +152,53 @@ def encode_state(
     version: str,
     at_ms: int,
     supervision: dict[str, int] | None = None,
+    site: BoxSite | None = None,
+    route: int | None = None,
 ) -> bytes:
-    """``supervision`` (in the birth): ``heartbeat_s`` and ``lost_s``, the box's profile."""
+    """``supervision`` (in the birth): ``heartbeat_s`` and ``lost_s``, the box's profile;
+    ``site`` (in the birth): its name, address and coordinates, when any is known;
+    ``route``: on a box with several routes, the route (1: the primary) this state
+    is about: the box is offline only when every route it announced says so."""
     body: dict[str, Any] = {"v": VERSION, "state": state, "boot_id": boot_id, "version": version}
     body["at"] = iso_ms(at_ms)
     if supervision is not None:
         body["supervision"] = supervision
+    if site is not None and site.as_dict():
+        body["site"] = site.as_dict()
+    if route is not None:  # a box with several routes: which one this state is about
+        body["route"] = route
     return dumps(body)
+
+
+def decode_site(value: object) -> BoxSite:
+    """A birth's ``site`` object (station side); ProtocolError when malformed."""
+    if not isinstance(value, dict):
+        raise ProtocolError(f"site must be an object, not {value!r}")
+    unknown = set(value) - {"name", "address", "latitude", "longitude"}
+    if unknown:
+        raise ProtocolError(f"site: unknown keys {sorted(unknown)}")
+    texts = {}
+    for key in ("name", "address"):
+        text = value.get(key, "")
+        if not isinstance(text, str) or len(text) > MAX_SITE_TEXT or "\x00" in text:
+            raise ProtocolError(f"site.{key} must be text of at most {MAX_SITE_TEXT} characters")
+        texts[key] = text
+    lat, lon = value.get("latitude"), value.get("longitude")
+    if (lat is None) != (lon is None):
+        raise ProtocolError("site: latitude and longitude go together")
+    for name, number, limit in (("latitude", lat, 90), ("longitude", lon, 180)):
+        if number is None:
+            continue
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ProtocolError(f"site.{name} must be a number, not {number!r}")
+        if not -limit <= number <= limit:
+            raise ProtocolError(f"site.{name} {number} is outside -{limit} to {limit}")
+    return BoxSite(
+        texts["name"],
+        texts["address"],
+        None if lat is None else float(lat),
+        None if lon is None else float(lon),
+    )
 
 
 def encode_heartbeat(*, seq: int, at_ms: int, interval_s: int, outbox_depth: int) -> bytes:

@@ -48,6 +48,8 @@ class StateReceived:
     state: str
     heartbeat_s: int | None = None  # the box's supervision profile, from its birth
     lost_s: int | None = None
+    site: protocol.BoxSite | None = None  # where the box is, from its birth
+    route: int | None = None  # a box with several routes: the route this state is about
 
 
 @dataclass(frozen=True)
@@ -87,16 +89,20 @@ def _state(device: str, body: dict[str, object]) -> StateReceived:
     state = body.get("state")
     if not isinstance(state, str) or not state or "\x00" in state:
         raise ProtocolError(f"state must be a non-empty string, not {state!r}")
+    site = None if body.get("site") is None else protocol.decode_site(body["site"])
+    route = None if body.get("route") is None else _int64(body["route"], "route")
+    if route is not None and not 1 <= route <= 99:
+        raise ProtocolError(f"route must be 1 to 99, not {route}")
     profile = body.get("supervision")
     if profile is None:
-        return StateReceived(device, state)
+        return StateReceived(device, state, site=site, route=route)
     if not isinstance(profile, dict):
         raise ProtocolError(f"supervision must be an object, not {profile!r}")
     heartbeat_s = _int64(profile.get("heartbeat_s"), "supervision.heartbeat_s")
     lost_s = _int64(profile.get("lost_s"), "supervision.lost_s")
     if not 0 < heartbeat_s <= lost_s <= 86_400:
         raise ProtocolError(f"supervision: need 0 < heartbeat_s <= lost_s <= 86400: {profile}")
-    return StateReceived(device, state, heartbeat_s, lost_s)
+    return StateReceived(device, state, heartbeat_s, lost_s, site, route)
 
 
 def _event(device: str, payload: bytes) -> EventReceived:

@@ -22,6 +22,7 @@ from edge import codes
 from edge.codes import Condition, ZoneType
 from edge.model import Event, ZoneRef
 from edge.protocol import (
+    BoxSite,
     Chunk,
     ClipArgs,
     Command,
@@ -100,6 +101,7 @@ def payloads() -> dict[str, bytes]:
             version="0.1.0",
             at_ms=T0 - 3_600_000,
             supervision={"heartbeat_s": 60, "lost_s": 180},
+            site=BoxSite("ACME warehouse", "12 rue des Docks, 69009 Lyon", 45.7772, 4.8044),
         ),
         "state-offline": encode_state(
             "offline", boot_id="5f0c1d2e", version="0.1.0", at_ms=T0 - 3_600_000
