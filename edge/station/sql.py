@@ -64,12 +64,16 @@ class Db(Protocol):
 class Backend(Protocol):
     label: str
     shared: bool  # True: other receivers write to the same store at the same time
+    dialect: str  # "sqlite" or "postgresql": for the little DDL the two write differently
 
     def open(self, schema: str) -> None: ...
 
     def close(self) -> None: ...
 
     def transaction(self) -> contextlib.AbstractContextManager[Db]: ...
+
+    def read(self) -> contextlib.AbstractContextManager[Db]:
+        """A transaction that only reads: on SQLite it does not take the write lock."""
 
 
 def is_postgres(target: str) -> bool:
@@ -113,6 +117,7 @@ class SqliteBackend:
     """One SQLite file (WAL, ``synchronous=FULL``)."""
 
     shared = False
+    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -134,11 +139,28 @@ class SqliteBackend:
         with Transaction(self.conn, self._lock, self.label) as conn:
             yield SqliteDb(conn)
 
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Db]:
+        """A deferred transaction: one consistent view (WAL), no wait for the writer."""
+        with self._lock:
+            conn = self.conn
+            if conn is None:
+                raise StorageError(f"{self.label} is not open")
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield SqliteDb(conn)
+                finally:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.label}: {exc}") from exc
+
 
 class PgBackend:
     """A PostgreSQL database shared by every receiver; reconnects after a lost connection."""
 
     shared = True
+    dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
         if _NO_PSYCOPG is not None:
@@ -183,6 +205,9 @@ class PgBackend:
                     yield PgDb(conn)
             except psycopg.Error as exc:
                 raise StorageError(f"{self.label}: {exc}") from exc
+
+    def read(self) -> contextlib.AbstractContextManager[Db]:
+        return self.transaction()  # readers never wait for writers in PostgreSQL
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:

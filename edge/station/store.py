@@ -21,7 +21,19 @@ from typing import Any
 
 from edge.errors import ProtocolError, StorageError
 from edge.protocol import EventMessage, MediaProgress, event_record
-from edge.station import assembly, media, oplog, parts, queries, sql, supervision
+from edge.station import (
+    assembly,
+    courante,
+    incidents,
+    media,
+    oplog,
+    parts,
+    queries,
+    sites,
+    sql,
+    supervision,
+    videoreq,
+)
 from edge.station.assembly import Outcome
 from edge.station.inbound import (
     ChunkReceived,
@@ -70,6 +82,9 @@ CREATE TABLE IF NOT EXISTS devices (
     + media.SCHEMA
     + supervision.SCHEMA
     + oplog.SCHEMA
+    + sites.SCHEMA
+    + incidents.SCHEMA
+    + videoreq.SCHEMA
     + """
 CREATE TABLE IF NOT EXISTS forwarded (
     event_id TEXT PRIMARY KEY,
@@ -153,6 +168,8 @@ class StationStore:
 
     def open(self) -> None:
         self.backend.open(SCHEMA)
+        with self._tx() as db:  # its DDL differs between the two back-ends
+            courante.create(db, self.backend.dialect)
         if not isinstance(self.backend, SqliteBackend) or self.backend.conn is None:
             return
         try:
@@ -181,6 +198,8 @@ class StationStore:
                 # whose batches hold chunks of the same media cannot deadlock
                 for device, media_id in sorted(_media_of(items)):
                     media.lock(db, MediaKey(device, media_id))
+                if any(isinstance(i, EventReceived | MediaLostReceived) for i in items):
+                    db.lock(incidents.LOCK)  # before any event row: see incidents
                 for item in items:
                     self._put(db, item, batch)
                 writer.sync()  # the chunks' bytes are on disk before their rows commit
@@ -250,9 +269,14 @@ class StationStore:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def supervise(self, now_ms: int, since_ms: int) -> list[supervision.Change]:
-        """Raise the "device lost" alarms and restores that are due (one transaction)."""
+        """Raise the "device lost" alarms and restores that are due, and file them at the
+        workstation (one transaction)."""
         with self._tx() as db:
-            return supervision.check(db, now_ms, since_ms)
+            changes = supervision.check(db, now_ms, since_ms)
+            for change in changes:
+                lost = change.kind == supervision.LOST
+                incidents.file_station(db, change.id, change.device, lost, change.at_ms)
+            return changes
 
     def device_status(self, now_ms: int, since_ms: int | None = None) -> list[dict[str, Any]]:
         with self._tx() as db:
@@ -277,6 +301,8 @@ class StationStore:
             except ProtocolError as exc:
                 receipt.rejected.append(f"{item.device}: {exc}")
                 return
+            if new:
+                incidents.file_event(db, item.message, received_ms)
             ids = receipt.ids.setdefault(item.device, [])
             if item.message.event.id not in ids:
                 ids.append(item.message.event.id)
@@ -293,6 +319,7 @@ class StationStore:
                     item.device,
                     item.reason,
                 )
+                incidents.media_arrived(db, item.device, item.media_id)
             key = MediaKey(item.device, item.media_id)
             batch.touched.pop(key, None)
             progress = MediaProgress(item.media_id, 0, complete=True)
@@ -306,6 +333,8 @@ class StationStore:
             )
             if item.heartbeat_s is not None and item.lost_s is not None:
                 supervision.announce(db, item.device, item.heartbeat_s, item.lost_s)
+            if item.site is not None:
+                sites.put_box_site(db, item.device, item.site, received_ms)
         else:
             db.execute(
                 "INSERT INTO devices (device, heartbeat_ms, heartbeat_interval_s) "
@@ -356,10 +385,19 @@ class StationStore:
             if batch is not None:
                 parts.remove(media.part_of(self.media_root, key) for key in batch.discarded)
             outcomes = assembly.finish(db, self.media_root, keys, received_ms)
+            shown = [k for k, _, o in outcomes if o is Outcome.COMPLETE and incidents.shows(db, k)]
             for key in () if batch is None else batch.touched:
                 receipt.media.setdefault(key.device, {})[key.media_id] = media.progress(db, key)
         if any(outcome is not Outcome.UNWRITTEN for *_, outcome in outcomes):
             self.commits += 1
+        if shown:  # the incidents showing them show them now; after the files' commit, so
+            # that this transaction never waits for the workstation's lock
+            try:
+                with self._tx() as db:
+                    for key in shown:
+                        incidents.media_arrived(db, key.device, key.media_id)
+            except StorageError:  # the page shows them at its next change or reload
+                log.exception("media stored, but the workstation was not told")
         for *_, outcome in outcomes:
             if outcome is Outcome.COMPLETE:
                 receipt.complete += 1
@@ -371,6 +409,10 @@ class StationStore:
     def transaction(self) -> contextlib.AbstractContextManager[Db]:
         """One transaction, for the station's other parts (bridge, operator page)."""
         return self.backend.transaction()
+
+    def read(self) -> contextlib.AbstractContextManager[Db]:
+        """One transaction that only reads (the operator page's views)."""
+        return self.backend.read()
 
     def _tx(self) -> contextlib.AbstractContextManager[Db]:
         return self.backend.transaction()

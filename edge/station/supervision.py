@@ -14,6 +14,7 @@ change once. Changes go to ``station_alarms``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge.protocol import iso_ms
@@ -74,6 +75,7 @@ class Change:
     kind: str  # LOST or RESTORED
     at_ms: int
     reason: str
+    id: str = ""  # its row in station_alarms
 
 
 def deadline_s(seen: Seen) -> int:
@@ -98,12 +100,20 @@ def verdict(seen: Seen, now_ms: int, since_ms: int) -> Verdict:
     return Verdict(False, "heartbeat in time", age, deadline)
 
 
-def load(db: Db) -> list[Seen]:
-    rows = db.execute(
+def load(db: Db, devices: Sequence[str] | None = None) -> list[Seen]:
+    """What the station knows of every box (or of ``devices``)."""
+    sql = (
         "SELECT d.device, d.state, d.state_ms, d.heartbeat_ms, d.heartbeat_interval_s, "
         "s.lost_s, COALESCE(s.lost, 0), s.changed_ms FROM devices d "
-        "LEFT JOIN supervision s ON s.device = d.device ORDER BY d.device"
-    ).fetchall()
+        "LEFT JOIN supervision s ON s.device = d.device"
+    )
+    args: list[str] = []
+    if devices is not None:
+        if not devices:
+            return []
+        sql += f" WHERE d.device IN ({', '.join('?' for _ in devices)})"
+        args = list(devices)
+    rows = db.execute(sql + " ORDER BY d.device", args).fetchall()
     return [Seen(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
 
 
@@ -123,11 +133,12 @@ def check(db: Db, now_ms: int, since_ms: int) -> list[Change]:
             "changed_ms = excluded.changed_ms",
             (seen.device, int(judged.lost), now_ms),
         )
+        alarm_id = str(uuid.uuid4())
         db.execute(
             "INSERT INTO station_alarms (id, device, kind, at_ms, reason) VALUES (?, ?, ?, ?, ?)",
-            (str(uuid.uuid4()), seen.device, kind, now_ms, reason),
+            (alarm_id, seen.device, kind, now_ms, reason),
         )
-        changes.append(Change(seen.device, kind, now_ms, reason))
+        changes.append(Change(seen.device, kind, now_ms, reason, alarm_id))
     return changes
 
 
@@ -151,11 +162,18 @@ def health(db: Db, device: str, outbox_depth: int, at_ms: int) -> None:
     )
 
 
-def status(db: Db, now_ms: int, since_ms: int) -> list[dict[str, object]]:
-    """Every box with its supervision state, for the CLI and the operator page."""
+def status(
+    db: Db, now_ms: int, since_ms: int, devices: Sequence[str] | None = None
+) -> list[dict[str, object]]:
+    """Every box (or those of ``devices``) with its supervision state, for the CLI and
+    the operator page."""
     out: list[dict[str, object]] = []
-    depths = dict(db.execute("SELECT device, outbox_depth FROM box_health").fetchall())
-    for seen in load(db):
+    seen_boxes = load(db, devices)
+    sql, args = "SELECT device, outbox_depth FROM box_health", [s.device for s in seen_boxes]
+    if devices is not None:
+        sql += f" WHERE device IN ({', '.join('?' for _ in args) or 'NULL'})"
+    depths = dict(db.execute(sql, args if devices is not None else []).fetchall())
+    for seen in seen_boxes:
         judged = verdict(seen, now_ms, since_ms)
         out.append(
             {
