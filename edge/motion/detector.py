@@ -1,9 +1,11 @@
 """The motion pre-filter: ``detect(gray, state, params) -> (state, result)``, pure.
 
-On a small grey copy of each frame (its own downscale to ``work_width``):
+On a small grey copy of each frame (its own downscale to ``work_width``, by
+2x area steps), in 8-bit integers wherever it can:
 
-1. **Lighting.** The frame is compared with the background *after* a robust
-   fit ``frame ~ gain * background + offset`` over the whole picture, so an
+1. **Lighting.** When the change is spread over much of the picture, the
+   frame is compared with the background *after* a robust fit
+   ``frame ~ gain * background + offset`` over the whole picture, so an
    exposure step, a cloud or a lamp changes gain/offset, not the foreground.
 2. **Vibration.** A pixel is foreground only if it is darker than the
    darkest or brighter than the brightest background pixel of its 3x3
@@ -11,37 +13,57 @@ On a small grey copy of each frame (its own downscale to ``work_width``):
    inside that band.
 3. **Noise.** Each pixel's threshold grows with its own running flicker
    (leaves, water, sensor noise at night).
-4. **Blobs.** Opening removes speckles, closing joins the parts of one
-   body; connected blobs smaller than ``min_area`` are dropped.
+4. **Blobs** (``edge.motion.blobs``): bodies of at least ``min_area``, and
+   thin targets followed from frame to frame until they have travelled.
 5. **Start-up and scene changes.** While the background is learnt (the
    first ``calibration_frames``, and again after the IR day/night switch:
    a change over ``scene_change_share`` of the picture, or over a quarter of that
    appearing in one frame, or a gain no lamp makes) the result says
    ``calibrating`` and never ``motion``.
+6. **Quiet frames are cheap.** When no pixel changed and nothing is being
+   followed, the frame costs its downscale and one comparison, and after
+   ``QUIET_SKIP_AFTER`` such frames every other frame is only probed (one
+   working pixel in 4x4, read from the input) and skipped when no probed
+   pixel changed; the
+   background and noise are then learnt every ``QUIET_LEARN_EVERY`` frames
+   (every ``ACTIVE_LEARN_EVERY`` while something moves) at the rate those
+   frames together would have had.
 
-Motion needs blobs on ``min_frames`` consecutive frames. The state is never
-modified in place: every call returns a new one; start from ``MotionState()``
-again when the parameters change (masks and zones are rasterised into it).
-A body that fills over a quarter of ``scene_change_share`` of the picture
-*within one frame* is taken for a lighting switch (the tamper judge sees a
-lens covered from close by); walking in over a few frames, it is motion.
+Motion needs a body or a moving target on ``min_frames`` consecutive frames.
+The state is never modified in place: every call returns a new one; start
+from ``MotionState()`` again when the parameters change (masks and zones
+are rasterised into it). A body that fills over a quarter of
+``scene_change_share`` of the picture *within one frame* is taken for a
+lighting switch (the tamper judge sees a lens covered from close by);
+walking in over a few frames, it is motion.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+from cv2.typing import MatLike
 
 from edge.model import Gray
+from edge.motion import blobs as bl
 from edge.motion.params import Mask, MotionParams
 
 Floats = npt.NDArray[np.float32]
+U8 = MatLike  # an 8-bit, one-channel picture as OpenCV returns it
 Box = tuple[int, int, int, int]  # x, y, width, height in the input frame's pixels
 GAIN_RANGE = (0.4, 2.5)  # a fitted gain outside this is a scene change, not lighting
-_KERNEL = np.ones((3, 3), np.uint8)
+FIT_SHARE = 0.01  # changed share of the picture above which lighting may be fitted ...
+FIT_SPREAD = 0.25  # ... if the change is spread over this share of the tiles;
+FIT_EVERY = 4  # a fit serves this many frames, unless the changed share jumps
+TILES = (8, 6)
+QUIET_LEARN_EVERY = 4
+ACTIVE_LEARN_EVERY = 4
+QUIET_SKIP_AFTER = 4  # after this many quiet frames in a row, every other frame is probed:
+PROBE = 4  # one working pixel in 4x4 is looked at, and the frame skipped if none changed
+NOISE_RATE = 0.02
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,11 @@ class Geometry:
     watched: Mask  # pixels outside every detection mask
     zones: tuple[tuple[str, Mask], ...]
     min_area_px: int
+    halvings: int = 0  # 2x area reductions before the last resize
+    blind: U8 = field(default_factory=lambda: np.zeros((0, 0), np.uint8), repr=False)
+    watched_px: int = 1
+    probe_y: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp), repr=False)
+    probe_x: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp), repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,16 @@ class MotionState:
     learnt: int = 0  # frames learnt since start or the last scene change
     streak: int = 0  # consecutive frames with a blob
     changed: float = 0.0  # share of the watched picture changed in the last frame
+    low: U8 | None = field(default=None, repr=False)  # 3x3 minimum of the background
+    high: U8 | None = field(default=None, repr=False)  # 3x3 maximum of the background
+    limit: U8 | None = field(default=None, repr=False)  # per-pixel threshold, 255 = masked
+    idle: int = 0  # quiet frames whose learning is still owed
+    gain: float = 1.0  # the last lighting fit, and frames since it
+    offset: float = 0.0
+    fit_age: int = 0
+    tracks: tuple[bl.Track, ...] = ()
+    bodies: tuple[bl.Blob, ...] = ()  # the last frame's bodies, which a thin blob may continue
+    quiet: int = 0  # quiet frames in a row (nothing changed, nothing followed)
 
 
 @dataclass(frozen=True)
@@ -73,6 +110,7 @@ class MotionResult:
     boxes: tuple[Box, ...] = ()
     zones: tuple[str, ...] = ()
     scene_change: bool = False  # this frame restarted the background learning
+    skipped: bool = False  # a quiet scene: this frame was not looked at
     gain: float = 1.0
     offset: float = 0.0
     foreground: Mask | None = field(default=None, repr=False, compare=False)  # working grid
@@ -86,64 +124,129 @@ def geometry(width: int, height: int, params: MotionParams) -> Geometry:
         watched &= ~polygon.raster(work_w, work_h)
     zones = tuple((z.name, z.raster(work_w, work_h) & watched) for z in params.zones)
     min_area_px = max(2, round(params.area_share * work_w * work_h))
-    return Geometry((width, height), (work_w, work_h), watched, zones, min_area_px)
+    halvings = 0
+    while width >> (halvings + 1) >= work_w and height >> (halvings + 1) >= work_h:
+        halvings += 1
+    blind = np.where(watched, 0, 255).astype(np.uint8)
+    # the input pixel at the centre of every PROBE-th working pixel
+    probe_y = ((np.arange(0, work_h, PROBE) + 0.5) * height / work_h).astype(np.intp)
+    probe_x = ((np.arange(0, work_w, PROBE) + 0.5) * width / work_w).astype(np.intp)
+    return Geometry(
+        (width, height),
+        (work_w, work_h),
+        watched,
+        zones,
+        min_area_px,
+        halvings,
+        blind,
+        max(1, int(np.count_nonzero(watched))),
+        probe_y[:, None],
+        probe_x,
+    )
 
 
-def shrink(gray: Gray, geo: Geometry) -> Floats:
-    if geo.size == geo.input_size:
-        return gray.astype(np.float32)
-    small = cv2.resize(gray, geo.size, interpolation=cv2.INTER_AREA)
-    return np.asarray(small, np.float32)
+def shrink(gray: Gray, geo: Geometry) -> U8:
+    """The working grid: 2x area steps (OpenCV's fast path), then one area resize."""
+    small: U8 = gray
+    for _ in range(geo.halvings):
+        height, width = small.shape
+        small = cv2.resize(small, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    if (small.shape[1], small.shape[0]) != geo.size:
+        small = cv2.resize(small, geo.size, interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.uint8)
 
 
-def fit_lighting(small: Floats, background: Floats) -> tuple[float, float]:
+def _median(values: Floats) -> float:
+    return float(np.partition(values, values.size // 2)[values.size // 2])
+
+
+def fit_lighting(small: U8, background: Floats) -> tuple[float, float]:
     """Gain and offset with ``small ~ gain * background + offset``, robust to moving objects.
 
     On every third pixel: a first guess (offset only, by median), then twice a
     least-squares fit on the pixels the last guess explains (moving bodies are left out).
     """
     x = background[::3, ::3].ravel()
-    y = small[::3, ::3].ravel()
-    gain, offset = 1.0, float(np.median(y - x))
+    y = small[::3, ::3].ravel().astype(np.float32)
+    gain, offset = 1.0, _median(y - x)
     for _ in range(2):
-        residual = np.abs(y - (gain * x + offset))
-        keep = residual <= max(8.0, 3.0 * float(np.median(residual)))
+        residual = np.abs(y - (np.float32(gain) * x + np.float32(offset)))
+        keep = residual <= max(8.0, 3.0 * _median(residual))
         xs, ys = x[keep], y[keep]
         if xs.size < 16:
             break
-        mx, my = float(xs.mean()), float(ys.mean())
-        var = float(np.dot(xs - mx, xs - mx))
+        mx, my = float(xs.sum()) / xs.size, float(ys.sum()) / ys.size
+        dx = xs - np.float32(mx)
+        var = float(np.dot(dx, dx))
         if var < xs.size:  # a flat picture (std < 1): offset only
-            return 1.0, float(np.median(y - x))
-        gain = float(np.dot(xs - mx, ys - my)) / var
+            return 1.0, _median(y - x)
+        gain = float(np.dot(dx, ys - np.float32(my))) / var
         offset = my - gain * mx
     return gain, offset
 
 
-def postprocess(
-    foreground: npt.NDArray[np.uint8], min_area_px: int
-) -> tuple[Mask, list[tuple[int, int, int, int, int]]]:
-    """Open, close, keep blobs of at least ``min_area_px``: (mask, [(x, y, w, h, area)])."""
-    clean = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, _KERNEL)
-    clean = cv2.morphologyEx(clean, cv2.MORPH_CLOSE, _KERNEL)
-    if cv2.countNonZero(clean) == 0:
-        return clean.astype(bool), []
-    # 16-bit labels: blobs survive a 3x3 opening, so fewer than 65,536 of them fit any grid
-    # up to 640 px wide, and this is three times faster than the default here.
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        clean, connectivity=8, ltype=cv2.CV_16U
-    )
-    big = np.flatnonzero(stats[1:, 4] >= min_area_px) + 1
-    blobs = [(int(x), int(y), int(w), int(h), int(a)) for x, y, w, h, a in stats[big].tolist()]
-    if len(blobs) == count - 1:
-        return clean.astype(bool), blobs
-    keep = np.zeros(count, bool)
-    keep[big] = True
-    return keep[labels], blobs
+def spread(raw: U8) -> float:
+    """Share of the picture's 8x6 tiles with a changed pixel: lighting changes everywhere,
+    bodies in a few tiles."""
+    tiles = cv2.resize(raw, TILES, interpolation=cv2.INTER_AREA)
+    return cv2.countNonZero(tiles) / (TILES[0] * TILES[1])
 
 
-def _relearn(geo: Geometry, small: Floats, scene_change: bool) -> tuple[MotionState, MotionResult]:
-    state = MotionState(geo, small, np.zeros_like(small), 1, 0)
+def _still(gray: Gray, geo: Geometry, state: MotionState) -> bool:
+    """No probed pixel is outside its band (one working pixel in PROBE x PROBE, read
+    straight from the input: about 1/16 of the downscale's work)."""
+    if state.low is None or state.high is None or state.limit is None:
+        return False
+    probe = gray[geo.probe_y, geo.probe_x].astype(np.int16)
+    low = state.low[::PROBE, ::PROBE]
+    high = state.high[::PROBE, ::PROBE]
+    excess = np.maximum(low - probe, probe - high)
+    return not bool((excess > state.limit[::PROBE, ::PROBE]).any())
+
+
+def _bands(expected: U8) -> tuple[U8, U8]:
+    return cv2.erode(expected, bl.KERNEL), cv2.dilate(expected, bl.KERNEL)
+
+
+def _excess(small: U8, low: U8, high: U8) -> U8:
+    """How far each pixel is outside its neighbourhood's band (saturating 8-bit)."""
+    return cv2.max(cv2.subtract(low, small), cv2.subtract(small, high))
+
+
+def _learnt(
+    geo: Geometry,
+    background: Floats,
+    noise: Floats,
+    params: MotionParams,
+    small: U8,
+    excess: U8,
+    rate: float,
+    noise_rate: float,
+    raw: U8 | None,
+) -> tuple[Floats, Floats, U8, U8, U8]:
+    """Background and noise after this frame (new arrays), their bands and limit.
+    Changed pixels (``raw``) are learnt ten times slower, so a body does not melt in."""
+    bg = background.copy()
+    if raw is None:
+        cv2.accumulateWeighted(small, bg, rate)
+    else:
+        cv2.accumulateWeighted(small, bg, rate, mask=cv2.bitwise_not(raw))
+        cv2.accumulateWeighted(small, bg, rate / 10, mask=raw)
+    flicker = noise.copy()
+    capped = cv2.min(excess, np.full_like(excess, min(255, 2 * params.grey_threshold)))
+    cv2.accumulateWeighted(capped, flicker, noise_rate)
+    limit = cv2.convertScaleAbs(flicker, alpha=params.noise_gain, beta=params.grey_threshold)
+    limit = cv2.bitwise_or(limit, geo.blind)
+    expected = cv2.convertScaleAbs(bg)
+    low, high = _bands(expected)
+    return bg, flicker, low, high, limit
+
+
+def _relearn(geo: Geometry, small: U8, scene_change: bool) -> tuple[MotionState, MotionResult]:
+    bg = small.astype(np.float32)
+    low, high = _bands(small)
+    limit = cv2.bitwise_or(np.zeros_like(small), geo.blind)
+    state = MotionState(geo, bg, np.zeros_like(bg), 1, 0, 0.0, low, high, limit)
     return state, MotionResult(False, True, 0.0, scene_change=scene_change)
 
 
@@ -157,19 +260,46 @@ def detect(
     geo = state.geometry
     if geo is None or geo.input_size != (width, height):
         geo = geometry(width, height, params)
+    elif state.quiet >= QUIET_SKIP_AFTER and state.quiet % 2 and _still(gray, geo, state):
+        return replace(state, quiet=state.quiet + 1), MotionResult(False, False, 0.0, skipped=True)
     small = shrink(gray, geo)
-    bg, noise = state.background, state.noise
-    if bg is None or noise is None or state.geometry is not geo:
+    bg, noise, low, high, limit = (
+        state.background,
+        state.noise,
+        state.low,
+        state.high,
+        state.limit,
+    )
+    if (
+        bg is None
+        or noise is None
+        or low is None
+        or high is None
+        or limit is None
+        or state.geometry is not geo
+    ):
         return _relearn(geo, small, scene_change=False)
 
-    gain, offset = fit_lighting(small, bg)
-    expected = bg * np.float32(gain) + np.float32(offset)
-    low = cv2.erode(expected, _KERNEL)
-    high = cv2.dilate(expected, _KERNEL)
-    excess = np.maximum(np.maximum(low - small, small - high), 0)
-    threshold = params.grey_threshold + params.noise_gain * noise
-    raw = (excess > threshold) & geo.watched
-    changed = float(np.count_nonzero(raw)) / max(1, int(np.count_nonzero(geo.watched)))
+    excess = _excess(small, low, high)
+    raw = cv2.compare(excess, limit, cv2.CMP_GT)
+    changed_px = cv2.countNonZero(raw)
+    calibrating = state.learnt + 1 <= params.calibration_frames
+    if changed_px == 0 and not calibrating and not state.streak and not state.tracks:
+        return _quiet(geo, state, params, small, excess)
+
+    gain, offset, fit_age = 1.0, 0.0, 0
+    share = changed_px / geo.watched_px
+    if share > FIT_SHARE and spread(raw) >= FIT_SPREAD:
+        if state.fit_age and state.fit_age < FIT_EVERY and share < 2 * state.changed + FIT_SHARE:
+            gain, offset, fit_age = state.gain, state.offset, state.fit_age + 1
+        else:
+            gain, offset, fit_age = (*fit_lighting(small, bg), 1)
+        if abs(gain - 1) > 0.01 or abs(offset) > 0.5:
+            expected = cv2.convertScaleAbs(bg, alpha=gain, beta=offset)
+            excess = _excess(small, *_bands(expected))
+            raw = cv2.compare(excess, limit, cv2.CMP_GT)
+            changed_px = cv2.countNonZero(raw)
+    changed = changed_px / geo.watched_px
     if (
         changed > params.scene_change_share
         or changed - state.changed > params.scene_change_share / 4  # IR switch: all at once
@@ -178,26 +308,35 @@ def detect(
         return _relearn(geo, small, scene_change=True)
 
     learnt = state.learnt + 1
-    calibrating = learnt <= params.calibration_frames
-    rate = max(params.learn_rate, 1.0 / learnt) if calibrating else params.learn_rate
-    # Moving pixels are learnt ten times slower, so a body does not melt into the background.
-    rates = np.where(raw, np.float32(rate / 10), np.float32(rate))
-    new_bg = bg + rates * (small - bg)
-    new_noise = noise + np.float32(0.02) * (np.minimum(excess, 2 * params.grey_threshold) - noise)
+    owed = state.idle + 1
     if calibrating:
-        return MotionState(geo, new_bg, new_noise, learnt, 0, changed), MotionResult(
-            False, True, 0.0, gain=gain, offset=offset
+        rate, noise_rate, owed = max(params.learn_rate, 1.0 / learnt), NOISE_RATE, 0
+    elif owed >= ACTIVE_LEARN_EVERY:
+        rate = 1 - (1 - params.learn_rate) ** owed
+        noise_rate, owed = 1 - (1 - NOISE_RATE) ** owed, 0
+    if owed:
+        new_bg, new_noise, low, high, limit = bg, noise, low, high, limit
+    else:
+        new_bg, new_noise, low, high, limit = _learnt(
+            geo, bg, noise, params, small, excess, rate, noise_rate, raw
         )
+    if calibrating:
+        state = MotionState(
+            geo, new_bg, new_noise, learnt, 0, changed, low, high, limit, 0, gain, offset, fit_age
+        )
+        return state, MotionResult(False, True, 0.0, gain=gain, offset=offset)
 
-    mask, blobs = postprocess(raw.astype(np.uint8), geo.min_area_px)
-    streak = state.streak + 1 if blobs else 0
-    score = float(mask.sum()) / max(1, int(geo.watched.sum()))
+    mask, found, tracks = _blobs(raw, geo, state, params.small_targets)
+    bodies = [b for b in found if b[4] >= geo.min_area_px]
+    streak = state.streak + 1 if found else 0
+    score = float(cv2.countNonZero(mask)) / geo.watched_px
     sx, sy = width / geo.size[0], height / geo.size[1]
     boxes = tuple(
         (int(x * sx), int(y * sy), max(1, round(w * sx)), max(1, round(h * sy)))
-        for x, y, w, h, _ in blobs
+        for x, y, w, h, _ in found
     )
-    zones = tuple(name for name, zone in geo.zones if blobs and bool((zone & mask).any()))
+    fg = mask.astype(bool)
+    zones = tuple(name for name, zone in geo.zones if found and bool((zone & fg).any()))
     result = MotionResult(
         motion=streak >= params.min_frames,
         calibrating=False,
@@ -206,6 +345,95 @@ def detect(
         zones=zones,
         gain=gain,
         offset=offset,
-        foreground=mask,
+        foreground=fg,
     )
-    return MotionState(geo, new_bg, new_noise, learnt, streak, changed), result
+    new_state = MotionState(
+        geo,
+        new_bg,
+        new_noise,
+        learnt,
+        streak,
+        changed,
+        low,
+        high,
+        limit,
+        owed,
+        gain,
+        offset,
+        fit_age,
+        tracks,
+        tuple(bodies),
+    )
+    return new_state, result
+
+
+def _blobs(
+    raw: U8, geo: Geometry, state: MotionState, small_targets: bool
+) -> tuple[U8, list[bl.Blob], tuple[bl.Track, ...]]:
+    """Bodies, and the thin targets that have travelled (or continue a body), found in
+    the rectangle around the changed pixels only (3 px of margin: the same blobs as on
+    the whole grid, for a fraction of the work)."""
+    x, y, w, h = cv2.boundingRect(raw)
+    height, width = raw.shape
+    x0, y0 = max(0, x - 3), max(0, y - 3)
+    x1, y1 = min(width, x + w + 3), min(height, y + h + 3)
+    crop = raw[y0:y1, x0:x1]
+    part, found = bl.bodies(crop, geo.min_area_px)
+    tracks: tuple[bl.Track, ...] = ()
+    if small_targets:
+        following = any(t.moving for t in state.tracks)
+        thin_part, small = bl.thin(crop, part, geo.min_area_px, following)
+        if small or state.tracks:
+            small = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in small]
+            shifted = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
+            start = bl.least(geo.min_area_px, following=False)
+            tracks, moving = bl.follow(state.tracks, small, (*shifted, *state.bodies), start)
+            if moving:
+                chosen = [small[i] for i in moving]
+                part = cv2.bitwise_or(part, _only(thin_part, chosen, x0, y0))
+                found = found + [(bx - x0, by - y0, bw, bh, a) for bx, by, bw, bh, a in chosen]
+    mask = np.zeros(raw.shape, np.uint8)
+    mask[y0:y1, x0:x1] = part
+    found = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
+    return mask, found, tracks
+
+
+def _only(mask: U8, chosen: list[bl.Blob], x0: int, y0: int) -> U8:
+    """``mask`` (whose corner is at x0, y0) inside the chosen blobs' boxes only."""
+    out = np.zeros(mask.shape, np.uint8)
+    for x, y, w, h, _ in chosen:
+        x, y = x - x0, y - y0
+        out[y : y + h, x : x + w] = mask[y : y + h, x : x + w]
+    return out
+
+
+def _quiet(
+    geo: Geometry, state: MotionState, params: MotionParams, small: U8, excess: U8
+) -> tuple[MotionState, MotionResult]:
+    """Nothing changed and nothing is followed: learn only every ``QUIET_LEARN_EVERY``
+    frames, at the rate those frames together would have had."""
+    assert state.background is not None and state.noise is not None
+    owed = state.idle + 1
+    learnt = state.learnt + 1
+    if owed < QUIET_LEARN_EVERY:
+        new = MotionState(
+            geo,
+            state.background,
+            state.noise,
+            learnt,
+            0,
+            0.0,
+            state.low,
+            state.high,
+            state.limit,
+            owed,
+            quiet=state.quiet + 1,
+        )
+        return new, MotionResult(False, False, 0.0)
+    rate = 1 - (1 - params.learn_rate) ** owed
+    noise_rate = 1 - (1 - NOISE_RATE) ** owed
+    bg, noise, low, high, limit = _learnt(
+        geo, state.background, state.noise, params, small, excess, rate, noise_rate, None
+    )
+    new = MotionState(geo, bg, noise, learnt, 0, 0.0, low, high, limit, quiet=state.quiet + 1)
+    return new, MotionResult(False, False, 0.0)

@@ -54,7 +54,8 @@ class MotionParams:
     """Detector parameters. Defaults suit a fixed camera at 5-30 frames/s.
 
     ``sensitivity`` (1 = only large, strong changes; 10 = small, faint ones)
-    sets ``threshold`` and ``min_area`` unless those are given explicitly.
+    sets ``threshold`` and ``min_area`` unless those are given explicitly; from
+    the default up, thin moving targets under ``min_area`` are followed too.
     """
 
     sensitivity: int = SENSITIVITY_DEFAULT
@@ -93,6 +94,12 @@ class MotionParams:
     @property
     def grey_threshold(self) -> int:
         return self.threshold if self.threshold is not None else threshold_of(self.sensitivity)
+
+    @property
+    def small_targets(self) -> bool:
+        """Follow thin targets smaller than ``min_area`` while they travel: from the
+        default sensitivity up (below it, only large targets are wanted)."""
+        return self.sensitivity >= SENSITIVITY_DEFAULT
 
     @property
     def area_share(self) -> float:
