@@ -1,5 +1,6 @@
-"""``edge station run | events | show | export | devices | alarms | page | operator | bridge``:
-the station's CLI (``run``, the receiver, in :mod:`edge.station.runcmd`).
+"""``edge station run | events | show | export | devices | alarms | page | operator | bridge |
+site | courante``: the station's CLI (``run``, the receiver, in :mod:`edge.station.runcmd`;
+``site`` and ``courante``, the workstation's, in :mod:`edge.station.sitecmd`).
 
 Every command opens the store given by ``--db`` (an SQLite file, or a
 ``postgresql://`` URL with ``--media``). Bad arguments are errors that say
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from edge import logs
 from edge.clock import SystemClock, ms
 from edge.errors import ConfigError, EdgeError
-from edge.station import runcmd
+from edge.station import runcmd, sitecmd
 
 if TYPE_CHECKING:  # the store (and psycopg) load only when a command runs
+    from edge.station.commands import CommandLink
     from edge.station.store import StationStore
     from edge.station.web.gate import Security
 
@@ -39,6 +41,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 def add_parsers(ssub: Sub) -> None:
     runcmd.add_parser(ssub)
+    sitecmd.add_parsers(ssub, _store_parser)
     events = _store_parser(ssub, "events", "list stored events, newest first")
     events.add_argument("--device")
     events.add_argument("--kind", help="alarm, restore, trouble, tamper, arm, disarm, test, ...")
@@ -101,6 +104,27 @@ def add_parsers(ssub: Sub) -> None:
         help="another origin the page is reached at, e.g. https://station.example "
         "behind a TLS proxy (repeatable)",
     )
+    page.add_argument(
+        "--escalate-s",
+        type=float,
+        default=60.0,
+        help="an alarm nobody takes in charge within this long escalates (10 to 3600)",
+    )
+    page.add_argument(
+        "--shift-hours",
+        default="6,14,22",
+        help="the hours (station time) shifts start at, for the main courante (e.g. 7,19)",
+    )
+    page.add_argument(
+        "--broker",
+        help="mqtt://host:port or mqtts://...: lets operators ask a box for a snapshot or "
+        "a clip (the page's own MQTT link); without it the page cannot ask",
+    )
+    page.add_argument("--prefix", default="edge", help="the boxes' topic prefix")
+    page.add_argument("--client-id", default="station-page")
+    page.add_argument("--ca-file", type=Path, help="with mqtts://: the broker's CA")
+    page.add_argument("--cert-file", type=Path, help="with mqtts://: this page's certificate")
+    page.add_argument("--key-file", type=Path, help="with mqtts://: its private key")
     page.set_defaults(func=page_cmd)
     operator = _store_parser(
         ssub, "operator", "add an operator or change their password (read from stdin)"
@@ -271,10 +295,53 @@ def page_cmd(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError("--port", [f"--port {args.port}: must be 1 to 65535"])
     security = _security(args)
+    hours = _workstation(args)
     logs.setup(args.log_level, identifier="edge-station-page")
     with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(store, args.host, args.port, security))
+        commands = _command_link(args, store)
+        asyncio.run(serve(store, args.host, args.port, security, escalate_s=args.escalate_s,
+                          commands=commands, shift_hours=hours))  # fmt: skip
     return 0
+
+
+def _workstation(args: argparse.Namespace) -> tuple[int, ...]:
+    """The page's workstation options, checked: the shift hours."""
+    problems = []
+    if not 10 <= args.escalate_s <= 3600:
+        problems.append(f"--escalate-s {args.escalate_s:g}: must be 10 to 3600")
+    try:
+        hours = tuple(sorted({int(h) for h in args.shift_hours.split(",")}))
+    except ValueError:
+        hours = ()
+    if not hours or not all(0 <= h <= 23 for h in hours):
+        problems.append(f"--shift-hours {args.shift_hours!r}: hours 0 to 23, comma-separated")
+    if args.broker is not None and not re.fullmatch(r"mqtts?://[^/\s]+", args.broker):
+        problems.append(f"--broker {args.broker!r}: must be mqtt://host:port or mqtts://host:port")
+    if problems:
+        raise ConfigError("page", problems)
+    return hours
+
+
+def _command_link(args: argparse.Namespace, store: StationStore) -> CommandLink | None:
+    from urllib.parse import urlsplit
+
+    from edge.mqttio import LinkSettings
+    from edge.station.commands import CommandLink
+
+    if args.broker is None:
+        return None
+    url = urlsplit(args.broker)
+    tls = url.scheme == "mqtts"
+    settings = LinkSettings(
+        host=url.hostname or "",
+        port=url.port or (8883 if tls else 1883),
+        client_id=args.client_id,
+        tls=tls,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+    )
+    return CommandLink(settings, args.prefix, store, SystemClock())
 
 
 _LIMITS = {  # option: (lowest, highest)

@@ -222,8 +222,11 @@ def describe(lang: str, entry: Entry) -> str:
     for key, prefix in _WORDS.items():
         if key in values and not (entry.action == "transfer" and key == "to"):
             values[key] = i18n.t(lang, prefix + values[key])
+    action = entry.action
+    if action == "closed" and not entry.detail.get("restored", True):
+        action = "closed_unrestored"
     try:
-        return i18n.t(lang, f"station.courante.{entry.action}", **values)
+        return i18n.t(lang, f"station.courante.{action}", **values)
     except (KeyError, IndexError):  # an older line without one of today's values
         return i18n.t(lang, f"station.courante.{entry.action}")
 

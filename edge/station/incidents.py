@@ -287,7 +287,7 @@ def restore(db: Db, device: str, key: str, seq: int, at_ms: int) -> str | None:
             "restored",
             incident_id=incident_id,
             device=device,
-            detail={"key": key},
+            detail={"ref": key},
         )
     return incident_id
 

@@ -360,3 +360,14 @@ def incident_of_event(db: Db, event_id: str) -> str | None:
         "SELECT incident_id FROM incident_alarms WHERE alarm_id = ?", (event_id,)
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def devices_of_incident(db: Db, incident_id: str) -> list[str]:
+    """The boxes an incident's alarms came from, and those of its site."""
+    row = db.execute("SELECT site_key FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+    if row is None:
+        return []
+    alarms = db.execute(
+        "SELECT DISTINCT device FROM incident_alarms WHERE incident_id = ?", (incident_id,)
+    ).fetchall()
+    return sorted({str(r[0]) for r in alarms} | set(sites.devices_of(db, str(row[0]))))

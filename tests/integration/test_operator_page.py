@@ -1,8 +1,10 @@
-"""The operator page against a real broker, receiver and store; in real headless Chromium too.
+"""The operator's workstation against a real broker, receiver and store; in real headless
+Chromium too.
 
-A simulated box (an MQTT client speaking the box's protocol) sends an alarm
-with five stills (their offsets in the event) and an H.264 clip made by
-ffmpeg; the page must show it without a reload and play the clip.
+A simulated box (an MQTT client speaking the box's protocol) sends a fire alarm whose
+``extra`` announces five stills and an H.264 clip made by ffmpeg, as a real box's does;
+the workstation must put it in its queue without a reload, show the media, and write
+every view and step to the main courante.
 """
 
 from __future__ import annotations
@@ -19,58 +21,24 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge import codes
-from edge.codes import Condition, ZoneType
-from edge.model import Event, ZoneRef
-from edge.protocol import EventMessage, encode_event
-from edge.station import oplog
+from edge.codes import Condition
+from edge.protocol import encode_event
+from edge.station import courante, oplog
 from edge.station.receiver import Receiver, StationSettings
 from edge.station.store import StationStore
 from edge.station.web.server import OperatorPage
 from tests.browser.conftest import Tab, browser, chromium  # noqa: F401 (fixtures)
 from tests.conftest import Broker, free_port
+from tests.deskkit import event, video_extra
 from tests.integration.test_station import Device, complete, until
-from tests.unit.test_station_store import T0
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 
 OPERATOR, PASSWORD = "alice", "correct horse battery"
-OFFSETS = ("-1", "-0.5", "0", "0.5", "1")
 
 
-def fire_alarm(event_id: str, seq: int) -> EventMessage:
-    event = Event(
-        id=event_id,
-        kind=codes.kind(Condition.FIRE, False),
-        condition=Condition.FIRE,
-        codes=codes.codes(Condition.FIRE, False),
-        occurred_at_ms=T0,
-        partition=1,
-        armed=False,
-        zone=ZoneRef("kitchen", "Kitchen smoke", ZoneType.FIRE, 4),
-        text="Kitchen smoke: alarm",
-        extra={
-            "still_ids": " ".join(f"{event_id}-s{i}" for i in range(5)),
-            "still_offsets_s": " ".join(OFFSETS),
-        },
-    )
-    return EventMessage(event, seq, "gw-1", "1234", T0 + 50, False)
-
-
-def evidence(event_id: str, alarm_id: str, seq: int) -> EventMessage:
-    """The box's motion evidence for an alarm (PROTOCOL.md, motion events)."""
-    event = Event(
-        id=event_id,
-        kind=codes.kind(Condition.VIDEO_MOTION, False),
-        condition=Condition.VIDEO_MOTION,
-        codes=codes.codes(Condition.VIDEO_MOTION, False),
-        occurred_at_ms=T0 + 3_000,
-        partition=0,
-        armed=None,
-        extra={"reason": "evidence", "alarm_id": alarm_id, "camera": "cam-1",
-               "seen": "true", "areas": "kitchen"},
-    )  # fmt: skip
-    return EventMessage(event, seq, "gw-1", "1234", T0 + 3_050, False)
+def fire_alarm(event_id: str, seq: int) -> Any:
+    return event(event_id, seq, Condition.FIRE, extra=video_extra(event_id))
 
 
 def media_files(tmp: Path) -> tuple[bytes, bytes]:
@@ -117,7 +85,7 @@ async def station(broker: Broker, tmp_path: Path) -> AsyncIterator[Station]:
     with store.transaction() as tx:
         oplog.set_operator(tx, OPERATOR, PASSWORD)
     port = free_port()
-    page = OperatorPage(store, "127.0.0.1", port, poll_s=0.1)
+    page = OperatorPage(store, "127.0.0.1", port, poll_s=0.05)
     await page.start()
     box = Device(broker)
     await box.start()
@@ -145,7 +113,7 @@ async def logged_in(base: str) -> aiohttp.ClientSession:
 
 async def test_login_is_required_and_checked(station: Station) -> None:
     async with aiohttp.ClientSession(station.base) as http:
-        async with http.get("/api/alarms") as r:
+        async with http.get("/api/queue") as r:
             assert r.status == 401
         async with http.get("/", allow_redirects=False) as r:
             assert r.status == 302 and r.headers["Location"] == "/login?next=/"
@@ -163,51 +131,54 @@ async def test_login_is_required_and_checked(station: Station) -> None:
             assert await r.text() == "too many failed logins: try again in 300 s"
 
 
-async def test_alarm_detail_media_and_the_logs(station: Station) -> None:
+async def test_the_incident_its_media_and_the_main_courante(station: Station) -> None:
     await station.alarm("ev-fire", 1)
-    box = station.box
-    await box.send(box.topics.events, encode_event(evidence("ev-motion", "ev-fire", 2)))
-    await box.until(lambda a: "ev-motion" in a.ids)
     http = await logged_in(station.base)
     try:
-        async with http.get("/api/alarms") as r:
-            motion, row = await r.json()
-        assert (motion["id"], motion["kind"], motion["priority"]) == ("ev-motion", "motion", 4)
-        assert (row["id"], row["kind"], row["priority"], row["media"]) == ("ev-fire", "alarm", 1, 6)
-        async with http.get("/api/events/ev-fire") as r:
+        async with http.get("/api/queue") as r:
+            (row,) = (await r.json())["rows"]
+        assert (row["category"], row["top"]["alarm_id"], row["media"]) == (
+            "fire", "ev-fire", {"expected": 6, "ready": 6, "lost": 0},
+        )  # fmt: skip
+        incident = row["id"]
+        async with http.get(f"/api/incidents/{incident}") as r:
             detail = await r.json()
-        stills = [m for m in detail["media"] if m["kind"] == "still"]
-        assert [m["offset_s"] for m in stills] == [-1, -0.5, 0, 0.5, 1]
-        assert detail["event"]["zone"]["name"] == "Kitchen smoke"
-        assert detail["site"] == {"device": "gw-1", "account": "1234"}
-        assert detail["device"]["device"] == "gw-1"
-        assert [(x["id"], x["camera"], x["seen"]) for x in detail["evidence"]] == [
-            ("ev-motion", "cam-1", "true")
-        ]
-        clip = next(m for m in detail["media"] if m["kind"] == "clip")
-        async with http.get(clip["url"]) as r:
-            assert r.headers["Content-Type"] == "video/mp4"
-            assert await r.read() == station.clip
+        (alarm,) = detail["alarms"]
+        ((plan,),) = [alarm["videos"]]
+        assert [s["offset_s"] for s in plan["stills"]] == [-1, -0.5, 0, 0.5, 1]
+        assert (plan["clip_id"], plan["pre_s"]) == ("ev-fire-clip", 5.0)
+        assert {m["state"] for m in alarm["media"]} == {"ready"}
+        assert alarm["zone"]["name"] == "Kitchen smoke" and alarm["cid"] == "1110"
+        assert detail["boxes"][0]["device"] == "gw-1"
+        for _ in range(3):  # a clip is fetched in ranges: one line in the courante
+            async with http.get(f"/media/gw-1/ev-fire-clip?incident={incident}") as r:
+                assert r.headers["Content-Type"] == "video/mp4"
+                assert await r.read() == station.clip
         with station.page.store.transaction() as tx:
-            (access,) = oplog.accesses(tx)
-        assert (access["operator"], access["media_id"]) == (OPERATOR, "ev-fire-clip")
+            access = oplog.accesses(tx)
+        assert [(a["operator"], a["media_id"]) for a in access] == [(OPERATOR, "ev-fire-clip")] * 3
+        steps = f"/api/incidents/{incident}/steps"
         for body, status in (
-            ({"action": "ack", "comment": "guard sent"}, 200),
-            ({"action": "comment", "comment": "  "}, 400),
+            ({"action": "comment", "text": "smoke seen on the stills"}, 200),
+            ({"action": "comment", "text": "  "}, 400),
             ({"action": "delete"}, 400),
+            ({"action": "call", "contact": "Paul", "phone": "1", "result": "reached"}, 409),
         ):
-            async with http.post("/api/events/ev-fire/log", json=body) as r:
-                assert r.status == status
-        async with http.post("/api/events/ev-fire/log", data="action=ack") as r:
+            async with http.post(steps, json=body) as r:
+                assert r.status == status, body
+        async with http.post(steps, data="action=comment") as r:
             assert r.status == 415  # a cross-site form cannot act for the operator
-        async with http.post("/api/events/ev-nope/log", json={"action": "ack"}) as r:
+        async with http.post("/api/incidents/nope/steps", json={"action": "comment",
+                                                                "text": "x"}) as r:  # fmt: skip
             assert r.status == 404
-        async with http.get("/api/events/ev-fire") as r:
-            detail = await r.json()
-        assert [(x["operator"], x["action"], x["comment"]) for x in detail["log"]] == [
-            (OPERATOR, "ack", "guard sent")
+        async with http.get(f"/api/incidents/{incident}") as r:
+            lines = (await r.json())["courante"]
+        assert [(x["operator"], x["action"], x["text"]) for x in lines] == [
+            ("", "opened", ""),
+            (OPERATOR, "media_view", ""),
+            (OPERATOR, "comment", "smoke seen on the stills"),
         ]
-        assert detail["row"]["acked"] is True
+        assert lines[1]["words"] == "Vidéo consultée : ev-fire-clip"  # French by default
     finally:
         await http.close()
 
@@ -215,22 +186,26 @@ async def test_alarm_detail_media_and_the_logs(station: Station) -> None:
 async def test_new_alarms_are_pushed_to_open_pages(station: Station) -> None:
     http = await logged_in(station.base)
     try:
-        async with http.get("/api/stream") as stream:
+        async with http.get("/api/queue") as r:
+            since = (await r.json())["v"]
+        async with http.get(f"/api/stream?since={since}") as stream:
             await stream.content.readline()  # ": hello"
             box = station.box
             await box.send(box.topics.events, encode_event(fire_alarm("ev-live", 1)))
-            got: list[dict[str, Any]] = []
+            got: dict[str, Any] = {}
             async with asyncio.timeout(10):
                 while not got:
                     line = await stream.content.readline()
                     if line.startswith(b"data: "):
                         got = json.loads(line[6:])
-        assert [r["id"] for r in got] == ["ev-live"]
+        assert [(r["top"]["alarm_id"], r["category"]) for r in got["rows"]] == [("ev-live", "fire")]
+        assert got["v"] > since
     finally:
         await http.close()
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
     station: Station,
     browser: Tab,  # noqa: F811 (the fixture)
@@ -239,26 +214,27 @@ async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
     await tab.goto(station.base + "/")
     await tab.wait_for("location.pathname === '/login'", what="redirect to /login")
     assert await tab.eval("location.search") == "?next=/"
+    await tab.wait_for("document.getElementById('submit').textContent !== ''", what="words")
     await tab.type("#name", OPERATOR)
     await tab.type("#password", "not the password")
     await tab.click("#submit")
     await tab.wait_for("document.getElementById('error').textContent !== ''", what="refusal")
-    assert await tab.text("#error") == "wrong name or password"
+    assert await tab.text("#error") == "Nom ou mot de passe incorrect."
     await tab.eval("document.getElementById('password').value = ''")
     await tab.type("#password", PASSWORD)
     await tab.click("#submit")
     await tab.wait_for("document.body.dataset.ready === '1'", what="the page after login")
-    assert await tab.eval("document.querySelectorAll('#list li').length") == 0
+    assert await tab.eval("document.querySelectorAll('#queue li').length") == 0
     await tab.eval("window.marker = 'no reload'")
     await station.alarm("ev-browser", 1)
-    await tab.wait_for("!!document.getElementById('ev-ev-browser')", what="the alarm in the list")
+    await tab.wait_for("document.querySelectorAll('#queue li').length === 1", what="the alarm")
     assert await tab.eval("window.marker") == "no reload"
-    assert "p1" in await tab.eval("document.getElementById('ev-ev-browser').className")
-    await tab.click("#ev-ev-browser")
-    await tab.wait_for("document.querySelectorAll('#stills img').length === 5", what="stills")
+    assert "p1" in await tab.eval("document.querySelector('#queue li').className")
+    await tab.click("#queue li")
     await tab.wait_for(
-        "Array.from(document.querySelectorAll('#stills img')).every(i => i.naturalWidth > 0)",
-        what="the stills to load",
+        "document.querySelectorAll('#stills img.still').length === 5 && Array.from("
+        "document.querySelectorAll('#stills img.still')).every(i => i.naturalWidth > 0)",
+        what="the stills",
     )
     duration = await tab.wait_for(
         "(() => { const v = document.getElementById('clip'); "
@@ -266,16 +242,20 @@ async def test_in_chromium_an_alarm_appears_without_reload_and_its_clip_plays(
         what="the clip's duration",
     )
     assert 1.5 <= duration <= 2.5
-    await tab.screenshot("operator-alarm")
-    # acknowledging sends the session's CSRF token (the page read it from /api/session)
-    await tab.eval("document.getElementById('comment').value = 'guard on the way'")
-    await tab.click("#ack")
-    await tab.wait_for("document.querySelectorAll('#log li').length === 1", what="the ack logged")
-    assert "alice: ack guard on the way" in await tab.text("#log li")
-    assert await tab.text("#who") == "alice (operator)"
+    await tab.type("#comment", "guard on the way")
+    await tab.click("#add-comment")
+    await tab.wait_for(
+        "[...document.querySelectorAll('#log li')].some(l => l.innerText.includes('guard on'))",
+        what="the comment in the courante",
+    )
+    assert await tab.text("#who") == "alice (opérateur)"
     await tab.goto(station.base + "/events/ev-browser")  # the DC-09 video reference
-    await tab.wait_for("document.querySelectorAll('#stills img').length === 5", what="linked")
+    await tab.wait_for("document.querySelectorAll('#stills img.still').length === 5", what="linked")
     await tab.click("#logout")
     await tab.wait_for("location.pathname === '/login'", what="logged out")
     assert station.page.gate.sessions.active(station.page.clock.monotonic()) == []
-    await until(lambda: station.receiver.stats.media_complete == 6, "media stored")
+    with station.page.store.read() as db:
+        entries = courante.page(db, courante.Filter(), None, 100)
+    assert ("alice", "comment", "guard on the way") in [
+        (e.operator, e.action, e.text) for e in entries
+    ]

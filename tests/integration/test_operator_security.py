@@ -22,7 +22,7 @@ import pytest
 
 from edge import auth
 from edge.clock import FakeClock
-from edge.station import oplog
+from edge.station import courante, oplog, views
 from edge.station.inbound import EventReceived
 from edge.station.store import StationStore
 from edge.station.web.gate import Security
@@ -123,7 +123,10 @@ def routes(page: OperatorPage) -> list[tuple[str, str]]:
     for route in page.app().router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter", "")
-        fill = (("{event_id}", "ev-1"), ("{device}", "gw-1"), ("{media_id}", "m"), ("{lang}", "fr"))
+        fill = (
+            ("{event_id}", "ev-1"), ("{device}", "gw-1"), ("{media_id}", "m"), ("{lang}", "fr"),
+            ("{incident_id}", "inc"), ("{site_id}", "site"), ("{name}", "operator.js"),
+        )  # fmt: skip
         for name, value in fill:
             path = path.replace(name, value)
         if route.method in ("GET", "POST"):
@@ -133,8 +136,19 @@ def routes(page: OperatorPage) -> list[tuple[str, str]]:
 
 
 def actions(s: Station) -> list[dict[str, Any]]:
+    """The operators' lines of the main courante (the station's own left out)."""
     with s.tx() as db:
-        return oplog.actions(db, "ev-1")
+        entries = courante.page(db, courante.Filter(), None, 1000)
+    return [{"operator": e.operator, "action": e.action} for e in entries if e.operator]
+
+
+def comment_path(s: Station) -> str:
+    """A state change: a comment on the incident of ev-1."""
+    with s.tx() as db:
+        return f"/api/incidents/{views.incident_of_event(db, 'ev-1')}/steps"
+
+
+COMMENT = {"action": "comment", "text": "seen"}
 
 
 # -- who may come in ---------------------------------------------------------------
@@ -168,7 +182,8 @@ async def test_login_answers_who_and_the_csrf_token_and_sets_a_locked_down_cooki
             assert r.headers["X-Frame-Options"] == "DENY"
         assert (body["operator"], body["role"]) == (BOB, "supervisor")
         async with http.get("/api/session") as r:
-            assert await r.json() == {"operator": BOB, "role": "supervisor", "csrf": body["csrf"]}
+            assert await r.json() == {"operator": BOB, "role": "supervisor", "csrf": body["csrf"],
+                                      "escalate_s": 60.0, "commands": False}  # fmt: skip
         async with http.get("/login") as r:
             assert r.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
         # a name that is not an operator's, and bodies that are not a login
@@ -185,19 +200,23 @@ async def test_login_answers_who_and_the_csrf_token_and_sets_a_locked_down_cooki
 async def test_every_state_change_needs_the_session_s_csrf_token(station: Station) -> None:
     assert station.page is not None
     unsafe = [p for m, p in routes(station.page) if m == "POST" and p not in PUBLIC]
-    assert set(unsafe) == {"/api/logout", "/api/events/ev-1/log"}
+    assert set(unsafe) == {
+        "/api/logout", "/api/sites", "/api/sites/site/remove",
+        *(f"/api/incidents/inc/{step}" for step in
+          ("take", "release", "transfer", "steps", "outcome", "close", "requests")),
+    }  # fmt: skip
     async with station.client() as http:
         _, body = await login(http)
         csrf = body["csrf"]
-        for path in unsafe:
+        for path in [*unsafe, comment_path(station)]:
             for headers in ({}, {"X-CSRF-Token": ""}, {"X-CSRF-Token": csrf + "x"}):
-                async with http.post(path, json={"action": "ack"}, headers=headers) as r:
+                async with http.post(path, json=COMMENT, headers=headers) as r:
                     assert (r.status, await r.text()) == (403, "missing or wrong CSRF token")
         assert actions(station) == []
-        async with http.get("/api/alarms") as r:
+        async with http.get("/api/queue") as r:
             assert r.status == 200  # still logged in: the refused logout did nothing
         headers = {"X-CSRF-Token": csrf}
-        async with http.post("/api/events/ev-1/log", json={"action": "ack"}, headers=headers) as r:
+        async with http.post(comment_path(station), json=COMMENT, headers=headers) as r:
             assert r.status == 200
     assert [a["operator"] for a in actions(station)] == [ALICE]
 
@@ -207,7 +226,7 @@ async def test_a_token_works_only_with_its_own_session(station: Station) -> None
         _, a = await login(alice)
         await login(bob, BOB)
         headers = {"X-CSRF-Token": a["csrf"]}
-        async with bob.post("/api/events/ev-1/log", json={"action": "ack"}, headers=headers) as r:
+        async with bob.post(comment_path(station), json=COMMENT, headers=headers) as r:
             assert r.status == 403
     assert actions(station) == []
 
@@ -226,7 +245,7 @@ async def test_a_foreign_origin_is_refused_even_with_the_right_token(
     async with station.client() as http:
         _, body = await login(http)
         sent = {"X-CSRF-Token": body["csrf"], **headers}
-        async with http.post("/api/events/ev-1/log", json={"action": "ack"}, headers=sent) as r:
+        async with http.post(comment_path(station), json=COMMENT, headers=sent) as r:
             assert (r.status, await r.text()) == (403, "cross-site request refused")
         async with http.post("/api/logout", json={}, headers=sent) as r:
             assert r.status == 403
@@ -236,11 +255,11 @@ async def test_a_foreign_origin_is_refused_even_with_the_right_token(
             assert (status, text) == (403, "cross-site request refused")
         assert actions(station) == []
         own = {"X-CSRF-Token": body["csrf"], "Origin": station.origin}
-        async with http.post("/api/events/ev-1/log", json={"action": "ack"}, headers=own) as r:
+        async with http.post(comment_path(station), json=COMMENT, headers=own) as r:
             assert r.status == 200
         own.pop("Origin")  # a browser that sends only a Referer
         own["Referer"] = station.origin + "/events/ev-1"
-        async with http.post("/api/events/ev-1/log", json={"action": "ack"}, headers=own) as r:
+        async with http.post(comment_path(station), json=COMMENT, headers=own) as r:
             assert r.status == 200
 
 
@@ -279,10 +298,10 @@ async def test_an_idle_session_expires(station: Station) -> None:
     async with station.client() as http:
         await login(http)
         station.clock.advance(1799)
-        async with http.get("/api/alarms") as r:
+        async with http.get("/api/queue") as r:
             assert r.status == 200
         station.clock.advance(1801)  # default: 30 min without a request
-        async with http.get("/api/alarms") as r:
+        async with http.get("/api/queue") as r:
             assert r.status == 401
         async with http.get("/", allow_redirects=False) as r:
             assert (r.status, r.headers["Location"]) == (302, "/login?next=/")
@@ -293,10 +312,10 @@ async def test_a_busy_session_ends_12_hours_after_its_login(station: Station) ->
         await login(http)
         for _ in range(43):
             station.clock.advance(1000)
-            async with http.get("/api/alarms") as r:
+            async with http.get("/api/queue") as r:
                 assert r.status == 200
         station.clock.advance(201)  # 43,201 s after the login
-        async with http.get("/api/alarms") as r:
+        async with http.get("/api/queue") as r:
             assert r.status == 401
         assert (await login(http))[0] == 200
 
@@ -310,7 +329,7 @@ async def test_expiry_follows_the_page_s_settings(make_store: Callable[[], Stati
         async with s.client() as http:
             await login(http)
             s.clock.advance(61)
-            async with http.get("/api/alarms") as r:
+            async with http.get("/api/queue") as r:
                 assert r.status == 401
     finally:
         await s.stop()
@@ -330,7 +349,7 @@ async def test_logout_ends_the_session_and_its_live_stream(station: Station) -> 
             async with asyncio.timeout(5):
                 rest = await stream.content.read()  # the stream ends
             assert b"data:" not in rest
-        async with http.get("/api/alarms") as r:
+        async with http.get("/api/queue") as r:
             assert r.status == 401
 
 
