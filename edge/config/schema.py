@@ -19,6 +19,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -27,6 +29,7 @@ from edge.codes import ZoneType
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ACCOUNT = re.compile(r"^[0-9A-F]{3,16}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+_ALSA = re.compile(r"^[A-Za-z0-9_]+(:[A-Za-z0-9_=,.-]+)?$")  # hw:1,0  plughw:CARD=Mic,DEV=0
 RESERVED_PINS = frozenset({0, 1})  # BCM 0/1: HAT ID EEPROM (ID_SD, ID_SC)
 
 
@@ -259,6 +262,64 @@ class CameraConfig(Section):
         default=(),
         description="Polygons of [x, y] pixel corners blanked before encoding.",
     )
+    passthrough: bool = Field(
+        default=True,
+        description="Record the camera's own H.264 as it comes (no re-encoding) when it sends "
+        "H.264 without B-frames and has no privacy masks; false: always re-encode.",
+    )
+    encoder: Literal["auto", "libx264", "v4l2m2m"] = Field(
+        default="auto",
+        description="When the box encodes: auto = the Pi 4's hardware encoder when present, "
+        "else libx264; v4l2m2m = the hardware one (libx264 if it cannot open).",
+    )
+    substream: str | None = Field(
+        default=None,
+        description="rtsp: URL of the camera's low-resolution stream, decoded for motion instead "
+        "of the main one; file: a video file (test bench).",
+    )
+    audio: bool = Field(
+        default=False,
+        description="Keep this camera's sound in the pre-alarm ring, clips and recordings.",
+    )
+    audio_device: str | None = Field(
+        default=None,
+        description="ALSA device of a microphone (e.g. 'hw:1,0' for a USB one); default: the "
+        "camera's own audio track (rtsp, file).",
+    )
+    audio_bitrate_kbps: int = Field(default=32, ge=16, le=128, description="AAC bitrate.")
+
+    @field_validator("substream")
+    @classmethod
+    def _substream(cls, value: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if value is None:
+            return value
+        if source not in ("rtsp", "file"):
+            raise ValueError(
+                f"only an rtsp camera (or a file) has a sub-stream; source is {source!r}"
+            )
+        if source == "rtsp" and not value.startswith(("rtsp://", "rtsps://")):
+            raise ValueError("must start with rtsp:// or rtsps://")
+        return value
+
+    @field_validator("audio_device")
+    @classmethod
+    def _audio_device(cls, value: str | None) -> str | None:
+        if value is not None and not _ALSA.fullmatch(value):
+            raise ValueError(
+                "must be an ALSA device name such as 'hw:1,0', 'plughw:CARD=Mic,DEV=0' or "
+                "'default' (see arecord -L)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _audio_source(self) -> CameraConfig:
+        if self.audio and self.audio_device is None and self.source not in ("rtsp", "file"):
+            raise ValueError(
+                f"audio = true on a {self.source} camera needs audio_device (the microphone's "
+                "ALSA device, e.g. 'hw:1,0'): this source has no sound of its own"
+            )
+        return self
 
 
 def _area(value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
