@@ -116,6 +116,15 @@ class Camera(Section):
     dropped: int
     ring_bytes: int
     ring_seconds: float
+    path: str = ""  # passthrough | encode ("" before the camera first opens)
+    path_reason: str = ""
+    encoder: str | None = None  # libx264 | h264_v4l2m2m; None when passed through
+    encoder_reason: str = ""
+    source_fps: float | None = None  # the rate frames really come at (their own times)
+    fps_note: str | None = None  # when that differs from the config's fps
+    audio: str = "off"  # off | on | no sound | lost: why
+    substream: str | None = None  # the sub-stream's state, for a camera that has one
+
 
 
 class Recorder(Section):

@@ -101,7 +101,7 @@ def _iso(text: str, flag: str) -> int:
 
 def _motion(args: argparse.Namespace) -> int:
     from edge.tools import motion_scan
-    from edge.tools.footage import camera_of, video_config
+    from edge.tools.footage import camera_of, read_error, video_config
 
     cfg = video_config(args.config)
     cam = camera_of(cfg, args.camera, args.video)
@@ -115,12 +115,14 @@ def _motion(args: argparse.Namespace) -> int:
     if args.sheet is not None:
         drawn = motion_scan.contact_sheet(cfg, cam, result, args.sheet)
         _say([f"contact sheet {args.sheet}: {drawn} frame(s)"])
+    if result.problem is not None:
+        raise read_error(result.problem, rows.count)
     return 0
 
 
 def _clip(args: argparse.Namespace) -> int:
     from edge.tools import clip_cut
-    from edge.tools.footage import camera_of, video_config
+    from edge.tools.footage import camera_of, read_error, video_config
 
     cfg = video_config(args.config)
     cam = camera_of(cfg, args.camera, args.video)
@@ -129,6 +131,8 @@ def _clip(args: argparse.Namespace) -> int:
     for row in result.rows:
         rows.write(row)
     _say(clip_cut.summary(result, cfg))
+    if result.problem is not None:
+        raise read_error(result.problem, rows.count)
     return 0
 
 

@@ -20,7 +20,7 @@ from edge.errors import ConfigError
 from edge.model import new_event_id
 from edge.protocol import iso_ms
 from edge.tools import START_WALL_S
-from edge.tools.footage import feed
+from edge.tools.footage import Fed, feed
 from edge.video.camera import Pipeline, StillTaken
 from edge.video.clips import STILL_OFFSETS_MS, ClipJob, VideoPlan
 from edge.video.codec import jpeg, mp4_bytes
@@ -37,6 +37,7 @@ class Cut:
     first_ms: int = 0  # camera ms of the file's first frame
     frames: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None  # the file could not be read to its end
 
 
 def cut(
@@ -54,22 +55,22 @@ def cut(
     pipeline = Pipeline(cam, cfg.recording.pre_roll_s, cfg.recording.post_roll_s)
     pipeline.on_clip = lambda job: setattr(result, "clip", job)
     pipeline.on_still = result.stills.append
-    start_s = clock.monotonic()
-    result.first_ms = round(start_s * 1000)
     event_id = new_event_id(ms(clock.time()))
-    for count in feed(cam, pipeline, clock):
-        result.frames = count
-        now_s = clock.monotonic()
-        if result.plan is None and now_s - start_s >= at_s - 1e-6:
+    fed = Fed()
+    for now_s in feed(cam, pipeline, clock, fed=fed):  # each picture's own time
+        result.frames = fed.frames
+        result.first_ms = round((fed.first_s or now_s) * 1000)
+        if result.plan is None and fed.after_s(now_s) >= at_s - 1e-6:
             result.alarm_ms = round(now_s * 1000)
             result.plan = pipeline.alarm(event_id, result.alarm_ms, ms(clock.time()))
         if result.clip is not None and len(result.stills) == len(STILL_OFFSETS_MS):
             break
-    if result.plan is None:
-        span_s = clock.monotonic() - start_s
+    result.problem = fed.problem if result.plan is None or result.clip is None else None
+    if result.plan is None and result.problem is None:
+        span_s = fed.after_s(fed.last_s or 0.0)
         raise ConfigError("--at", [f"--at {at_s}: after the end of the file ({span_s:.2f} s)"])
-    if result.clip is None:  # the file ended before the post-roll: cut where it ends
-        result.clip = pipeline.flush()
+    if result.clip is None and result.plan is not None:  # the file ended before the
+        result.clip = pipeline.flush() or result.clip  # post-roll: cut where it ends
     _write(result, pipeline, out_dir)
     return result
 
@@ -81,8 +82,9 @@ def _write(result: Cut, pipeline: Pipeline, out_dir: Path) -> None:
         data = mp4_bytes(clip.packets, *pipeline.size)
         path = out_dir / "clip.mp4"
         path.write_bytes(data)
-        pre_s = (result.alarm_ms - clip.packets[0].pts_ms) / 1000
-        post_s = (clip.packets[-1].pts_ms - result.alarm_ms) / 1000
+        video = [p for p in clip.packets if not p.audio]
+        pre_s = (result.alarm_ms - video[0].pts_ms) / 1000
+        post_s = (video[-1].pts_ms - result.alarm_ms) / 1000
         result.rows.append(
             {
                 "media": "clip",
@@ -91,11 +93,11 @@ def _write(result: Cut, pipeline: Pipeline, out_dir: Path) -> None:
                 "bytes": len(data),
                 "pre_s": round(pre_s, 3),
                 "post_s": round(post_s, 3),
-                "frames": len(clip.packets),
+                "frames": clip.frames,
             }
         )
     for still in sorted(result.stills, key=lambda s: s.index):
-        data = jpeg(still.yuv)
+        data = jpeg(still.picture())
         path = out_dir / f"still-{still.index}.jpg"
         path.write_bytes(data)
         result.rows.append(
@@ -113,6 +115,8 @@ def summary(result: Cut, cfg: EdgeConfig) -> list[str]:
     rec = cfg.recording
     plan = result.plan
     clip = next((r for r in result.rows if r["media"] == "clip"), None)
+    if plan is None:
+        return [f"no alarm: the file was read for {result.frames} frame(s) only"]
     alarm_t = (result.alarm_ms - result.first_ms) / 1000
     start = iso_ms(plan.start_wall_ms) if plan else "-"
     lines = [f"alarm at {alarm_t:.2f} s into the file (clip starts {start})"]

@@ -26,7 +26,7 @@ from edge.motion.settings import motion_params, stage_settings, tamper_params
 from edge.motion.stage import MotionStage, Seen
 from edge.protocol import iso_ms
 from edge.tools import START_WALL_S
-from edge.tools.footage import feed
+from edge.tools.footage import Fed, feed
 from edge.video.camera import Pipeline
 
 COLUMNS = (
@@ -52,6 +52,7 @@ class Scan:
     results: list[MotionResult] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     lores: dict[int, Frame] = field(default_factory=dict)  # kept for the sheet
+    problem: str | None = None  # the file could not be read to its end
 
 
 def scan(
@@ -89,22 +90,22 @@ async def _scan(
     pipeline = Pipeline(cam, cfg.recording.pre_roll_s, cfg.recording.post_roll_s)
     frames: list[Frame] = []
     pipeline.lores_sinks.append(frames.append)
-    first_s: float | None = None
-    for _count in feed(cam, pipeline, clock, encode=False):
+    fed = Fed()
+    for _at_s in feed(cam, pipeline, clock, encode=False, fed=fed):
         for frame in frames:
-            first_s = frame.at_s if first_s is None else first_s
             try:
                 result, seen, _changes = await stage.analyse(frame)
             except ValueError as exc:  # the stage skips such a frame (and so do we)
                 out.rejected.append((frame.index, str(exc)))
                 continue
             out.results.append(result)
-            out.rows.append(_row(frame, frame.at_s - first_s, result, seen, stage, fresh))
+            out.rows.append(_row(frame, fed.after_s(frame.at_s), result, seen, stage, fresh))
             out.events += [(frame.index, e) for e in fresh]
             fresh.clear()
             if keep:
                 out.lores[frame.index] = frame
         frames.clear()
+    out.problem = fed.problem
     return out
 
 

@@ -59,8 +59,16 @@ class ClipJob:
     def start_ms(self) -> int:
         return self.packets[0].pts_ms if self.packets else self.alarm_ms
 
+    @property
+    def frames(self) -> int:
+        return sum(1 for p in self.packets if not p.audio)
+
     def add(self, packet: EncodedPacket) -> bool:
-        """Take a packet; True once the clip is complete (the packet is past its end)."""
+        """Take a packet; True once the clip is complete (a picture past its end)."""
+        if packet.audio:  # sound within the clip's pictures' span
+            if self.packets and self.start_ms <= packet.pts_ms <= self.end_ms:
+                self.packets.append(packet)
+            return False
         if not self.packets and not packet.keyframe:
             return False  # nothing before a keyframe is decodable
         if packet.pts_ms > self.end_ms and self.packets:

@@ -99,8 +99,8 @@ class Recorder:
     def fps_of(self, camera: str) -> float:
         return self._fps.get(camera, 15.0)
 
-    def writer(self, camera: str, width: int, height: int) -> SegmentWriter:
-        return SegmentWriter(self, camera, width, height)
+    def writer(self, camera: str, width: int, height: int, audio: bool = False) -> SegmentWriter:
+        return SegmentWriter(self, camera, width, height, audio)
 
     # -- modes -----------------------------------------------------------------
 
@@ -269,7 +269,8 @@ class Recorder:
         last = None
         with contextlib.suppress(VideoError):
             for p in read_mp4(part, start):
-                last = p.wall_ms if last is None else max(last, p.wall_ms)
+                if not p.audio:
+                    last = p.wall_ms if last is None else max(last, p.wall_ms)
         if last is None:
             part.unlink(missing_ok=True)
             return None
@@ -385,12 +386,16 @@ class Recorder:
         for g in chosen:
             for p in read_mp4(g.path, g.start_ms):
                 if p.wall_ms > to_ms:
+                    if p.audio:
+                        continue
                     break
                 if p.keyframe and p.wall_ms <= from_ms:
                     packets = []  # a later keyframe still at or before the start
                 if packets or p.keyframe:
                     # one time line across files: wall time is the common clock
-                    packets.append(EncodedPacket(p.data, p.wall_ms + offset, p.wall_ms, p.keyframe))
+                    packets.append(
+                        EncodedPacket(p.data, p.wall_ms + offset, p.wall_ms, p.keyframe, p.audio)
+                    )
         if not packets:
             raise VideoError(f"no recording of camera {camera} in that range on disk")
         width, height = _size(chosen[0].path)

@@ -1,8 +1,10 @@
 """Recording segments: one camera's packets muxed into MP4 files (capture thread).
 
 Fragmented MP4, so a file cut short (power cut, full disk) plays up to its last
-complete fragment. Every byte goes through :func:`open_segment_file`, the
-recorder's one file-writing seam.
+complete fragment. A camera with ``audio = true`` gets an AAC track too: its
+sound lives and dies with its pictures (same files, same retention). Every
+byte goes through :func:`open_segment_file`, the recorder's one file-writing
+seam.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import av
 
-from edge.video.codec import MS, EncodedPacket, VideoError
+from edge.video.codec import EncodedPacket, VideoError, add_streams, to_packet
 
 if TYPE_CHECKING:
     from edge.video.recorder import Recorder
@@ -42,10 +44,15 @@ class SegmentWriter:
     raises its trouble once, and writing is tried again after a backoff (camera
     time, 1 s doubling to 60 s) at the next keyframe."""
 
-    def __init__(self, recorder: Recorder, camera: str, width: int, height: int) -> None:
+    def __init__(
+        self, recorder: Recorder, camera: str, width: int, height: int, audio: bool = False
+    ) -> None:
         self.recorder = recorder
         self.camera = camera
         self.width, self.height = width, height
+        self.audio = audio
+        self._sound: Any = None
+        self._last_audio = -1
         self.folder = recorder.settings.root / camera
         self._out: Any = None
         self._file: BinaryIO | None = None
@@ -69,6 +76,9 @@ class SegmentWriter:
             self._fail(packet, exc)
 
     def write(self, packet: EncodedPacket) -> None:
+        if packet.audio:
+            self._hear(packet)
+            return
         if self.recorder.yielding:  # an alarm's media wait for room: no footage meanwhile
             raise OSError(errno.ENOSPC, "an alarm's still or clip is waiting for disk space")
         first = self._first
@@ -92,23 +102,24 @@ class SegmentWriter:
         self._file = self.recorder.opener(self._part)
         # fragmented: a power cut leaves a playable file up to the last keyframe
         self._out = av.open(self._file, "w", format="mp4", options=FRAGMENTED)
-        stream: Any = self._out.add_stream("h264")
-        stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
-        stream.time_base = MS
-        self._stream = stream
+        self._stream, self._sound = add_streams(self._out, self.width, self.height, self.audio)
+        self._last_audio = -1
         self._first = packet
         self._mux(packet)
 
     def _mux(self, packet: EncodedPacket) -> None:
         assert self._first is not None
-        pkt = av.Packet(packet.data)
-        pkt.pts = pkt.dts = packet.pts_ms - self._first.pts_ms
-        pkt.time_base = MS
-        pkt.stream = self._stream
-        if packet.keyframe:
-            pkt.is_keyframe = True
-        self._out.mux(pkt)
+        self._out.mux(to_packet(packet, packet.pts_ms - self._first.pts_ms, self._stream))
         self._last = packet
+
+    def _hear(self, packet: EncodedPacket) -> None:
+        """Sound of the open segment's time (before its first picture: left out)."""
+        if self._sound is None or self._first is None:
+            return
+        pts = packet.pts_ms - self._first.pts_ms
+        if pts > self._last_audio:
+            self._out.mux(to_packet(packet, pts, self._sound))
+            self._last_audio = pts
 
     def close(self) -> None:
         """Finish the open segment and hand it to the recorder. Never raises: a segment
@@ -162,7 +173,7 @@ class SegmentWriter:
         self._reset()
 
     def _reset(self) -> None:
-        self._out = self._file = self._first = self._last = self._part = None
+        self._out = self._file = self._first = self._last = self._part = self._sound = None
 
 
 def open_segment_file(path: Path) -> BinaryIO:

@@ -12,7 +12,9 @@ API for the other stages (motion, web):
   frames are dropped for it (counted in ``lores_dropped``), capture never waits.
 - ``latest_lores(camera)``: the newest lores ``Frame`` or None.
 - ``await snapshot_jpeg(camera)``: a full-size JPEG of the newest frame (masked).
-- ``status()``: per camera state, fps, frames, ring bytes/seconds; recorder figures.
+- ``status()``: per camera state, fps, frames, ring bytes/seconds, the path its
+  video takes (passthrough or encode, and why), the encoder (and why), the rate
+  frames really come at, sound; recorder figures.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from edge.clock import Clock, ms
 from edge.config import EdgeConfig
 from edge.errors import DiskFull
 from edge.model import Event, Frame, MediaDue
-from edge.video.camera import CameraRunner, Pipeline, StillTaken
+from edge.video.audio import Microphone
+from edge.video.camera import Pipeline, StillTaken
 from edge.video.clips import STILL_OFFSETS_MS, ClipJob, VideoPlan
-from edge.video.codec import EncodedPacket, VideoError, jpeg, mp4_bytes
+from edge.video.codec import EncodedPacket, VideoError, jpeg, mp4_bytes, pictures
 from edge.video.recorder import Recorder, RecorderSettings, SegmentWriter
-from edge.video.sources import make_source
+from edge.video.runner import CameraRunner
+from edge.video.sources import AvCamera, make_source
 
 log = logging.getLogger(__name__)
 LORES_BACKLOG = 4
@@ -52,6 +56,7 @@ class _Camera:
     pipeline: Pipeline
     runner: CameraRunner
     writer: SegmentWriter | None
+    microphone: Microphone | None = None
 
 
 class VideoService:
@@ -88,14 +93,20 @@ class VideoService:
         self.cameras: dict[str, _Camera] = {}
         for c in cfg.cameras:
             pipeline = Pipeline(c, rec.pre_roll_s, rec.post_roll_s, preset)
+            sub = AvCamera(c, clock, target=c.substream) if c.substream else None
             runner = CameraRunner(
-                make_source(c, clock), pipeline, self._trouble_from_thread, clock.monotonic
+                make_source(c, clock), pipeline, self._trouble_from_thread, clock.monotonic, sub
             )
-            writer = self.recorder.writer(c.id, c.width, c.height) if rec.enabled else None
-            if writer is not None:
+            writer = None
+            if rec.enabled:
+                writer = self.recorder.writer(c.id, c.width, c.height, audio=c.audio)
                 pipeline.packet_sinks.append(writer)
                 pipeline.size_listeners.append(writer.resize)
-            self.cameras[c.id] = _Camera(pipeline, runner, writer)
+            mic = None
+            if c.audio and c.audio_device is not None:
+                mic = Microphone(c.audio_device, c.audio_bitrate_kbps, clock, pipeline.offer_audio)
+                runner.microphone = mic
+            self.cameras[c.id] = _Camera(pipeline, runner, writer, mic)
         self.events: dict[str, Event] = {}  # events whose media are still being made
         self.lores_dropped = 0
         self.media_failed = 0
@@ -118,6 +129,8 @@ class VideoService:
             cam.pipeline.on_still = self._hop_still(cid)
             cam.pipeline.on_clip = self._hop_clip(cid)
             cam.runner.start()
+            if cam.microphone is not None:
+                cam.microphone.start(cid)
 
     async def stop(self, timeout_s: float = 2.0) -> None:
         """Stop capture, send the clips cut short, close the open segments. Never raises:
@@ -126,6 +139,8 @@ class VideoService:
         from the recordings, or told lost, at the next start."""
         for cid, cam in self.cameras.items():
             try:
+                if cam.microphone is not None:
+                    await asyncio.to_thread(cam.microphone.stop)
                 await asyncio.to_thread(cam.runner.stop)
                 job = cam.pipeline.flush()
                 if job is not None:
@@ -210,6 +225,10 @@ class VideoService:
 
     async def snapshot_jpeg(self, camera: str) -> bytes:
         cam = self.cameras.get(camera)
+        if cam is not None and cam.pipeline.stills_from_ring:  # full size: from the ring
+            packets = cam.pipeline.newest_packets()
+            if packets:
+                return await asyncio.to_thread(_newest_jpeg, packets)
         frame = cam.pipeline.latest if cam is not None else None
         if frame is None:
             raise VideoError(f"camera {camera} has no picture (offline or starting)")
@@ -315,6 +334,14 @@ class VideoService:
                 "height": st.height,
                 "ring_bytes": ring.bytes,
                 "ring_seconds": round(ring.seconds, 2),
+                "path": st.path,
+                "path_reason": st.path_reason,
+                "encoder": st.encoder,
+                "encoder_reason": st.encoder_reason,
+                "source_fps": st.source_fps,
+                "fps_note": st.fps_note,
+                "audio": st.audio,
+                "substream": st.substream,
             }
         return {
             "cameras": cams,
@@ -378,7 +405,7 @@ class VideoService:
 
     async def _make_still(self, event: Event, still: StillTaken) -> None:
         try:
-            data = await asyncio.to_thread(jpeg, still.yuv)
+            data = await asyncio.to_thread(lambda: jpeg(still.picture()))
         except Exception as exc:
             log.exception("still %s of event %s not made", still.media_id, event.id)
             await self._lose(event, still.media_id, "still", f"not made: {exc}")
@@ -479,6 +506,12 @@ class VideoService:
         except OSError:
             return 0
         return self.recorder.free_bytes_for(ms(self.clock.time()), need_bytes)
+
+
+def _newest_jpeg(packets: list[EncodedPacket]) -> bytes:
+    """The newest picture of a passed-through camera, decoded from its last keyframe."""
+    last = packets[-1].pts_ms
+    return jpeg(pictures(packets, [last])[last][1])
 
 
 def _window(packets: list[EncodedPacket], from_ms: int, to_ms: int) -> list[EncodedPacket]:

@@ -217,3 +217,42 @@ async def test_an_unwritable_recordings_folder_is_one_trouble_and_writing_again_
         [restore] = station_rows(station_db, kind="trouble_restore")
         assert json.loads(restore["body"])["text"].startswith("recorder: segments written again")
         assert len(station_rows(station_db, kind="trouble")) == 1  # one, however many retries
+
+
+async def test_an_ip_cameras_alarm_clip_is_its_own_h264_with_its_sound(
+    broker: Broker, spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """An H.264 camera with sound (a file standing for the RTSP stream): the station gets
+    the camera's own pictures, not re-encoded, and an AAC track; so do the recordings."""
+    from tests.unit.videofiles import annexb_packets, h264_file, slices
+    from tests.unit.videofiles import check_clip as check_av_clip
+
+    camera = h264_file(tmp_path / "ipcam.mkv", "320x180", 10, 30, gop=10, tone_hz=1000)
+    station_db = tmp_path / "station.sqlite"
+    start_station(spawn, broker, station_db)
+    text = small_demo(broker.port).replace(
+        'source = "synthetic"', f'source = "file"\npath = "{camera}"\naudio = true'
+    )
+    cfg = parse(text, "video.toml")
+    async with RunningBox(cfg, tmp_path / "box") as box:
+        await until(lambda: device_states(station_db), 15, "station subscribed")
+        await until(
+            lambda: box.video.status()["cameras"]["entrance"]["ring_seconds"] >= 2, 15, "ring"
+        )
+        status = box.video.status()["cameras"]["entrance"]
+        assert (status["path"], status["encoder"], status["audio"]) == ("passthrough", None, "on")
+        box.inputs.simulate("in3", True)
+        await until(lambda: station_rows(station_db, kind="alarm"), 10, "the alarm")
+        alarm = station_rows(station_db, kind="alarm")[0]
+        await until(lambda: len(media_of(station_db, alarm["id"])) >= 6, 20, "stills and clip")
+        box.inputs.simulate("in3", False)
+        await until(lambda: box.outbox.depth == 0, 10, "all acknowledged")
+    extra = json.loads(alarm["body"])["extra"]
+    [clip] = [p for kind, p in media_of(station_db, alarm["id"]) if kind == "clip"]
+    check_av_clip(clip, float(extra["clip_pre_s"]) + float(extra["clip_post_s"]), audio=True)
+    source = [slices(p) for p in annexb_packets(camera)]
+    mine = [slices(p) for p in annexb_packets(clip)]
+    assert all(picture in source for picture in mine)  # the camera's own, byte for byte
+    segments = sorted((tmp_path / "box" / "recordings" / "entrance").glob("*.mp4"))
+    assert segments
+    check_av_clip(segments[0], float(ffprobe(segments[0])["streams"][0]["duration"]), audio=True)

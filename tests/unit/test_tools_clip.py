@@ -12,6 +12,7 @@ import pytest
 from edge.__main__ import main
 from tests.unit.test_tools_motion import DATA, FPS, config, config_text, synthetic_video
 from tests.unit.test_video_pipeline import check_clip
+from tests.unit.videofiles import annexb_packets, slices
 
 FRAMES = 120  # 12 s at 10 fps
 
@@ -72,7 +73,7 @@ def test_h264_file_is_stream_copied(tmp_path: Path, capsys: pytest.CaptureFixtur
     with av.open(str(source)) as src, av.open(str(h264), "w") as out:
         stream = out.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        stream.options = {"g": str(FPS)}
+        stream.options = {"g": str(FPS), "bf": "0"}  # as IP cameras send: no B-frames
         for frame in src.decode(video=0):
             frame.pts = None
             out.mux(stream.encode(frame))
@@ -84,6 +85,9 @@ def test_h264_file_is_stream_copied(tmp_path: Path, capsys: pytest.CaptureFixtur
     clip = rows[0]
     assert clip["pre_s"] == pytest.approx(3.0, abs=0.11)  # the file starts 3 s before
     check_clip(Path(clip["path"]), clip["pre_s"] + clip["post_s"])
+    theirs = [slices(p) for p in annexb_packets(h264)]
+    mine = [slices(p) for p in annexb_packets(Path(clip["path"]))]
+    assert mine == theirs[: len(mine)]  # the file's own pictures, byte for byte
 
 
 @pytest.mark.slow  # 300 frames of 640x360 encoded

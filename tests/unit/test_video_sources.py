@@ -1,5 +1,6 @@
 """Sources: real third-party clips through PyAV (transcoded once on ingest into our
-H.264 with its own keyframes), a looped file, camera loss and restore, masks."""
+H.264 with its own keyframes), a looped file, camera loss and restore, masks. (An H.264
+camera's own packets: test_video_passthrough.py.)"""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import numpy as np
 import pytest
 
 from edge.clock import FakeClock, SystemClock
-from edge.video import camera as camera_module
 from edge.video import masks
-from edge.video.camera import CameraRunner, Pipeline
+from edge.video import runner as camera_module
+from edge.video.camera import Pipeline
 from edge.video.codec import VideoError, mp4_bytes
+from edge.video.runner import CameraRunner
 from edge.video.sources import AvCamera, RawFrame
 from tests.conftest import REPO
 from tests.unit.test_video_pipeline import camera, check_clip, ffprobe
@@ -98,7 +100,12 @@ class Flaky:
 
     paced = True
     copies = False
+    decodes = True
+    path_reason = "raw frames"
     size = (160, 120)
+
+    def take_audio(self) -> list[Any]:
+        return []
 
     def __init__(self) -> None:
         self.cfg = camera()
@@ -149,7 +156,12 @@ class Gone:
 
     paced = True
     copies = False
+    decodes = True
+    path_reason = "raw frames"
     size = (160, 120)
+
+    def take_audio(self) -> list[Any]:
+        return []
 
     def __init__(self) -> None:
         self.cfg = camera()
@@ -190,7 +202,12 @@ class Late:
 
     paced = True
     copies = False
+    decodes = True
+    path_reason = "raw frames"
     size = (160, 120)
+
+    def take_audio(self) -> list[Any]:
+        return []
 
     def __init__(self) -> None:
         self.cfg = camera()
@@ -228,41 +245,12 @@ def test_mask_polygon_rasterises_pixel_centres() -> None:
     assert masks.rasterise([], 8, 6) is None
 
 
-def test_an_h264_camera_is_stream_copied_not_encoded_again(tmp_path: Path) -> None:
-    path = tmp_path / "camera.mp4"  # what an IP camera sends: H.264, no B-frames
-    pattern_file(path, "320x240", 3, "libx264", "-preset", "ultrafast", "-g", "10", "-bf", "0")
-    cfg = camera(source="file", path=path, width=160, height=120)  # lores/stills size
-    clock = FakeClock()
-    source = AvCamera(cfg, clock)
-    pipe = Pipeline(cfg, pre_roll_s=1.0, post_roll_s=0.5)
-    clips: list[Any] = []
-    pipe.on_clip = clips.append
-    source.open()
-    assert source.copies and source.size == (320, 240)
-    pipe.set_size(*source.size)
-    try:
-        for n in range(25):
-            if n == 15:
-                plan = pipe.alarm("ev", round(clock.monotonic() * 1000), 1)
-            packet, frame = source.read_copied()
-            pipe.push_copied(packet, frame)
-            clock.advance(0.1)
-    finally:
-        source.close()
-    assert pipe.encoder._ctx is None
-    assert pipe.latest_lores is not None and pipe.latest_lores.gray.shape == (120, 160)
-    out = tmp_path / "copied.mp4"
-    out.write_bytes(mp4_bytes(clips[0].packets, *pipe.size))
-    info = check_clip(out, plan.pre_s + plan.post_s)
-    assert info["streams"][0]["codec_name"] == "h264"
-
-
 def test_a_live_stream_knows_how_far_behind_real_time_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "live.mkv"
     pattern_file(path, "160x120", 2)
     clock = FakeClock()
     source = AvCamera(camera(source="file", path=path), clock)
-    source.paced = True  # read as a live camera would be
+    source.live = True  # read as a live camera would be
     source.open()
     try:
         for _ in range(5):  # read at the camera's own rate
@@ -282,7 +270,7 @@ def test_a_jump_of_the_camera_clock_is_not_taken_for_lag(tmp_path: Path) -> None
     pattern_file(path, "160x120", 1)
     clock = FakeClock()
     source = AvCamera(camera(source="file", path=path), clock)
-    source.paced = True
+    source.live = True
     source.open()
     try:
         source.read()
