@@ -39,7 +39,7 @@ from edge.outbox.reserve import Reserve
 from edge.outbox.store import Limits, Outbox
 from edge.provision import NOT_CHECKED, Paths, managed_dir
 from edge.provision import check as check_provisioning
-from edge.status import Stages, StatusView
+from edge.status import CAMERA_START_S, UNPROVISIONED, Stages, StatusView
 from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder
 from edge.uplink.inbox import dispatch
@@ -151,6 +151,8 @@ class Box:
             cfg.web.apply_confirm_s,
             self._probation_problems,
             self.request_restart,
+            settling=self.status.settling,
+            settle_max_s=self.supervisor.profile.path_loss_s + CAMERA_START_S,
         )
         self.web = self._web_server() if cfg.web.enabled else None
 
@@ -380,11 +382,16 @@ class Box:
         return (await self.raise_event(Condition.MANUAL_TEST, False, text)).id
 
     def _probation_problems(self) -> dict[str, str]:
-        """What makes a config applied from the page roll back: any health problem, and
-        a link that does not come up (the likeliest config mistake)."""
-        problems = self.health.problems()
-        if "uplink.sender" in self.tasks and not self.link.status.connected:
-            problems["uplink"] = "not connected to the broker"
+        """What makes a config applied from the page roll back: any health problem (a link
+        that does not come up is the likeliest config mistake) but what is still starting
+        (the probation waits for it: ``status.settling``) and a box its station has not
+        provisioned yet (no config cures that)."""
+        problems: dict[str, str] = {}
+        for found in self.status.faults()[1]:
+            if found.level == "starting" or found.key == UNPROVISIONED:
+                continue
+            name = found.check or "health"
+            problems[name] = f"{problems[name]}; {found.text}" if name in problems else found.text
         return problems
 
     def _spawn(self, tg: asyncio.TaskGroup, name: str, coro: Any) -> None:

@@ -151,6 +151,10 @@ class MotionCamera(Section):
     boxes: list[list[int]]
     lores: list[int]
     tamper: list[str]
+    outside_zones: int = 0  # frames with motion outside every zone (no event, no evidence)
+    person_checks: int = 0  # frames the person check looked at
+    person_seen: int = 0  # ... and said "person"
+    person: str | None = None  # its last answer: yes | no; None before it looked
 
 
 class Motion(Section):

@@ -4,7 +4,14 @@
 :class:`Stages` names every stage the view reads, typed; :class:`StatusView`
 turns them into a :class:`edge.snapshot.Status` and registers the health checks
 (``tasks`` is the only one that stops the systemd watchdog: a dead stage task is
-what a restart cures).
+what a restart cures; ``path``, ``outbox``, ``inputs``, ``cameras`` and
+``subscriptions`` make the box unhealthy but a restart would not cure them).
+
+Each check finds :class:`edge.snapshot.Verdict` s: a level, a catalogue key and
+its values (the page says them in French or English) and the same in English
+words (``/healthz``, the log). The status' ``verdict`` is the worst of them:
+faults before warnings before what is still starting, and within a level the
+path to the station first, then the outbox, the inputs, the cameras.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edge import __version__, protocol, snapshot, sysinfo
+from edge import __version__, i18n, protocol, snapshot, sysinfo
 from edge.clock import Clock, ms
+from edge.codes import ZoneType
 from edge.config import EdgeConfig
 from edge.health import Health
 from edge.inputs.gpio import GpioInputs
@@ -35,6 +43,23 @@ from edge.video.service import VideoService
 from edge.web.journal import Journal
 
 RECORDING_SCAN_S = 60.0  # the recordings' folder is listed at most once a minute
+CAMERA_START_S = 30.0  # a camera without a picture this long after the start is silent
+LEVELS = {"fault": 3, "warning": 2, "starting": 1}
+ORDER = ("tasks", "path", "outbox", "inputs", "cameras", "subscriptions")  # within a level
+# zones whose activity is a trouble of the panel's own, not an alarm to walk past
+TROUBLE_ZONES = frozenset(
+    {
+        ZoneType.TAMPER,
+        ZoneType.PANEL_TAMPER,
+        ZoneType.ENCLOSURE_TAMPER,
+        ZoneType.AC_POWER,
+        ZoneType.BATTERY,
+    }
+)
+UNPROVISIONED = "box.health.unprovisioned"
+TICKING = frozenset({"down_s"})  # values that change every second: not in the watchdog's words
+
+Found = list[snapshot.Verdict]
 
 
 @dataclass(frozen=True)
@@ -67,12 +92,43 @@ class StatusView:
         self.health = health
         self._peak = 0  # the outbox's deepest since it was last empty
         self._oldest: tuple[float, str | None] | None = None  # (when listed, oldest footage)
-        health.check("tasks", self._dead_tasks)  # the only fault a restart would cure
-        health.check("outbox", self._outbox_problem, watchdog=False)
-        health.check("subscriptions", self._refused, watchdog=False)
+        self.checks: dict[str, Callable[[], Found]] = {
+            "tasks": self._dead_tasks,
+            "path": self._path,
+            "outbox": self._outbox_problem,
+            "inputs": self._inputs,
+            "cameras": self._cameras,
+            "subscriptions": self._refused,
+        }
+        for name, fn in self.checks.items():  # only a dead task is cured by a restart
+            health.check(name, _words(fn), watchdog=name == "tasks")
+
+    def faults(self) -> tuple[dict[str, str], Found]:
+        """Every health problem (check -> words) and the same as verdicts, worst first.
+        A check registered by someone else is a fault in its own words."""
+        problems = self.health.problems()
+        found: Found = []
+        for name, text in list(problems.items()):
+            if name not in self.checks:
+                found.append(verdict(name, "fault", "box.health.other", name=name, problem=text))
+                continue
+            mine = self.checks[name]()  # read again: the same instant as the words
+            if mine:
+                problems[name] = "; ".join(v.text for v in mine)
+                found += mine
+            else:
+                del problems[name]  # cleared between the two reads
+        found.sort(key=_severity)
+        return problems, found
+
+    def settling(self) -> bool:
+        """Whether something is still starting (a camera before its first picture, the
+        link's first connection): a config on probation waits for it."""
+        _problems, found = self.faults()
+        return any(v.level == "starting" for v in found)
 
     def current(self) -> snapshot.Status:
-        problems = self.health.problems()
+        problems, found = self.faults()
         return snapshot.Status(
             device=self.device(),
             uplink=self.uplink(),
@@ -88,6 +144,8 @@ class StatusView:
             system=self.system(),
             problems=problems,
             healthy=not problems,
+            verdict=found[0] if found else healthy(),
+            faults=found,
         )
 
     def json(self) -> dict[str, Any]:
@@ -226,26 +284,111 @@ class StatusView:
             **sysinfo.process(),
         )
 
-    # -- checks -------------------------------------------------------------------------
+    # -- checks (each: what is wrong, in verdicts; [] when fine) -------------------------
 
-    def _dead_tasks(self) -> str | None:
+    def _dead_tasks(self) -> Found:
         dead = [n for n, t in self.s.tasks.items() if t.done() and not t.cancelled()]
-        return f"stage task ended: {', '.join(dead)}" if dead else None
+        return (
+            [verdict("tasks", "fault", "box.health.tasks", tasks=", ".join(dead))] if dead else []
+        )
 
-    def _outbox_problem(self) -> str | None:
+    def _path(self) -> Found:
+        """The path to the station: provisioned, the link up, the alarms acknowledged."""
+        s = self.s
+        provisioning = s.provisioning()
+        if not provisioning.uplink_allowed:
+            why = "; ".join(provisioning.problems)
+            return [verdict("path", "fault", UNPROVISIONED, problems=why)]
+        link, watch, profile = s.link.status, s.supervisor.watch, s.supervisor.profile
+        found: Found = []
+        if not link.connected:
+            now = s.clock.monotonic()
+            since = watch.down_since_s  # supervision's, once a second; else since the start
+            if since is None:
+                since = s.started_s if link.connects == 0 else now
+            down_s = round(max(0.0, now - since))
+            if watch.path_lost:
+                found.append(verdict("path", "fault", "box.health.path_lost", down_s=down_s))
+            elif link.connects == 0 and link.failed_attempts == 0 and link.last_error is None:
+                found.append(verdict("path", "starting", "box.health.connecting"))
+            else:
+                error = link.last_error or "-"
+                found.append(
+                    verdict("path", "warning", "box.health.link_down", down_s=down_s, error=error)
+                )
+        if watch.delivery_failed:
+            found.append(
+                verdict("path", "fault", "box.health.not_acknowledged", max_ack_s=profile.max_ack_s)
+            )
+        return found
+
+    def _outbox_problem(self) -> Found:
         o = self.s.outbox
         if o.held:
-            return (
-                f"{len(o.held)} event(s) held in memory, not yet on disk ({o.held.error}): "
-                "sent all the same"
-            )
+            return [
+                verdict(
+                    "outbox",
+                    "fault",
+                    "box.health.held",
+                    events=len(o.held),
+                    error=str(o.held.error),
+                )
+            ]
         if o.reserve is not None and not o.reserve.held:
-            return "disk full: the outbox reserve is in use (room is being made)"
-        return None
+            return [verdict("outbox", "warning", "box.health.disk_full")]
+        return []
 
-    def _refused(self) -> str | None:
+    def _inputs(self) -> Found:
+        """Zones the panel reports in trouble or tamper, shut down after too many alarms,
+        and edges dropped that the pins have not been read again for yet."""
+        panel = self.s.panel
+        found: Found = []
+        for z in self.s.cfg.zones:
+            state = panel.state.zone(z.id)
+            if state.suppressed:
+                found.append(
+                    verdict("inputs", "warning", "box.health.zone_suppressed", zone=z.name)
+                )
+            elif z.type in TROUBLE_ZONES and state.active:
+                key = f"box.health.zone_{z.type.value}"
+                found.append(verdict("inputs", "warning", key, zone=z.name))
+        if panel.resync_pending:
+            dropped = panel.edges_dropped
+            found.append(verdict("inputs", "warning", "box.health.edges_dropped", edges=dropped))
+        return found
+
+    def _cameras(self) -> Found:
+        """A camera lost, or still without a picture long after the start; the recorder
+        failing to write."""
+        s = self.s
+        found: Found = []
+        up_s = s.clock.monotonic() - s.started_s
+        for cid, cam in s.video.cameras.items():
+            state = cam.runner.status.state
+            if state == "lost":
+                error = cam.runner.status.error or "-"
+                found.append(
+                    verdict("cameras", "warning", "box.health.camera_lost", camera=cid, error=error)
+                )
+            elif state == "stopped" and up_s < CAMERA_START_S:
+                found.append(
+                    verdict("cameras", "starting", "box.health.camera_starting", camera=cid)
+                )
+            elif state == "stopped":
+                found.append(verdict("cameras", "warning", "box.health.camera_silent", camera=cid))
+        failing = s.video.recorder.failing
+        if failing:
+            found.append(
+                verdict("cameras", "warning", "box.health.recording_failing", error=failing)
+            )
+        return found
+
+    def _refused(self) -> Found:
         refused = self.s.link.status.refused_subscriptions
-        return "; ".join(f"{t} refused: {r}" for t, r in refused.items()) or None
+        if not refused:
+            return []
+        topics = "; ".join(f"{t} ({r})" for t, r in refused.items())
+        return [verdict("subscriptions", "warning", "box.health.subscriptions", topics=topics)]
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -278,3 +421,61 @@ class StatusView:
         oldest = protocol.iso_ms(segments[0].start_ms) if segments else None
         self._oldest = (now, oldest)
         return oldest
+
+
+# -- verdicts ------------------------------------------------------------------------------
+
+
+def verdict(check: str, level: str, key: str, **values: str | int | float) -> snapshot.Verdict:
+    """One thing wrong, with its words in English (the page says it in its language)."""
+    shown = {k: duration_en(v) if k.endswith("_s") else v for k, v in values.items()}
+    text = i18n.t("en", key, **shown)
+    return snapshot.Verdict(check=check, level=level, key=key, values=values, text=text)
+
+
+def healthy() -> snapshot.Verdict:
+    text = i18n.t("en", "box.health.ok")
+    return snapshot.Verdict(check=None, level="ok", key="box.health.ok", values={}, text=text)
+
+
+def duration_en(seconds: float | str) -> str:
+    """Seconds in words as the page says them (``i18n.js`` duration): 4 min 05 s, 1 h 05 min."""
+    s = max(0, round(float(seconds)))
+    d, h, m, s = s // 86400, s % 86400 // 3600, s % 3600 // 60, s % 60
+    if d:
+        return f"{d} d {h} h"
+    if h:
+        return f"{h} h {m:02d} min"
+    if m:
+        return f"{m} min {s:02d} s" if s else f"{m} min"
+    return f"{s} s"
+
+
+def _severity(v: snapshot.Verdict) -> tuple[int, int]:
+    check = v.check or ""
+    return -LEVELS.get(v.level, 3), ORDER.index(check) if check in ORDER else len(ORDER)
+
+
+def _words(fn: Callable[[], Found]) -> Callable[[], str | None]:
+    """A check as :class:`edge.health.Health` takes it: its words, or None when fine;
+    steady words (no ticking duration), so the watchdog's log and ``STATUS=`` change
+    with what is wrong, not every second."""
+
+    def check() -> str | None:
+        return "; ".join(_steady(v) for v in fn()) or None
+
+    return check
+
+
+def _steady(v: snapshot.Verdict) -> str:
+    if not any(k in TICKING for k in v.values):
+        return v.text
+    shown = {k: "…" if k in TICKING else x for k, x in v.values.items()}
+    return i18n.t(
+        "en",
+        v.key,
+        **{
+            k: duration_en(x) if k.endswith("_s") and k not in TICKING else x
+            for k, x in shown.items()
+        },
+    )

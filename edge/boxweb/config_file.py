@@ -45,10 +45,15 @@ class ConfigFile:
         self.marker = marker_dir / APPLY_MARKER
         self._restart = restart
 
+    @property
+    def confirm_s(self) -> int:
+        return self.cfg.web.apply_confirm_s
+
     def redacted(self) -> str:
         return to_toml(self.cfg.model_dump(mode="json", exclude_none=True))
 
     def check(self, text: str, name: str = "upload.toml") -> list[str]:
+        """The problems ``edge check-config`` would print, under the file's own name."""
         try:
             parse(text, name)
         except ConfigError as exc:
@@ -71,7 +76,8 @@ class ConfigFile:
         self._restart()
         return {
             "message": "applied: the box restarts, and keeps it if it stays healthy "
-            f"for {self.cfg.web.apply_confirm_s} s"
+            f"for {self.cfg.web.apply_confirm_s} s",
+            "confirm_s": self.cfg.web.apply_confirm_s,
         }
 
     def _swap(self, path: Path, text: str) -> None:
@@ -127,7 +133,13 @@ def to_toml(data: dict[str, Any]) -> str:
 class Probation:
     """A config applied from the page is kept only if the box is healthy
     ``confirm_s`` after its start (``problems()`` empty); otherwise the previous file
-    is put back and the box restarted."""
+    is put back and the box restarted.
+
+    What is merely still starting then (``settling()``: a camera before its first
+    picture, the link's first connection in progress) is not held against the new
+    config: the probation waits for it, a second at a time and at most
+    ``settle_max_s`` more, and decides once it has settled or turned into a problem.
+    A problem (``problems()`` not empty) rolls back at once."""
 
     def __init__(
         self,
@@ -136,22 +148,34 @@ class Probation:
         confirm_s: float,
         problems: Callable[[], dict[str, str]],
         restart: Callable[[], None],
+        settling: Callable[[], bool] = lambda: False,
+        settle_max_s: float = 600.0,
+        poll_s: float = 1.0,
     ) -> None:
         self.config_path = config_path
         self.marker_dir = marker_dir
         self.confirm_s = confirm_s
         self.problems = problems
         self.restart = restart
+        self.settling = settling
+        self.settle_max_s = settle_max_s
+        self.poll_s = poll_s
 
     def pending(self) -> bool:
         return pending_previous(self.marker_dir) is not None
 
-    async def run(self) -> None:
+    async def run(self) -> bool:
+        """Confirm (True) or roll back (False) the config on probation."""
         await asyncio.sleep(self.confirm_s)
+        waited_s = 0.0
+        while not self.problems() and self.settling() and waited_s < self.settle_max_s:
+            await asyncio.sleep(self.poll_s)
+            waited_s += self.poll_s
         problems = self.problems()
-        if not problems:
+        if not problems and not self.settling():
             confirm(self.marker_dir)
-        elif self.config_path is not None and roll_back(
-            self.config_path, self.marker_dir, "; ".join(problems.values())
-        ):
+            return True
+        why = "; ".join(problems.values()) or f"still starting after {waited_s:.0f} s more"
+        if self.config_path is not None and roll_back(self.config_path, self.marker_dir, why):
             self.restart()
+        return False

@@ -389,9 +389,26 @@ class MotionConfig(Section):
     tamper_restore_s: float = Field(
         default=10.0, ge=1, le=600, description="Normal again this long before its restore."
     )
+    person_check: bool = Field(
+        default=False,
+        description="Look for a person inside the motion boxes (OpenCV's HOG people detector).",
+    )
+    person_min_confidence: float = Field(
+        default=0.7, ge=0.05, le=0.99, description="Confidence (0..1) from which a person is seen."
+    )
+    events_need_person: bool = Field(
+        default=False, description="Video-only motion events only when a person is seen."
+    )
     cameras: tuple[MotionCameraConfig, ...] = Field(
         default=(), description="Per-camera sensitivity, masks and zones."
     )
+
+    @field_validator("events_need_person")
+    @classmethod
+    def _needs_the_check(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("person_check"):
+            raise ValueError("needs person_check = true (the person check must run to be asked)")
+        return value
 
 
 RETENTION_CAP_DAYS = 30  # French CSI L252-5

@@ -41,6 +41,9 @@ def stage_settings(cfg: EdgeConfig) -> StageSettings:
         motion.queue_frames,
         motion.events_when_armed,
         motion.tamper,
+        person_check=motion.person_check,
+        person_min_confidence=motion.person_min_confidence,
+        events_need_person=motion.events_need_person,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.config import load
-from edge.motion.settings import motion_params, tamper_params
+from edge.motion.settings import motion_params, stage_settings, tamper_params
 
 from .test_config import EXAMPLE, demo_raw, errors, message_for, put
 
@@ -20,6 +20,9 @@ def test_the_example_motion_section_becomes_detector_parameters() -> None:
     assert door[0] == pytest.approx((500 / 1280, 100 / 720))
     assert max(x for x, _ in door) <= 1 and max(y for _, y in door) <= 1
     assert tamper_params(cfg).raise_after_s == 10
+    settings = stage_settings(cfg)  # the example turns the person check on, not the condition
+    assert settings.person_check and settings.person_min_confidence == 0.7
+    assert not settings.events_need_person
 
 
 def test_defaults_when_a_camera_has_no_motion_block() -> None:
@@ -47,6 +50,12 @@ AREA = {"name": "yard", "corners": [[0, 0], [100, 0], [100, 100]]}
         (put("motion", "event_cooldown_s", value=1), "motion.event_cooldown_s", "5"),
         (put("motion", "queue_frames", value=0), "motion.queue_frames", "1"),
         (put("motion", "sensitivty", value=5), "motion.sensitivty", "sensitivity"),
+        (put("motion", "person_min_confidence", value=1.5), "motion.person_min_confidence", "0.99"),
+        (
+            put("motion", "events_need_person", value=True),
+            "motion.events_need_person",
+            "needs person_check = true",
+        ),
         (
             put("motion", "cameras", value=[_camera(camera="garage")]),
             "motion.cameras[0].camera",

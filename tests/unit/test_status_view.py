@@ -4,12 +4,17 @@ unknown figure null (never 0), and the JSON shape the page reads."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from edge import snapshot
+from edge import i18n, snapshot
 from edge.app import Box
 from edge.clock import FakeClock
 from edge.config import parse
+from edge.inputs.zones import ZoneState
+from edge.provision import Provisioning
+from edge.status import CAMERA_START_S, duration_en
+from edge.uplink.supervision import Watch
 from tests.conftest import DEMO_CONFIG
 
 
@@ -58,3 +63,141 @@ def test_a_walk_test_shows_in_the_status(tmp_path: Path) -> None:
     walk = box.status.current().walktest
     assert walk.running and walk.zones == ["front-door", "hall-pir"]
     assert walk.not_seen == ["front-door", "hall-pir"] and walk.remaining_s == 60
+
+
+# -- the verdict: healthy only when the path, the outbox, the inputs and the cameras are --
+
+
+def _running(box: Box) -> Box:
+    """What a started box with a broker looks like: the link up, the camera giving pictures."""
+    box.link.status.connected = True
+    box.link.status.connects = 1
+    assert box.outbox.reserve is not None and box.outbox.reserve.ensure()  # taken at open
+    for cam in box.video.cameras.values():
+        cam.runner.status.state = "running"
+    return box
+
+
+def test_a_box_is_healthy_only_when_every_part_is(tmp_path: Path) -> None:
+    box = _running(_box(tmp_path))
+    status = box.status.current()
+    assert status.healthy and status.problems == {} and status.faults == []
+    assert status.verdict.level == "ok" and status.verdict.key == "box.health.ok"
+    assert status.verdict.text == i18n.t("en", "box.health.ok")
+
+
+def test_just_built_it_is_starting_not_healthy(tmp_path: Path) -> None:
+    box = _box(tmp_path)  # nothing started: no picture yet, the link's first connection
+    assert box.outbox.reserve is not None and box.outbox.reserve.ensure()
+    status = box.status.current()
+    assert not status.healthy
+    assert [(f.check, f.level, f.key) for f in status.faults] == [
+        ("path", "starting", "box.health.connecting"),
+        ("cameras", "starting", "box.health.camera_starting"),
+    ]
+    assert box.status.settling()
+    assert box._probation_problems() == {}  # a config on probation waits for it
+
+
+def test_a_link_down_is_named_with_how_long_and_a_restart_would_not_cure_it(
+    tmp_path: Path,
+) -> None:
+    box = _running(_box(tmp_path))
+    box.link.status.connected = False
+    box.link.status.last_error = "cannot connect to 127.0.0.1:1883: refused"
+    box.supervisor.watch = Watch(down_since_s=box.clock.monotonic())
+    box.clock.advance(240)
+    status = box.status.current()
+    verdict = status.verdict
+    assert (verdict.check, verdict.level, verdict.key) == (
+        "path",
+        "warning",
+        "box.health.link_down",
+    )
+    assert verdict.values == {"down_s": 240, "error": "cannot connect to 127.0.0.1:1883: refused"}
+    assert verdict.text == "No link to the station for 4 min — events are kept and will be sent"
+    assert status.problems == {"path": verdict.text} and not status.healthy
+    assert box.health.problems(watchdog_only=True) == {}  # only a dead task stops the pings
+    assert box._probation_problems() == {"path": verdict.text}  # a bad broker rolls back
+    # /api/status and /healthz read the same body
+    body = box.status.json()
+    assert body["verdict"] == verdict.model_dump(mode="json")
+
+
+def test_faults_come_worst_first_and_the_path_before_the_rest(tmp_path: Path) -> None:
+    box = _running(_box(tmp_path))
+    box.clock.advance(60)
+    cam = box.video.cameras["entrance"].runner.status
+    cam.state, cam.error = "lost", "no frame for 5 s"
+    box.panel.state.zones["panel-tamper"] = ZoneState(active=True)
+    box.link.status.connected = False
+    box.supervisor.watch = Watch(down_since_s=box.clock.monotonic() - 95, path_lost=True)
+    found = [(f.check, f.level, f.key) for f in box.status.current().faults]
+    assert found == [
+        ("path", "fault", "box.health.path_lost"),
+        ("inputs", "warning", "box.health.zone_panel_tamper"),
+        ("cameras", "warning", "box.health.camera_lost"),
+    ]
+    texts = box.status.current().faults
+    assert texts[1].text == "Panel tamper: Panel tamper loop"  # the zone's name, not its id
+    assert texts[2].values == {"camera": "entrance", "error": "no frame for 5 s"}
+
+
+def test_a_box_its_station_has_not_provisioned_says_so_first(tmp_path: Path) -> None:
+    box = _running(_box(tmp_path))
+    box.provisioning = Provisioning("unprovisioned", ("no certificate in /etc/edge",))
+    verdict = box.status.current().verdict
+    assert (verdict.level, verdict.key) == ("fault", "box.health.unprovisioned")
+    assert "no certificate in /etc/edge" in verdict.text
+    assert box._probation_problems() == {}  # no config cures it: not rolled back for it
+
+
+def test_a_camera_still_without_a_picture_long_after_the_start_is_silent(
+    tmp_path: Path,
+) -> None:
+    box = _running(_box(tmp_path))
+    box.video.cameras["entrance"].runner.status.state = "stopped"
+    assert box.status.current().verdict.key == "box.health.camera_starting"
+    box.clock.advance(CAMERA_START_S)
+    verdict = box.status.current().verdict
+    assert (verdict.level, verdict.key) == ("warning", "box.health.camera_silent")
+    assert not box.status.settling()
+    assert box._probation_problems() == {"cameras": verdict.text}
+
+
+def test_outbox_and_swinger_faults_and_another_check_in_its_own_words(tmp_path: Path) -> None:
+    box = _running(_box(tmp_path))
+    box.outbox.held.error = "disk full"
+    box.outbox.held.by_id["e-1"] = None  # type: ignore[assignment]  # one held event
+    box.panel.state.zones["hall-pir"] = ZoneState(suppressed=True)
+    box.health.check("test", lambda: "something else", watchdog=False)
+    found = box.status.current().faults
+    assert [(f.check, f.level, f.key) for f in found] == [
+        ("outbox", "fault", "box.health.held"),
+        ("test", "fault", "box.health.other"),
+        ("inputs", "warning", "box.health.zone_suppressed"),
+    ]
+    assert found[0].values == {"events": 1, "error": "disk full"}
+    assert found[1].text == "test: something else"
+    assert found[2].text == "Zone “Hall motion detector” shut down after too many alarms"
+
+
+def test_only_the_tasks_check_stops_the_watchdog(tmp_path: Path) -> None:
+    box = _box(tmp_path)  # starting: path and cameras fail, and do not stop the pings
+    assert box.health.problems() and box.health.problems(watchdog_only=True) == {}
+    done: asyncio.Future[None] = asyncio.Future(loop=asyncio.new_event_loop())
+    done.set_result(None)
+    box.tasks["zones"] = done  # type: ignore[assignment]
+    assert set(box.health.problems(watchdog_only=True)) == {"tasks"}
+    assert box.status.current().verdict.key == "box.health.tasks"
+
+
+def test_durations_in_words_as_the_page_says_them() -> None:
+    assert [duration_en(s) for s in (0, 12, 60, 245, 3900, 90_000)] == [
+        "0 s",
+        "12 s",
+        "1 min",
+        "4 min 05 s",
+        "1 h 05 min",
+        "1 d 1 h",
+    ]

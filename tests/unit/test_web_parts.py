@@ -3,6 +3,7 @@ test_web_journal.py)."""
 
 from __future__ import annotations
 
+import json
 import struct
 import tomllib
 import zlib
@@ -249,3 +250,52 @@ def test_metrics_cover_the_status_page_s_figures_and_leave_unknowns_out() -> Non
             name = line.split("{")[0].split(" ")[0]
             assert name in families
             float(line.rsplit(" ", 1)[1])
+
+
+# -- the config's probation --------------------------------------------------------------
+
+
+def _probation(tmp_path: Path, answers: list[tuple[dict[str, str], bool]]) -> boxweb.Probation:
+    """A config on probation whose health reads ``answers`` in turn (problems, settling)."""
+    path = tmp_path / "edge.toml"
+    path.write_text("new")
+    (tmp_path / "edge.toml.previous").write_text("old")
+    marker = tmp_path / "web"
+    marker.mkdir()
+    (marker / boxweb.APPLY_MARKER).write_text(
+        json.dumps({"previous": str(tmp_path / "edge.toml.previous")})
+    )
+    state = iter(answers)
+    now: list[tuple[dict[str, str], bool]] = [next(state)]
+
+    def problems() -> dict[str, str]:
+        return now[0][0]
+
+    def settling() -> bool:
+        settled = now[0][1]
+        now[0] = next(state, now[0])  # each look at the box moves on
+        return settled
+
+    return boxweb.Probation(
+        path, marker, 0.0, problems, lambda: None, settling, settle_max_s=0.005, poll_s=0.001
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "kept"),
+    [
+        ([({}, False)], True),  # healthy at once
+        ([({}, True), ({}, True), ({}, False)], True),  # a camera starting, then running
+        ([({}, True), ({"path": "no link"}, False)], False),  # connecting, then refused
+        ([({"path": "no link"}, False)], False),  # a problem at once
+        ([({}, True)], False),  # still starting when the wait is over
+    ],
+    ids=["healthy", "settles", "turns-bad", "bad", "never-settles"],
+)
+async def test_probation_waits_for_what_is_starting_not_for_problems(
+    tmp_path: Path, answers: list[tuple[dict[str, str], bool]], kept: bool
+) -> None:
+    probation = _probation(tmp_path, answers)
+    assert await probation.run() is kept
+    assert (tmp_path / "edge.toml").read_text() == ("new" if kept else "old")
+    assert not probation.pending()
