@@ -126,7 +126,6 @@ class Camera(Section):
     substream: str | None = None  # the sub-stream's state, for a camera that has one
 
 
-
 class Recorder(Section):
     mode: str
     kept: int
@@ -184,6 +183,23 @@ class System(Section):
     process_open_fds: int | None = None
 
 
+class Verdict(Section):
+    """One thing wrong with the box, in words: what the page's badge and ``/healthz`` say.
+
+    ``key`` is a catalogue key (``edge/i18n/<lang>/box.json``) and ``values`` its
+    placeholders (a name ending in ``_s`` is a duration in seconds); ``text`` is the
+    same in English, for probes and logs. ``level``: ``fault`` (events may not reach
+    the station, or a stage is dead), ``warning`` (something does not work as it
+    should), ``starting`` (not ready yet: a camera before its first picture, the
+    link's first connection), ``ok`` (the verdict of a healthy box only)."""
+
+    check: str | None  # the health check that found it; None when healthy
+    level: str  # ok | starting | warning | fault
+    key: str
+    values: dict[str, str | int | float]
+    text: str
+
+
 class Status(Section):
     device: Device
     uplink: Uplink
@@ -199,3 +215,5 @@ class Status(Section):
     system: System
     problems: dict[str, str]
     healthy: bool
+    verdict: Verdict  # the worst of ``faults``, or "healthy"
+    faults: list[Verdict]  # everything wrong, the worst first
