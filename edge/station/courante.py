@@ -213,6 +213,7 @@ _WORDS = {  # detail keys whose values are words of the vocabulary, and their ke
     "type": "station.request.type.",
     "status": "station.request.status.",
     "change": "station.site_change.",
+    "kind": "station.media.kind.",
 }
 
 

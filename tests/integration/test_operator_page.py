@@ -178,7 +178,7 @@ async def test_the_incident_its_media_and_the_main_courante(station: Station) ->
             (OPERATOR, "media_view", ""),
             (OPERATOR, "comment", "smoke seen on the stills"),
         ]
-        assert lines[1]["words"] == "Vidéo consultée : ev-fire-clip"  # French by default
+        assert lines[1]["words"] == "Séquence consultée : ev-fire-clip"  # French by default
     finally:
         await http.close()
 

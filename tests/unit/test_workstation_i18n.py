@@ -91,6 +91,8 @@ def test_every_courante_line_and_export_column_is_in_words(lang: str) -> None:
         *(f"station.request.status.{s}" for s in (*videoreq.FINAL, "sent", "accepted")),
         *(f"station.export.{c}" for c in COLUMNS),
         "station.courante.system",
+        "station.media.kind.still",
+        "station.media.kind.clip",
     ]
     assert [k for k in vocabulary if k not in words] == []
     assert courante.describe(lang, Entry(1, 0, "a", None, None, None, "closed",

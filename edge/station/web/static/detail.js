@@ -38,7 +38,7 @@ const Detail = (() => {
   const REQUEST_TYPE = {snapshot: "station.request.type.snapshot", clip: "station.request.type.clip"};
   const ARMED = {true: "station.armed.yes", false: "station.armed.no", null: "station.armed.unknown"};
 
-  let data = null, id = null, loading = null, again = false, videoKey = "", shown = 0;
+  let data = null, id = null, loading = null, again = false, drawn = {}, shown = 0;
   let stills = [], stillAt = 0, operators = null;
 
   const root = () => document.getElementById("detail");
@@ -50,7 +50,7 @@ const Detail = (() => {
   async function open(incidentId) {
     id = incidentId;
     data = null;
-    videoKey = "";
+    drawn = {};
     root().replaceChildren(el("p", {class: "hint", text: t("common.loading")}));
     await load();
   }
@@ -85,20 +85,29 @@ const Detail = (() => {
             el("div", {id: "d-alarms"}), el("div", {id: "d-boxes"}), logBlock(),
             el("div", {id: "d-history"}))));
     }
-    head();
-    site();
-    steps();
-    calls();
+    // a part is drawn again only when what it shows changed: a click in progress on a
+    // button is never lost to a redraw caused by something else (a still arriving)
+    const inc = data.incident;
+    part("head", [inc.holder, inc.escalated, inc.outcome, inc.priority, inc.category, inc.site, operators], head);
+    part("site", data.site, site);
+    part("steps", data.instructions, steps);
+    part("calls", [data.site.contacts, data.courante.filter((e) => e.action === "call")], calls);
     closingState();
-    const key = JSON.stringify(data.alarms.map((a) => [a.id, a.media.map((m) => m.state)]));
-    if (key !== videoKey) { videoKey = key; video(); }
-    requests();
-    alarms();
-    boxes();
-    log();
-    history();
+    part("video", data.alarms.map((a) => [a.id, a.media.map((m) => m.state)]), video);
+    part("requests", [data.requests, data.cameras, data.commands], requests);
+    part("alarms", data.alarms.map((a) => [a.id, a.restored_ms]), alarms);
+    part("boxes", data.boxes, boxes);
+    part("log", data.courante, log);
+    part("history", data.history, history);
     root().dataset.incident = id;
     root().dataset.shown = String(++shown);
+  }
+
+  function part(name, what, draw) {
+    const key = JSON.stringify(what);
+    if (drawn[name] === key) return;
+    drawn[name] = key;
+    draw();
   }
 
   function tick() {
@@ -141,7 +150,7 @@ const Detail = (() => {
   async function loadOperators() {
     operators = [];
     const r = await api("/api/colleagues");
-    if (r.ok) { operators = (await r.json()).operators; head(); }
+    if (r.ok) { operators = (await r.json()).operators; if (data) render(false); }
   }
 
   async function take() {

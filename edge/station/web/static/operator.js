@@ -185,7 +185,7 @@ function renderQueue() {
   document.getElementById("queue-empty").hidden = WS.incidents.size > 0;
   const unheld = rows.filter((r) => !r.holder).length;
   document.title = (unheld ? `(${unheld}) ` : "") + t("station.title");
-  if (window.Admin) Admin.queueChanged();
+  Admin.queueChanged();
 }
 
 function tick() {
@@ -202,7 +202,7 @@ function tick() {
       banner(t("station.alert.escalated", {category: t(CATEGORY[row.category]), site: row.site}), "alert");
     }
   }
-  if (window.Detail) Detail.tick();
+  Detail.tick();
 }
 
 function apply(changes) {
@@ -220,7 +220,7 @@ function apply(changes) {
   }
   WS.version = Math.max(WS.version, changes.v || 0);
   renderQueue();
-  if (touchedSelected && window.Detail) Detail.refresh();
+  if (touchedSelected) Detail.refresh();
 }
 
 async function loadQueue() {
