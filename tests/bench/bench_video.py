@@ -1,11 +1,25 @@
 """Video: CPU per frame of capture + mask + encode + ring against the ffmpeg CLI
 encoding the same raw frames with the same libx264 options in the same run; ring
 memory for 10 s against the encoded bytes it holds; alarm to first still and to
-clip in the outbox against their bars (1 s; post_roll_s + 2 s)."""
+clip in the outbox against their bars (1 s; post_roll_s + 2 s).
+
+Issue 19 (a Pi-sized video stage), on a real H.264 1280x720 25 fps stream (the
+bgslibrary road footage scaled up and encoded as an IP camera would: no B-frames,
+a keyframe every 2 s; a generated scene if the footage is absent), read as an RTSP
+camera would be, as fast as it decodes:
+- CPU per second of recorded video, passthrough (recording only; with motion
+  decoding the main stream; with a 640x360 sub-stream instead) against today's
+  decode + libx264 encode of the same stream, with the recorder writing segments;
+- the clip's bitrate (ffprobe) against bitrate_kbps for cameras at 10, 15, 25 and
+  30 fps configured as 15;
+- the box's resident memory (a VideoService in a process of its own) with two
+  passthrough cameras and one raw camera, 10 s pre-roll each, against the same
+  three cameras all decoded and encoded (today's path)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -24,7 +38,7 @@ from edge.outbox.aio import AsyncOutbox
 from edge.outbox.store import Outbox
 from edge.video.camera import Pipeline
 from edge.video.service import VideoService
-from edge.video.sources import RawFrame, SyntheticCamera
+from edge.video.sources import RawFrame, StreamEnded, SyntheticCamera
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FPS = 15
@@ -126,9 +140,243 @@ def _latency_case() -> list[tuple[str, float, float, str, str]]:
     ]
 
 
+# -- issue 19: passthrough, bitrate, memory -------------------------------------------
+
+DATA = REPO.parent / "shared" / "data" / "video"
+CAMERA_FPS = 25
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+def _streams(folder: Path) -> tuple[Path, Path, str]:
+    """The camera's main stream (1280x720) and its sub-stream (640x360), and what they are."""
+    footage = DATA / "bgslibrary_video.avi"
+    main, sub = folder / "main.mp4", folder / "sub.mp4"
+    if footage.is_file():
+        source, what = ["-i", str(footage)], "real footage (bgslibrary road)"
+    else:
+        source = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=12"]
+        what = "generated scene (no footage)"
+    camera = ["-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", str(2 * CAMERA_FPS)]
+    for path, size, rate in ((main, "1280:720", "2M"), (sub, "640:360", "512k")):
+        _ffmpeg(
+            *source,
+            "-vf",
+            f"scale={size},fps={CAMERA_FPS}",
+            *camera,
+            "-b:v",
+            rate,
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        )
+    return main, sub, what
+
+
+def _cpu_per_video_s(
+    cfg: CameraConfig, folder: Path, sub: Path | None = None, decode: bool = True
+) -> float:
+    """CPU ms per second of video: the stream read to its end through the pipeline, the
+    recorder writing its segments (``decode=False``: the main stream is not decoded,
+    motion left out; ``sub``: motion decodes that sub-stream instead)."""
+    from edge.video.avcamera import AvCamera
+    from edge.video.recorder import Recorder, RecorderSettings
+
+    settings = RecorderSettings(folder / "rec", "continuous", 10, 30, None, 10.0, 10.0)
+    writer = Recorder(settings, {cfg.id: CAMERA_FPS}).writer(cfg.id, cfg.width, cfg.height)
+    pipe = Pipeline(cfg, pre_roll_s=10.0, post_roll_s=10.0)
+    pipe.packet_sinks.append(writer)
+    source, substream = AvCamera(cfg, FakeClock()), None
+    source.loops = False
+    if sub is not None:
+        substream = AvCamera(cfg, FakeClock(), target=str(sub))
+        substream.loops = False
+        substream.open()
+    source.decodes = decode and sub is None
+    first = last = None
+    cpu0 = time.process_time()
+    source.open()
+    pipe.copies = source.copies
+    try:
+        while True:
+            try:
+                if source.copies:
+                    copied = source.read_copied()
+                    at = copied.packet.at_s
+                    pipe.push_copied(copied)
+                    if substream is not None:
+                        pipe.push_sub(substream.read())
+                else:
+                    frame = source.read()
+                    at = frame.at_s
+                    pipe.push(frame)
+            except StreamEnded:
+                break
+            first = at if first is None else first
+            last = at
+    finally:
+        source.close()
+        if substream is not None:
+            substream.close()
+        writer.close()
+    cpu = time.process_time() - cpu0
+    assert first is not None and last is not None
+    return cpu / (last - first + 1 / CAMERA_FPS) * 1000
+
+
+def passthrough_cpu() -> list[tuple[str, float, float, str, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        main, sub, what = _streams(folder)
+        print(f"(1280x720 {CAMERA_FPS} fps H.264 camera: {what})")
+        base = {"id": "ipcam", "source": "file", "path": main, "width": 1280, "height": 720}
+        cfg = CameraConfig(**base, fps=CAMERA_FPS)  # type: ignore[arg-type]
+        today = _cpu_per_video_s(cfg.model_copy(update={"passthrough": False}), folder)
+        recording = _cpu_per_video_s(cfg, folder, decode=False)
+        with_sub = _cpu_per_video_s(cfg, folder, sub)
+        with_main = _cpu_per_video_s(cfg, folder)
+        floor = "decode+encode (today)"
+        return [
+            ("CPU/s passthrough, record", recording, today, "ms/s", floor),
+            ("CPU/s pass + sub motion", with_sub, today, "ms/s", floor),
+            ("CPU/s pass + main motion", with_main, today, "ms/s", floor),
+        ]
+
+
+def _clip_kbps(rate: float, frames: list[np.ndarray], folder: Path) -> float:
+    """An alarm's clip (5 s before, 5 s after) from a camera at ``rate`` configured as 15;
+    its video bitrate as ffprobe reads it."""
+    from edge.video.codec import mp4_bytes
+
+    cfg = CameraConfig(id="cam", source="synthetic", width=1280, height=720, fps=15)
+    pipe = Pipeline(cfg, pre_roll_s=5.0, post_roll_s=5.0)
+    clips: list[object] = []
+    pipe.on_clip = clips.append
+    for i in range(round(rate * 16)):
+        at = 1000 + i / rate
+        if i == round(rate * 8):
+            pipe.alarm("bench", round(at * 1000), 0)
+        pipe.push(RawFrame(frames[i % len(frames)].copy(), at, round(at * 1000)))
+    clip = folder / f"clip{rate:g}.mp4"
+    clip.write_bytes(mp4_bytes(clips[0].packets, 1280, 720))  # type: ignore[attr-defined]
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=bit_rate",
+            "-of",
+            "csv=p=0",
+            str(clip),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip()) / 1000
+
+
+def bitrate_held() -> list[tuple[str, float, float, str, str]]:
+    import av
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        main, _sub, _what = _streams(folder)
+        with av.open(str(main)) as src:  # real pictures, 12 s of them
+            frames = [f.to_ndarray(format="yuv420p") for f in src.decode(video=0)]
+        return [
+            (
+                f"clip kbps, camera {rate} fps",
+                _clip_kbps(rate, frames, folder),
+                2000,
+                "kbit/s",
+                "bitrate_kbps (config fps 15)",
+            )
+            for rate in (10, 15, 25, 30)
+        ]
+
+
+RSS_SECONDS = 14.0  # the 10 s pre-roll full, and some
+
+
+def box_rss() -> list[tuple[str, float, float, str, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        main, _sub, _what = _streams(folder)
+        rows = []
+        for label, passthrough in (("2 passthrough + 1 raw", True), ("3 decoded+encoded", False)):
+            out = subprocess.run(
+                [sys.executable, __file__, "--rss", str(main), str(folder), str(passthrough)],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
+            figures = dict(line.split("=", 1) for line in out.stdout.split())
+            rows.append((label, float(figures["hwm_mib"]), float(figures["cpu_pct"])))
+        (mine, mine_cpu), (today, today_cpu) = rows[0][1:], rows[1][1:]
+        return [
+            ("box RSS 2 pass + 1 raw", mine, today, "MiB", "3 decoded+encoded (today)"),
+            ("box CPU 2 pass + 1 raw", mine_cpu, today_cpu, "% core", "3 decoded+encoded"),
+        ]
+
+
+async def _rss_child(main: Path, folder: Path, passthrough: bool) -> None:
+    from edge.config import parse as parse_config
+
+    cams = "".join(
+        f'[[cameras]]\nid = "ip{i}"\nsource = "file"\npath = "{main}"\nfps = {CAMERA_FPS}\n'
+        f"passthrough = {str(passthrough).lower()}\n\n"
+        for i in (1, 2)
+    )
+    cams += '[[cameras]]\nid = "raw"\nsource = "synthetic"\nwidth = 1280\nheight = 720\n\n'
+    text = (
+        '[device]\nid = "bench"\n[station]\naccount = "1234"\n'
+        '[uplink]\nbroker = "mqtt://127.0.0.1:1883"\n'
+        f"{cams}[recording]\npre_roll_s = 10\npost_roll_s = 10\n"
+    )
+    cfg = parse_config(text, "rss.toml")
+    video = VideoService(
+        cfg, folder / f"state-{passthrough}", SystemClock(), _no_media, _no_trouble
+    )
+    seen = [0]
+    video.add_lores_sink(lambda frame: seen.__setitem__(0, seen[0] + 1))
+    cpu0 = time.process_time()
+    video.start()
+    await asyncio.sleep(RSS_SECONDS)
+    cpu = time.process_time() - cpu0
+    rings = [c["ring_seconds"] for c in video.status()["cameras"].values()]
+    await video.stop()
+    hwm = _hwm_kib()
+    assert min(rings) >= 9.5, rings  # every ring full
+    print(f"hwm_mib={hwm / 1024:.1f} cpu_pct={cpu / RSS_SECONDS * 100:.1f} lores={seen[0]}")
+
+
+def _hwm_kib() -> int:
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+
+
+async def _no_media(*_args: object) -> None:
+    return None
+
+
 CASES = [
     ("video.encode_360p", lambda: _encode_case(640, 360, 300)),
     ("video.encode_720p", lambda: _encode_case(1280, 720, 150)),
     ("video.ring", _ring_case),
     ("video.alarm_media", _latency_case),
+    ("video.passthrough_cpu", passthrough_cpu),
+    ("video.bitrate_held", bitrate_held),
+    ("video.box_rss", box_rss),
 ]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--rss"]:
+    asyncio.run(_rss_child(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "True"))
