@@ -20,6 +20,7 @@ from typing import Any
 from edge import __version__, protocol
 from edge.boxweb.cameras import Cameras
 from edge.boxweb.config_file import ConfigFile, Probation
+from edge.boxweb.holds import Holds
 from edge.boxweb.walk import WalkTestView
 from edge.clock import Clock, SystemClock, ms
 from edge.codes import Condition, Kind
@@ -108,8 +109,9 @@ class Box:
             self.clock,
             self.inputs.levels,
             self.store,
-            lambda text: self.raise_event(Condition.MANUAL_TEST, False, text),
+            self._walk_report,
         )
+        self.walk_view = WalkTestView(self.panel, lambda: ms(self.clock.time()))
         self.supervisor = Supervisor(
             self.link,
             self.outbox,
@@ -362,7 +364,7 @@ class Box:
             inputs=self.status.inputs_json,
             simulate=self.inputs.simulate if simulated else None,
             pulses=self.inputs.pulses if simulated else None,
-            walk=WalkTestView(self.panel),
+            walk=self.walk_view,
             journal=self.journal,
             send_test=self._test_event,
             cameras=Cameras(self.video, self.cfg, self._motion_status)
@@ -371,12 +373,18 @@ class Box:
             config=ConfigFile(
                 self.cfg, self.config_path, self.state_dir / "web", self.request_restart
             ),
+            holds=Holds(self.video, lambda: ms(self.clock.time())) if self.cfg.cameras else None,
             monotonic=self.clock.monotonic,
         )
         return WebServer(settings, hooks)
 
     def _motion_status(self) -> dict[str, Any]:
         return self.motion.status() if self.motion is not None else {}
+
+    async def _walk_report(self, text: str) -> None:
+        """A walk test's summary: to the station as a manual test (601), and to the page."""
+        event = await self.raise_event(Condition.MANUAL_TEST, False, text)
+        self.walk_view.ended(text, event.id)
 
     async def _test_event(self, text: str) -> str:
         return (await self.raise_event(Condition.MANUAL_TEST, False, text)).id

@@ -79,6 +79,7 @@ class Journal(Section):
     pending: int
     written: int
     batches: int
+    changes: int  # events and media noted since the start: the events page refreshes on it
 
 
 class Zone(Section):

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from edge.config import EdgeConfig
 from edge.config.schema import MotionAreaConfig
 from edge.errors import NotFound
-from edge.video.codec import VideoError
+from edge.video.codec import VideoError, jpeg
 from edge.video.service import VideoService
 
 
@@ -29,16 +29,33 @@ class Cameras:
         self.video = video
         self.motion_cfg = {m.camera: m for m in cfg.motion.cameras}
         self.motion_status = motion_status
+        self.recording_on = cfg.recording.enabled
 
     def camera_ids(self) -> list[str]:
         return self.video.camera_ids()
 
-    def latest_jpeg(self, camera_id: str) -> bytes | None:
-        return self.video.latest_jpeg(camera_id)
+    def latest_jpeg(self, camera_id: str) -> tuple[bytes, int] | None:
+        """The newest full-size frame as JPEG, and when it was taken (wall ms)."""
+        cam = self.video.cameras.get(camera_id)
+        frame = cam.pipeline.latest if cam is not None else None
+        return None if frame is None else (jpeg(frame.yuv), frame.wall_ms)
 
-    def latest_gray(self, camera_id: str) -> npt.NDArray[np.uint8] | None:
+    def latest_gray(self, camera_id: str) -> tuple[npt.NDArray[np.uint8], int] | None:
         frame = self.video.latest_lores(camera_id)
-        return None if frame is None else np.asarray(frame.gray, dtype=np.uint8)
+        if frame is None:
+            return None
+        return np.asarray(frame.gray, dtype=np.uint8), frame.wall_ms
+
+    def recording(self, _camera_id: str) -> dict[str, Any]:
+        """Whether footage is being kept on the box: on or off, the mode (alarms,
+        motion, continuous), why it fails, whether it waits for room."""
+        rec = self.video.recorder
+        return {
+            "enabled": self.recording_on,
+            "mode": rec.settings.mode,
+            "failing": rec.failing,
+            "yielding": rec.yielding,
+        }
 
     def overlays(self, camera_id: str) -> dict[str, Any]:
         cam = self.video.cameras[camera_id].pipeline.cfg

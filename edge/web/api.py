@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -16,44 +15,21 @@ from edge import i18n
 from edge.errors import Conflict, NotFound, ProtocolError
 from edge.protocol import parse_iso_ms
 from edge.web import auth, diagnostics, metrics, openapi
+from edge.web.api_live import WHO, LiveRoutes
+from edge.web.api_video import VideoRoutes
 from edge.web.journal import STATES, Filter
-from edge.web.png import gray_png
+from edge.web.replies import BadRequest, json_object
+from edge.web.replies import error as _error
 
 if TYPE_CHECKING:
     from edge.web.server import WebServer
 
 log = logging.getLogger(__name__)
 MAX_PULSES = 100_000
-STREAM_POLL_S = 0.02  # the inputs page sees an edge within this (plus the glitch filter)
-STREAM_KEEPALIVE_S = 15.0
 DOWNLOADS = ("logs.txt", "bundle.zip")
-NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError, LookupError)  # LookupError: charset
-
-
-WHO = web.RequestKey("who", str)  # "session" or "token": how the request was let in
-
-
-class BadRequest(Exception):
-    """A request body that is not what the route takes."""
-
-
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
-
-
-async def _json_object(request: web.Request, usage: str) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except _JSON_ERRORS as exc:
-        raise BadRequest(usage) from exc
-    if not isinstance(body, dict):
-        raise BadRequest(usage)
-    return body
+# A config's file name as the technician's phone named it ("edge (2).toml",
+# "config été.toml"): shown in its problems only, never a path on the box.
+NAME_RE = re.compile(r"[^/\\\x00-\x1f\x7f]{1,100}")
 
 
 def _page(name: str) -> web.Response:
@@ -61,7 +37,7 @@ def _page(name: str) -> web.Response:
     return web.Response(text=text, content_type="text/html")
 
 
-class Api:
+class Api(LiveRoutes, VideoRoutes):
     def __init__(self, server: WebServer) -> None:
         self.server = server
         self.hooks = server.hooks
@@ -92,9 +68,15 @@ class Api:
         return web.Response(text=i18n.script(), content_type="text/javascript")
 
     async def healthz(self, _request: web.Request) -> web.Response:
+        """Healthy or not, and the page's verdict: the worst fault in words, then all."""
         status = self.hooks.status()
         healthy = bool(status.get("healthy"))
-        body = {"healthy": healthy, "problems": status.get("problems", {})}
+        problems = status.get("problems", {})
+        faults = status.get("faults")
+        if faults is None:  # a status of its own (tests, tools): its problems as faults
+            faults = [_fault(name, text) for name, text in problems.items()]
+        verdict = status.get("verdict") or (faults[0] if faults else _HEALTHY)
+        body = {"healthy": healthy, "problems": problems, "verdict": verdict, "faults": faults}
         return web.json_response(body, status=200 if healthy else 503)
 
     async def login_state(self, _request: web.Request) -> web.Response:
@@ -106,7 +88,7 @@ class Api:
         if wait is not None:
             return wait
         try:
-            body = await _json_object(request, 'body must be JSON: {"password": "..."}')
+            body = await json_object(request, 'body must be JSON: {"password": "..."}')
         except BadRequest as exc:
             return _error(400, str(exc))
         password = body.get("password")
@@ -145,7 +127,7 @@ class Api:
             return wait
         usage = 'body must be JSON: {"code": "...", "password": "..."}'
         try:
-            body = await _json_object(request, usage)
+            body = await json_object(request, usage)
         except BadRequest as exc:
             return _error(400, str(exc))
         code, password = body.get("code"), body.get("password")
@@ -210,40 +192,7 @@ class Api:
         )
         return web.json_response({"csrf": session.csrf if session else None, "via": "session"})
 
-    # -- status and inputs -------------------------------------------------------
-
-    async def status(self, _request: web.Request) -> web.Response:
-        return web.json_response(self.hooks.status(), dumps=_dumps)
-
-    def _inputs_now(self) -> dict[str, Any]:
-        read = self.hooks.inputs or self.hooks.status
-        return _inputs(read())
-
-    async def inputs(self, _request: web.Request) -> web.Response:
-        return web.json_response(self._inputs_now(), dumps=_dumps)
-
-    async def inputs_stream(self, request: web.Request) -> web.StreamResponse:
-        """Server-Sent Events: the zones and the walk test, sent whenever they change."""
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-        )
-        await response.prepare(request)
-        last, idle_s = "", 0.0
-        closing = self.server.closing
-        try:
-            while not closing.is_set():
-                text = _dumps(self._inputs_now())
-                if text != last:
-                    await response.write(f"data: {text}\n\n".encode())
-                    last, idle_s = text, 0.0
-                elif idle_s >= STREAM_KEEPALIVE_S:
-                    await response.write(b": keep-alive\n\n")
-                    idle_s = 0.0
-                await asyncio.sleep(STREAM_POLL_S)
-                idle_s += STREAM_POLL_S
-        except (ConnectionResetError, ConnectionError):
-            pass  # the browser went away
-        return response
+    # -- simulated inputs (status and the live routes: api_live.py) ----------------
 
     async def simulate(self, request: web.Request) -> web.Response:
         usage = 'body must be JSON: {"active": true|false}'
@@ -251,7 +200,7 @@ class Api:
             return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
         name = request.match_info["name"]
         try:
-            body = await _json_object(request, usage)
+            body = await json_object(request, usage)
         except BadRequest as exc:
             return _error(400, str(exc))
         active = body.get("active")
@@ -270,7 +219,7 @@ class Api:
             return _error(404, "inputs are simulated only with gpio.backend = 'mock'")
         name = request.match_info["name"]
         try:
-            body = await _json_object(request, usage)
+            body = await json_object(request, usage)
         except BadRequest as exc:
             return _error(400, str(exc))
         if set(body) != {"count", "on_ms", "off_ms"}:
@@ -295,14 +244,15 @@ class Api:
     async def walk_status(self, _request: web.Request) -> web.Response:
         if self.hooks.walk is None:
             return _error(404, "no walk test on this box")
-        return web.json_response({"running": self.hooks.walk.walk_status()})
+        walk = self.hooks.walk
+        return web.json_response({"running": walk.walk_status(), "last": walk.last_result()})
 
     async def walk_start(self, request: web.Request) -> web.Response:
         usage = 'body must be JSON: {"minutes": 1..240}'
         if self.hooks.walk is None:
             return _error(404, "no walk test on this box")
         try:
-            body = await _json_object(request, usage)
+            body = await json_object(request, usage)
         except BadRequest as exc:
             return _error(400, str(exc))
         minutes = body.get("minutes")
@@ -342,49 +292,13 @@ class Api:
         event_id = await self.hooks.send_test("test event from the technician's page")
         return web.json_response({"id": event_id}, status=201)
 
-    # -- cameras -------------------------------------------------------------------
-
-    async def cameras(self, _request: web.Request) -> web.Response:
-        status = self.hooks.status().get("cameras", {})
-        view = self.hooks.cameras
-        ids = view.camera_ids() if view is not None else []
-        found = []
-        for cam_id in ids:
-            state = status.get(cam_id, {}) if isinstance(status, Mapping) else {}
-            found.append({"id": cam_id, "status": state, "overlays": view.overlays(cam_id)})  # type: ignore[union-attr]
-        return web.json_response({"cameras": found}, dumps=_dumps)
-
-    async def camera_frame(self, request: web.Request) -> web.Response:
-        view, cam_id = self.hooks.cameras, request.match_info["camera"]
-        if view is None or cam_id not in view.camera_ids():
-            return _error(404, f"no camera {cam_id!r}")
-        jpeg = view.latest_jpeg(cam_id)
-        if jpeg is not None:
-            return web.Response(body=jpeg, content_type="image/jpeg")
-        gray = view.latest_gray(cam_id)
-        if gray is None:
-            return _error(404, f"camera {cam_id!r} has no frame yet")
-        png = await asyncio.to_thread(gray_png, gray)
-        return web.Response(body=png, content_type="image/png")
-
-    async def camera_snapshot(self, request: web.Request) -> web.Response:
-        view, cam_id = self.hooks.cameras, request.match_info["camera"]
-        if view is None or cam_id not in view.camera_ids():
-            return _error(404, f"no camera {cam_id!r}")
-        try:
-            jpeg = await view.snapshot(cam_id)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        name = f"{cam_id}-snapshot.jpg"
-        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-        return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
-
     # -- config ------------------------------------------------------------------------
 
     async def config(self, _request: web.Request) -> web.Response:
         if self.hooks.config is None:
             return _error(404, "no config file on this box")
-        return web.json_response({"text": self.hooks.config.redacted()})
+        config = self.hooks.config
+        return web.json_response({"text": config.redacted(), "confirm_s": config.confirm_s})
 
     async def config_check(self, request: web.Request) -> web.Response:
         if self.hooks.config is None:
@@ -440,17 +354,28 @@ class Api:
         return web.Response(text=text, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
+_HEALTHY: dict[str, Any] = {
+    "check": None,
+    "level": "ok",
+    "key": "box.health.ok",
+    "values": {},
+    "text": "healthy",
+}
+
+
+def _fault(name: str, text: str) -> dict[str, Any]:
+    values = {"name": name, "problem": text}
+    return {
+        "check": name,
+        "level": "fault",
+        "key": "box.health.other",
+        "values": values,
+        "text": f"{name}: {text}",
+    }
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _inputs(status: Mapping[str, Any]) -> dict[str, Any]:
-    zones = status.get("zones", {})
-    return {
-        "zones": zones.get("zones", []),
-        "armed": zones.get("armed", {}),
-        "walktest": status.get("walktest", {"running": False}),
-    }
 
 
 def _journal_filter(q: Mapping[str, str]) -> tuple[Filter, int]:
@@ -488,7 +413,7 @@ def _whole(text: str) -> int | None:
 async def _config_text(request: web.Request) -> tuple[str, str]:
     """The uploaded TOML text and the file name its problems are reported under."""
     usage = 'body must be JSON: {"text": "<the TOML config>", "name": "file.toml"}'
-    body = await _json_object(request, usage)
+    body = await json_object(request, usage)
     text, name = body.get("text"), body.get("name", "upload.toml")
     if not isinstance(text, str) or not isinstance(name, str):
         raise BadRequest(usage)

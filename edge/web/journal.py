@@ -23,21 +23,32 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.errors import StorageError
-from edge.model import EventsAcknowledged, EventsQueued, EventsSent, OutboxFact, StoredEvent
+from edge.model import (
+    EventsAcknowledged,
+    EventsQueued,
+    EventsSent,
+    MediaLost,
+    MediaQueued,
+    OutboxFact,
+    StoredEvent,
+)
 from edge.protocol import iso_ms
+from edge.web import journal_media as media
 from edge.web.journal_store import (
     ACKED_SQL,
+    MEDIA_SQL,
     QUEUED_SQL,
     SENT_SQL,
     Filter,
     JournalFile,
+    MediaRow,
     Op,
     Row,
 )
@@ -48,6 +59,7 @@ STATES = ("queued", "sent", "acked")
 # 230 bytes each, 12 MB at most; draining 10,000 events after an outage notes 20,000.
 MAX_PENDING = 50_000
 READ_WAIT_S = 3.0  # a page waits this long for the file, then shows the events in memory
+MEDIA_NOTES = 5000  # what the outbox said of the newest media, kept in memory
 T = TypeVar("T")
 
 __all__ = ["STATES", "Entry", "Filter", "Journal"]
@@ -67,6 +79,7 @@ class Entry:
     sent_ms: int | None = None
     attempts: int = 0
     acked_ms: int | None = None
+    media: tuple[media.Announced, ...] = ()  # the stills and clips it announced
     n: int = 0  # the journal's own order, for paging
 
     @property
@@ -87,7 +100,7 @@ class Entry:
 
     def as_json(self) -> dict[str, object]:
         body: dict[str, object] = asdict(self)
-        del body["n"]
+        del body["n"], body["media"]
         body["state"] = self.state
         times = {"occurred": self.occurred_ms, "queued": self.queued_ms}
         times |= {"sent": self.sent_ms, "acked": self.acked_ms}
@@ -98,8 +111,9 @@ class Entry:
 
 
 def _from_row(row: Row) -> Entry:
-    n, *rest = row
+    n, *rest, announced = row
     entry = Entry(*rest)  # type: ignore[arg-type]
+    entry.media = media.loads(announced)
     entry.n = int(n)  # type: ignore[call-overload]
     return entry
 
@@ -128,6 +142,8 @@ class Journal:
         self._flush_queued = False
         self._lock = threading.Lock()
         self._last_ms = 0  # the newest time seen: "now" for pruning
+        self._media: OrderedDict[str, media.Note] = OrderedDict()
+        self.changes = 0  # events and media noted: the page looks again when it moves
 
     # -- lifecycle (on the loop) ---------------------------------------------------
 
@@ -179,17 +195,28 @@ class Journal:
             self.sent(fact.events, fact.at_ms)
         elif isinstance(fact, EventsAcknowledged):
             self.acked(fact.ids, fact.at_ms)
+        elif isinstance(fact, MediaQueued):
+            item = fact.media
+            file = "" if item.lost is not None else str(item.file)
+            note = media.Note(
+                item.id, item.kind, item.content_type, file, item.size, item.lost, fact.at_ms
+            )
+            self.media_noted(note)
+        elif isinstance(fact, MediaLost):
+            self.media_noted(
+                media.Note(fact.media_id, fact.kind, "", "", 0, fact.reason, fact.at_ms)
+            )
 
     def queued(self, stored: StoredEvent, at_ms: int) -> None:
         self._entry(stored).queued_ms = at_ms
-        self._note(QUEUED_SQL, (*_fields(stored), at_ms, 0), at_ms)
+        self._note(QUEUED_SQL, (*_fields(stored), _announced(stored), at_ms, 0), at_ms)
 
     def sent(self, batch: Iterable[StoredEvent], at_ms: int) -> None:
         for stored in batch:
             entry = self._entry(stored)
             entry.sent_ms = at_ms
             entry.attempts += 1
-            self._note(SENT_SQL, (*_fields(stored), at_ms, 1), at_ms)
+            self._note(SENT_SQL, (*_fields(stored), _announced(stored), at_ms, 1), at_ms)
 
     def acked(self, ids: Iterable[str], at_ms: int) -> None:
         for event_id in ids:
@@ -197,6 +224,29 @@ class Journal:
             if entry is not None and entry.acked_ms is None:
                 entry.acked_ms = at_ms
             self._note(ACKED_SQL, (at_ms, event_id), at_ms)
+
+    def media_noted(self, note: media.Note) -> None:
+        """A still or clip queued in the outbox (its file there), or told lost."""
+        self._media[note.id] = note
+        self._media.move_to_end(note.id)
+        while len(self._media) > MEDIA_NOTES:
+            self._media.popitem(last=False)
+        row = (note.id, note.kind, note.content_type, note.file, note.size, note.lost, note.at_ms)
+        self._note(MEDIA_SQL, row, note.at_ms)
+
+    async def media_file(self, media_id: str) -> tuple[str, str] | None:
+        """The file of a media still in the outbox, and its type; None when it is not
+        (or no longer) on the box."""
+        note = self._media.get(media_id)
+        if note is None and self._pool is not None and self.durable:
+            try:
+                rows = await asyncio.wait_for(self._run(self._read_media, [media_id]), READ_WAIT_S)
+            except (StorageError, TimeoutError):
+                rows = []
+            note = _note(rows[0]) if rows else None
+        if note is None or media.state(note) != "here" or note.content_type not in media.TYPES:
+            return None
+        return note.file, note.content_type
 
     # -- reading ---------------------------------------------------------------------
 
@@ -207,20 +257,22 @@ class Journal:
         f = f or Filter()
         if self._pool is not None and self.durable:
             try:
-                rows, counts = await asyncio.wait_for(self._run(self._read, f, limit), READ_WAIT_S)
+                rows, counts, notes = await asyncio.wait_for(
+                    self._run(self._read, f, limit), READ_WAIT_S
+                )
             except StorageError as exc:
                 self._degrade(f"cannot read the event journal: {exc}")
             except TimeoutError:
                 log.warning("event journal file slow to answer: the page shows what is in memory")
             else:
-                return _page([_from_row(r) for r in rows], counts, limit, "file")
+                return _page([_from_row(r) for r in rows], counts, limit, "file", notes)
         found = []
         for entry in reversed(self._by_id.values()):
             if entry.matches(f):
                 found.append(entry)
                 if len(found) > limit:
                     break
-        return _page(found, self.counts(), limit, "memory")
+        return _page(found, self.counts(), limit, "memory", self._media)
 
     def counts(self) -> dict[str, int]:
         """Of the events in memory."""
@@ -240,6 +292,7 @@ class Journal:
             "pending": len(self._pending),
             "written": self.written,
             "batches": self.batches,
+            "changes": self.changes,
         }
 
     # -- inside ----------------------------------------------------------------------
@@ -248,7 +301,7 @@ class Journal:
         event = stored.event
         entry = self._by_id.get(event.id)
         if entry is None:
-            entry = Entry(*_fields(stored), n=self._next_n)
+            entry = Entry(*_fields(stored), media=media.announced(event.extra), n=self._next_n)
             self._next_n += 1
             self._by_id[event.id] = entry
             while len(self._by_id) > self.size:
@@ -270,6 +323,7 @@ class Journal:
 
     def _note(self, sql: str, params: tuple[object, ...], at_ms: int) -> None:
         self._last_ms = max(self._last_ms, at_ms)
+        self.changes += 1
         if self.problem is not None or self._pool is None:
             return  # memory only, or never opened
         with self._lock:
@@ -311,11 +365,22 @@ class Journal:
         if self.problem is not None:
             file.close()
 
-    def _read(self, f: Filter, limit: int) -> tuple[list[Row], dict[str, int]]:
+    def _read(
+        self, f: Filter, limit: int
+    ) -> tuple[list[Row], dict[str, int], dict[str, media.Note]]:
         self._write()
         if self._file is None or not self.durable:
             raise StorageError("the event journal file was given up")
-        return self._file.query(f, limit + 1)
+        rows, counts = self._file.query(f, limit + 1)
+        ids = [m.id for r in rows for m in media.loads(r[-1])]
+        notes = {n.id: n for n in map(_note, self._file.media(ids))} if ids else {}
+        return rows, counts, notes
+
+    def _read_media(self, ids: list[str]) -> list[MediaRow]:
+        self._write()
+        if self._file is None or not self.durable:
+            raise StorageError("the event journal file was given up")
+        return self._file.media(ids)
 
     def _degrade(self, problem: str) -> None:
         """Memory only from now on (either thread); said once."""
@@ -348,11 +413,31 @@ def _fields(stored: StoredEvent) -> tuple[str, int, str, str, str, str | None, s
     )
 
 
-def _page(found: list[Entry], counts: dict[str, int], limit: int, source: str) -> dict[str, Any]:
+def _announced(stored: StoredEvent) -> str:
+    return media.dumps(media.announced(stored.event.extra))
+
+
+def _note(row: MediaRow) -> media.Note:
+    return media.Note(*row)
+
+
+def _page(
+    found: list[Entry],
+    counts: dict[str, int],
+    limit: int,
+    source: str,
+    notes: Mapping[str, media.Note],
+) -> dict[str, Any]:
+    """A page of events, each with its media as the page shows them (journal_media)."""
     more = len(found) > limit
     found = found[:limit]
+    events = []
+    for e in found:
+        body = e.as_json()
+        body["media"] = [media.as_json(m, notes.get(m.id)) for m in e.media]
+        events.append(body)
     return {
-        "events": [e.as_json() for e in found],
+        "events": events,
         "counts": counts,
         "next_before": found[-1].n if more and found else None,
         "source": source,

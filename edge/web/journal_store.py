@@ -19,7 +19,8 @@ from edge.errors import StorageError
 
 DAY_MS = 86_400_000
 COLUMNS = (
-    "n, id, seq, kind, cid, sia, zone, text, occurred_ms, queued_ms, sent_ms, attempts, acked_ms"
+    "n, id, seq, kind, cid, sia, zone, text, occurred_ms, queued_ms, sent_ms, attempts, acked_ms,"
+    " media"
 )
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -35,22 +36,38 @@ CREATE TABLE IF NOT EXISTS journal (
     queued_ms INTEGER,
     sent_ms INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
-    acked_ms INTEGER
+    acked_ms INTEGER,
+    media TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS journal_kind ON journal (kind, n);
 CREATE INDEX IF NOT EXISTS journal_zone ON journal (zone, n);
 CREATE INDEX IF NOT EXISTS journal_occurred ON journal (occurred_ms);
 CREATE INDEX IF NOT EXISTS journal_pending ON journal (n) WHERE acked_ms IS NULL;
+CREATE TABLE IF NOT EXISTS media (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    file TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    lost TEXT,
+    at_ms INTEGER NOT NULL
+);
 """
 _NEW = (
-    "INSERT INTO journal (id, seq, kind, cid, sia, zone, text, occurred_ms, {col}, attempts)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {set}"
+    "INSERT INTO journal (id, seq, kind, cid, sia, zone, text, occurred_ms, media, {col},"
+    " attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {set}"
 )
 QUEUED_SQL = _NEW.format(col="queued_ms", set="queued_ms = excluded.queued_ms")
 SENT_SQL = _NEW.format(
     col="sent_ms", set="sent_ms = excluded.sent_ms, attempts = journal.attempts + 1"
 )
 ACKED_SQL = "UPDATE journal SET acked_ms = ? WHERE id = ? AND acked_ms IS NULL"
+MEDIA_SQL = (
+    "INSERT INTO media (id, kind, content_type, file, size, lost, at_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET content_type ="
+    " excluded.content_type, file = excluded.file, size = excluded.size, lost = excluded.lost"
+)
+MediaRow = tuple[str, str, str, str, int, str | None, int]  # media's columns, in order
 STATE_SQL = {
     "queued": "acked_ms IS NULL AND sent_ms IS NULL",
     "sent": "acked_ms IS NULL AND sent_ms IS NOT NULL",
@@ -99,6 +116,9 @@ class JournalFile:
         self._db = db
         try:
             db.execute("PRAGMA synchronous=NORMAL")
+            columns = {r[1] for r in db.execute("PRAGMA table_info(journal)")}
+            if "media" not in columns:  # a file of before the events' media were noted
+                db.execute("ALTER TABLE journal ADD COLUMN media TEXT NOT NULL DEFAULT ''")
             self.write([], now_ms)
             rows = db.execute(
                 f"SELECT {COLUMNS} FROM journal ORDER BY n DESC LIMIT ?",  # noqa: S608 (constants)
@@ -129,6 +149,7 @@ class JournalFile:
                 "DELETE FROM journal WHERE n <= (SELECT max(n) FROM journal) - ?",
                 (self.max_rows,),
             )
+            db.execute("DELETE FROM media WHERE at_ms < ?", (now_ms - self.keep_ms,))
         return done
 
     def query(self, f: Filter, limit: int) -> tuple[list[Row], dict[str, int]]:
@@ -151,6 +172,25 @@ class JournalFile:
             raise StorageError(f"{self._label}: {exc}") from exc
         queued, sent = pending.get(0, 0), pending.get(1, 0)
         return rows, {"queued": queued, "sent": sent, "acked": total - queued - sent}
+
+    def media(self, ids: Sequence[str]) -> list[MediaRow]:
+        """What the outbox said of these media (those it said anything of)."""
+        db = self._db
+        if db is None:
+            raise StorageError(f"{self._label} is not open")
+        found: list[MediaRow] = []
+        try:
+            for first in range(0, len(ids), 500):  # SQLite's bound on parameters
+                part = ids[first : first + 500]
+                marks = ", ".join("?" * len(part))
+                found += db.execute(
+                    "SELECT id, kind, content_type, file, size, lost, at_ms FROM media"  # noqa: S608
+                    f" WHERE id IN ({marks})",
+                    tuple(part),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self._label}: {exc}") from exc
+        return found
 
     def close(self) -> None:
         db, self._db = self._db, None

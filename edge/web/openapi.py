@@ -20,8 +20,12 @@ SCHEMA_REF = "#/components/schemas/{model}"
 
 
 class Healthz(BaseModel):
+    """What a probe reads: healthy or not, and the same verdict as the page's badge."""
+
     healthy: bool
     problems: dict[str, str]
+    verdict: snapshot.Verdict
+    faults: list[snapshot.Verdict]
 
 
 class Inputs(BaseModel):
@@ -53,8 +57,12 @@ TAGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("status", "Health and every figure of the box", ("/healthz", "/api/status", "/metrics")),
     ("inputs", "Zones live, and simulated inputs on a mock box", ("/api/inputs", "/api/sim/")),
     ("walk test", "A technician's walk test of the intrusion zones", ("/api/walktest",)),
-    ("events", "The local event journal; a manual test event", ("/api/events",)),
-    ("cameras", "Frames, overlays and snapshots", ("/api/cameras",)),
+    (
+        "events",
+        "The local event journal, its stills and clips; a manual test event",
+        ("/api/events", "/api/media"),
+    ),
+    ("cameras", "Frames, overlays, snapshots, incident holds", ("/api/cameras", "/api/holds")),
     ("config", "The config: view, check, apply with rollback", ("/api/config",)),
     ("diagnostics", "Logs, bundle, this document", ("/api/diagnostics", "/api/openapi.json")),
     ("page", "The page itself, its words in French and English", ("/",)),
@@ -95,11 +103,19 @@ PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
 TEXT = _obj(
     ["text"],
     text={"type": "string", "maxLength": 1_000_000},
-    name={"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"},
+    name={"type": "string", "pattern": "^[^/\\\\\\u0000-\\u001f\\u007f]{1,100}$"},
 )
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 LANG = {"name": "lang", "in": "path", "required": True, "schema": {"type": "string"}}
 CAMERA = {"name": "camera", "in": "path", "required": True, "schema": {"type": "string"}}
+MEDIA = {"name": "media", "in": "path", "required": True, "schema": {"type": "string"}}
+HOLD = _obj(
+    ["camera", "minutes", "keep_days", "why"],
+    camera={"type": "string"},
+    minutes={"type": "integer", "enum": [5, 15, 30, 60, 120]},
+    keep_days={"type": "integer", "enum": [7, 30, 90]},
+    why={"type": "string", "minLength": 1, "maxLength": 200},
+)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -163,6 +179,13 @@ ROUTES: tuple[Route, ...] = (
         "status",
         "Every figure of the box (overview)",
         response=snapshot.Status,
+    ),
+    Route(
+        "GET",
+        "/api/status/stream",
+        "status_stream",
+        "The status as Server-Sent Events, on every change (every page's verdict)",
+        produces="text/event-stream",
     ),
     Route(
         "GET",
@@ -240,12 +263,20 @@ ROUTES: tuple[Route, ...] = (
         "Send a manual test event (601) to the station",
         statuses=(201, 404),
     ),
-    Route("GET", "/api/cameras", "cameras", "Cameras with state, frame rate and overlays"),
+    Route(
+        "GET",
+        "/api/media/{media}",
+        "media",
+        "A still (JPEG) or clip (MP4) of an event, while it is still on the box",
+        produces="application/octet-stream",
+        statuses=(200, 404),
+    ),
+    Route("GET", "/api/cameras", "cameras", "Cameras with state, overlays and recording state"),
     Route(
         "GET",
         "/api/cameras/{camera}/frame",
         "camera_frame",
-        "Latest lores frame (JPEG, else PNG)",
+        "Latest frame (JPEG, else PNG); X-Frame-At says when it was taken",
         produces="image/*",
         statuses=(200, 404),
     ),
@@ -256,6 +287,15 @@ ROUTES: tuple[Route, ...] = (
         "A fresh full-size still (JPEG download)",
         produces="image/jpeg",
         statuses=(200, 404),
+    ),
+    Route("GET", "/api/holds", "holds", "Incident holds on recorded footage", statuses=(200, 404)),
+    Route(
+        "POST",
+        "/api/holds",
+        "hold_place",
+        "Hold the last minutes of a camera's footage past retention",
+        body=HOLD,
+        statuses=(201, 400, 404, 409),
     ),
     Route(
         "GET", "/api/config", "config", "The running config, secrets redacted", statuses=(200, 404)
@@ -313,6 +353,7 @@ def document() -> dict[str, Any]:
         params = [NAME] if "{name}" in route.path else []
         params += [LANG] if "{lang}" in route.path else []
         params += [CAMERA] if "{camera}" in route.path else []
+        params += [MEDIA] if "{media}" in route.path else []
         params += [
             {"name": n, "in": "query", "required": False, "schema": s} for n, s in route.query
         ]

@@ -23,7 +23,8 @@ from aiohttp import web
 from edge.auth import CSRF_HEADER, UNSAFE, Keeper, origin_of, refusal
 from edge.logs import SECRET
 from edge.web import auth, tls
-from edge.web.api import WHO, Api
+from edge.web.api import Api
+from edge.web.api_live import WHO
 from edge.web.diagnostics import LogRing
 from edge.web.hooks import Hooks
 from edge.web.openapi import ROUTES, Route

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import jsonschema_rs
 import pytest
 
 from edge.config import parse
+from edge.protocol import parse_iso_ms
 from edge.web.hooks import Hooks
 from edge.web.openapi import document
 from edge.web.server import WebServer, WebSettings
@@ -117,7 +119,9 @@ async def test_status_has_every_section(page: Page) -> None:
         "mains",
     ]
     assert set(status["cameras"]) == {"entrance"}
-    assert status["healthy"] is True and status["problems"] == {}
+    # no broker: never "healthy"; the path to the station is what is wrong
+    assert status["healthy"] is False and "path" in status["problems"]
+    assert status["verdict"]["check"] == "path" and status["faults"][0] == status["verdict"]
 
 
 async def test_index_is_the_html_page(page: Page) -> None:
@@ -127,10 +131,30 @@ async def test_index_is_the_html_page(page: Page) -> None:
     assert "/static/app.js" in text
 
 
-async def test_healthz(page: Page) -> None:
+async def link_down(page: Page) -> dict[str, Any]:
+    """The status once the link's first attempt has failed (no broker): its verdict named."""
+    for _ in range(100):
+        status = await page.status()
+        if status["verdict"]["key"] == "box.health.link_down":
+            return status
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the verdict never named the link: {status['verdict']}")
+
+
+async def test_healthz_gives_the_page_s_verdict(page: Page) -> None:
+    """No broker: /healthz is 503 with the same verdict, in the same words, as the page."""
+    status = await link_down(page)
     code, content_type, text = await page.get("/healthz")
-    assert (code, content_type) == (200, "application/json")
-    assert json.loads(text) == {"healthy": True, "problems": {}}
+    assert (code, content_type) == (503, "application/json")
+    health = json.loads(text)
+    assert health["healthy"] is False and set(health["problems"]) == set(status["problems"])
+    verdict = health["verdict"]
+    assert verdict["key"] == status["verdict"]["key"] == "box.health.link_down"
+    assert verdict["level"] == "warning" and verdict["check"] == "path"
+    assert verdict["text"].startswith("No link to the station for ")
+    assert verdict["text"].endswith(" — events are kept and will be sent")
+    assert "Connection refused" in verdict["values"]["error"]
+    assert health["faults"][0]["key"] == "box.health.link_down"
 
 
 NOT_JSON = {
@@ -215,7 +239,19 @@ async def test_simulate_is_404_on_real_pins() -> None:
             assert "gpio.backend = 'mock'" in answer["error"]
             code, _, text = await page.get("/healthz")
             assert code == 503
-            assert json.loads(text) == {"healthy": False, "problems": {"x": "y"}}
+            fault = {
+                "check": "x",
+                "level": "fault",
+                "key": "box.health.other",
+                "values": {"name": "x", "problem": "y"},
+                "text": "x: y",
+            }
+            assert json.loads(text) == {
+                "healthy": False,
+                "problems": {"x": "y"},
+                "verdict": fault,
+                "faults": [fault],
+            }
     finally:
         await server.stop()
 
@@ -368,3 +404,168 @@ async def test_the_event_journal_survives_a_restart(tmp_path: Path) -> None:
     assert after[0]["queued_at"] == before[0]["queued_at"]
     assert journal["durable"] is True and journal["problem"] is None
     assert journal["file"] == str(tmp_path / "box" / "journal.sqlite")
+
+
+# --- the status pushed, holds, media, walk test results, config names -------------------
+
+
+async def events_of(page: Page, stream: str, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` Server-Sent Events of ``stream``."""
+    found: list[dict[str, Any]] = []
+    async with page.session.get(page.base + stream) as r:
+        assert r.headers["Content-Type"] == "text/event-stream"
+        async for line in r.content:
+            if line.startswith(b"data: "):
+                found.append(json.loads(line[6:]))
+                if len(found) == count:
+                    break
+    return found
+
+
+async def test_the_status_is_pushed_with_its_verdict(page: Page) -> None:
+    await link_down(page)
+    reading = asyncio.create_task(events_of(page, "/api/status/stream", 3))
+    await asyncio.sleep(0.1)
+    await page.post("/api/sim/inputs/in5", b'{"active": true}')  # the panel's tamper loop
+    pushed = await asyncio.wait_for(reading, 5)
+    assert pushed[0]["verdict"]["key"] == "box.health.link_down"
+    assert set(pushed[0]) == set(await page.status())  # the whole status, as /api/status
+    # a panel tamper shows in the faults of a later one, below the path's
+    later = [f["key"] for f in pushed[-1]["faults"]]
+    assert later[0] == "box.health.link_down", later
+    for _ in range(40):
+        faults = [f["key"] for f in (await page.status())["faults"]]
+        if "box.health.zone_panel_tamper" in faults:
+            break
+        await asyncio.sleep(0.05)
+    assert "box.health.zone_panel_tamper" in faults
+
+
+async def test_incident_holds_are_placed_and_listed(page: Page) -> None:
+    for _ in range(100):  # the camera's first recording file is being written
+        if (await page.status())["cameras"]["entrance"]["frames"] > 20:
+            break
+        await asyncio.sleep(0.05)
+    code, listed = await page.post("/api/holds", b"{}")
+    assert code == 400 and "minutes" in listed["error"]
+    for body in (
+        {"camera": "entrance", "minutes": 7, "keep_days": 7, "why": "x"},  # not a choice
+        {"camera": "entrance", "minutes": 5, "keep_days": 7, "why": " "},
+        {"camera": "entrance", "minutes": 5, "keep_days": True, "why": "x"},
+    ):
+        code, _ = await page.post("/api/holds", json.dumps(body).encode())
+        assert code == 400, body
+    body = {"camera": "nope", "minutes": 5, "keep_days": 7, "why": "x"}
+    code, _ = await page.post("/api/holds", json.dumps(body).encode())
+    assert code == 404
+    body = {"camera": "entrance", "minutes": 15, "keep_days": 30, "why": "break-in, case 42"}
+    code, placed = await page.post("/api/holds", json.dumps(body).encode())
+    assert code == 201, placed
+    hold = placed["hold"]
+    assert hold["segments"] >= 1 and hold["who"] == "technician (box page)"
+    assert _ms(hold["to_at"]) - _ms(hold["from_at"]) == 15 * 60_000
+    assert _ms(hold["until_at"]) - _ms(hold["to_at"]) == 30 * 86_400_000
+    code, _, text = await page.get("/api/holds")
+    assert code == 200
+    assert [h["why"] for h in json.loads(text)["holds"]] == ["break-in, case 42"]
+
+
+def _ms(iso: str) -> int:
+    return parse_iso_ms(iso)
+
+
+async def test_an_alarm_s_stills_and_clip_are_shown_while_they_are_on_the_box(
+    tmp_path: Path,
+) -> None:
+    web_port = free_port()
+    text = demo_text(free_port(), web_port).replace("post_roll_s = 5", "post_roll_s = 1")
+    async with (
+        RunningBox(parse(text, "media.toml"), tmp_path / "box") as box,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), headers=BOX_AUTH) as s,
+    ):
+        page = Page(s, f"http://127.0.0.1:{web_port}")
+        box.inputs.simulate("in6", True)  # armed
+        for _ in range(100):
+            if box.panel.state.armed.get(1):
+                break
+            await asyncio.sleep(0.02)
+        box.inputs.simulate("in1", True)  # the front door: an alarm with the entrance camera
+        media: list[dict[str, Any]] = []
+        for _ in range(200):
+            _code, _, body = await page.get("/api/events?kind=alarm")
+            events = json.loads(body)["events"]
+            media = events[0]["media"] if events else []
+            if media and all(m["state"] == "here" for m in media):
+                break
+            await asyncio.sleep(0.05)
+        assert [m["kind"] for m in media] == ["still"] * 5 + ["clip"], media
+        assert all(m["state"] == "here" and m["camera"] == "entrance" for m in media), media
+        still, clip = media[0], media[-1]
+        async with s.get(page.base + "/api/media/" + still["id"]) as r:
+            assert (r.status, r.content_type) == (200, "image/jpeg")
+            assert (await r.read())[:2] == b"\xff\xd8"
+        async with s.get(page.base + "/api/media/" + clip["id"]) as r:
+            assert (r.status, r.content_type) == (200, "video/mp4")
+            assert len(await r.read()) == clip["size"]
+        # the station has the still (what the sender does on its completion): gone from the box
+        assert await box.outbox.media_progress(still["id"], 1, True)
+        _code, _, body = await page.get("/api/events?kind=alarm")
+        after = {m["id"]: m["state"] for m in json.loads(body)["events"][0]["media"]}
+        assert after[still["id"]] == "gone" and after[clip["id"]] == "here"
+        async with s.get(page.base + "/api/media/" + still["id"]) as r:
+            assert r.status == 404
+        async with s.get(page.base + "/api/media/no-such-media") as r:
+            assert r.status == 404
+
+
+async def test_a_walk_test_that_runs_out_leaves_its_result(page: Page) -> None:
+    code, _ = await page.post("/api/walktest", b'{"minutes": 0.02}')  # 1.2 s
+    assert code == 201
+    await page.post("/api/sim/inputs/in2", b'{"active": true}')  # the hall's detector
+    last = None
+    for _ in range(100):
+        code, _, text = await page.get("/api/walktest")
+        last = json.loads(text)["last"]
+        if last is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert last is not None, "no result after the walk test's time"
+    assert (last["ended_by"], last["seen"], last["not_seen"]) == (
+        "timeout",
+        ["hall-pir"],
+        ["front-door"],
+    )
+    code, _, text = await page.get("/api/events?kind=test")
+    sent = json.loads(text)["events"][0]
+    assert sent["id"] == last["event_id"] and sent["text"] == last["text"]  # as the station got it
+
+
+async def test_config_problems_name_the_file_as_the_technician_named_it(page: Page) -> None:
+    bad = demo_text(1883, 8080).replace("account = ", "acount = ", 1)
+    name = "config été (2).toml"
+    body = json.dumps({"text": bad, "name": name}).encode()
+    code, answer = await page.post("/api/config/check", body)
+    assert code == 422 and answer["problems"]
+    assert all(p.startswith(name) for p in answer["problems"]), answer
+    for refused in ("../edge.toml", "a\\b.toml", "x" * 101, "bad\nname"):
+        body = json.dumps({"text": bad, "name": refused}).encode()
+        code, _ = await page.post("/api/config/check", body)
+        assert code == 400, refused
+
+
+async def test_a_frame_says_when_it_was_taken(page: Page) -> None:
+    for _ in range(100):
+        async with page.session.get(page.base + "/api/cameras/entrance/frame") as r:
+            if r.status == 200:
+                taken = r.headers["X-Frame-At"]
+                break
+        await asyncio.sleep(0.05)
+    assert abs(_ms(taken) - time.time() * 1000) < 5000
+    _code, _, text = await page.get("/api/cameras")
+    camera = json.loads(text)["cameras"][0]
+    assert camera["recording"] == {
+        "enabled": True,
+        "mode": "continuous",
+        "failing": None,
+        "yielding": False,
+    }

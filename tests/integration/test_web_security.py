@@ -60,6 +60,9 @@ class Walk:
     async def stop_walk(self, ended_by: str = "stopped") -> dict[str, Any] | None:
         return None
 
+    def last_result(self) -> dict[str, Any] | None:
+        return None
+
 
 STATUS = {
     "device": {"id": "box-1", "uptime_s": 5},
@@ -144,7 +147,7 @@ async def login(s: Server, http: aiohttp.ClientSession, password: str = PASSWORD
 
 
 def concrete(path: str) -> str:
-    return path.replace("{name}", "in1").replace("{camera}", "cam1")
+    return path.replace("{name}", "in1").replace("{camera}", "cam1").replace("{media}", "m1")
 
 
 async def test_every_private_route_refuses_an_unauthenticated_request(srv: Server) -> None:
@@ -177,7 +180,9 @@ async def test_public_routes_answer_without_login(srv: Server) -> None:
             async with http.get(srv.base + path) as r:
                 assert r.status == 200, path
         async with http.get(srv.base + "/healthz") as r:
-            assert await r.json() == {"healthy": True, "problems": {}}
+            health = await r.json()
+            assert (health["healthy"], health["problems"], health["faults"]) == (True, {}, [])
+            assert health["verdict"]["key"] == "box.health.ok"
         async with http.get(srv.base + "/api/login") as r:
             assert await r.json() == {"password_set": True}
 
@@ -634,3 +639,22 @@ async def test_tls_serves_a_certificate_made_at_first_start(tmp_path: Path) -> N
         assert cert.read_bytes() == first
     finally:
         await s.server.stop()
+
+
+async def test_a_live_stream_ends_with_its_session(srv: Server) -> None:
+    """The page's pushed status lives no longer than the session that opened it: logged
+    out (or expired), the stream ends; a stream alone does not keep a session alive."""
+    async with srv.client() as http:
+        status, body = await login(srv, http)
+        assert status == 200
+        csrf = body["csrf"]
+        async with http.get(srv.base + "/api/status/stream") as stream:
+            assert stream.status == 200
+            first = await asyncio.wait_for(stream.content.readline(), 5)
+            assert first.startswith(b"data: ")
+            async with http.post(srv.base + "/api/logout", headers={"X-CSRF-Token": csrf}) as r:
+                assert r.status == 200
+            rest = await asyncio.wait_for(stream.content.read(), 5)  # the server ends it
+        assert b"data: " not in rest
+        async with http.get(srv.base + "/api/status/stream") as r:
+            assert r.status == 401

@@ -14,8 +14,11 @@ import pytest
 
 from edge.boxweb import config_file as boxweb
 from edge.boxweb.cameras import lores_to_camera as boxes_scaled
+from edge.boxweb.walk import parse_summary
 from edge.config import load
-from edge.web import auth, metrics
+from edge.inputs import walktest
+from edge.model import ZoneChanged
+from edge.web import auth, journal_media, metrics
 from edge.web.png import gray_png
 from tests.conftest import DEMO_API_TOKEN, DEMO_CONFIG
 
@@ -252,7 +255,44 @@ def test_metrics_cover_the_status_page_s_figures_and_leave_unknowns_out() -> Non
             float(line.rsplit(" ", 1)[1])
 
 
-# -- the config's probation --------------------------------------------------------------
+# -- the walk test's result, the events' media, the config's probation ------------------
+
+
+def test_a_walk_test_summary_is_read_back_into_its_lists() -> None:
+    zones = {z.id: z for z in load(DEMO_CONFIG).zones}
+    walk = walktest.start(zones, 100.0, 300)
+    walk = walktest.observe(walk, ZoneChanged("in1", "front-door", True, 130.0, 0))
+    for ended_by in ("timeout", "stopped"):
+        summary = walktest.finish(walk, 400.0, ended_by)
+        assert parse_summary(summary.text) == {
+            "seen": ["front-door"],
+            "not_seen": ["hall-pir"],
+            "ended_by": ended_by,
+            "duration_s": 300,
+            "text": summary.text,
+        }
+    nothing = walktest.finish(walktest.start(zones, 0.0, 60), 60.0, "timeout")
+    assert parse_summary(nothing.text)["seen"] == []  # type: ignore[index]
+    assert parse_summary("periodic test report #3") is None
+
+
+def test_the_media_an_event_announces() -> None:
+    one = {"camera": "door", "clip_id": "c1", "still_ids": "s1 s2", "clip_pre_s": "5.00"}
+    assert journal_media.announced(one) == (
+        journal_media.Announced("s1", "still", "door"),
+        journal_media.Announced("s2", "still", "door"),
+        journal_media.Announced("c1", "clip", "door"),
+    )
+    two = {"a:camera": "a", "a:clip_id": "ca", "a:still_ids": "sa", "b:clip_id": "cb"}
+    assert [(m.id, m.camera) for m in journal_media.announced(two)] == [
+        ("sa", "a"),
+        ("ca", "a"),
+        ("cb", "b"),
+    ]
+    assert journal_media.loads(journal_media.dumps(journal_media.announced(one))) == (
+        journal_media.announced(one)
+    )
+    assert journal_media.loads("not json") == () and journal_media.announced({}) == ()
 
 
 def _probation(tmp_path: Path, answers: list[tuple[dict[str, str], bool]]) -> boxweb.Probation:
