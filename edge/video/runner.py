@@ -64,6 +64,7 @@ class CameraRunner:
             self.thread.join(10)
         if self.sub is not None and self.sub.thread is not None:
             self.sub.thread.join(10)
+            self.status.substream = self.sub.state
 
     def run(self) -> None:
         backoff = BACKOFF_MIN_S

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from edge.clock import FakeClock
+from edge.clock import FakeClock, SystemClock
 from edge.model import Frame
 from edge.video.avcamera import AvCamera, passthrough
 from edge.video.camera import Pipeline, StillTaken
@@ -21,6 +21,7 @@ from edge.video.clips import ClipJob
 from edge.video.codec import mp4_bytes
 from edge.video.runner import CameraRunner
 from edge.video.service import _newest_jpeg
+from tests.conftest import wait_for
 from tests.unit.test_video_pipeline import camera
 from tests.unit.videofiles import annexb_packets, check_clip, h264_file, slices, video_only
 
@@ -186,3 +187,29 @@ def test_with_a_sub_stream_the_main_stream_is_not_decoded(tmp_path: Path) -> Non
     snapshot = _newest_jpeg(pipe.newest_packets())
     with av.open(io.BytesIO(snapshot), "r") as jpeg:
         assert next(jpeg.decode(video=0)).width == 640
+
+
+def test_a_running_camera_with_a_sub_stream(tmp_path: Path) -> None:
+    """The runner's threads, paced in real time: the main stream recorded as it comes,
+    the sub-stream's thread feeding motion, the status saying so."""
+    main = h264_file(tmp_path / "main.mp4", "640x360", 10, 3, gop=10)
+    sub = h264_file(tmp_path / "sub.mp4", "320x180", 10, 3, gop=10)
+    cfg = camera(source="file", path=main, width=640, height=360, substream=str(sub))
+    clock = SystemClock()
+    pipe = Pipeline(cfg, pre_roll_s=1.0, post_roll_s=1.0)
+    lores: list[Frame] = []
+    pipe.lores_sinks.append(lores.append)
+    sub_source = AvCamera(cfg, clock, target=str(sub))
+    runner = CameraRunner(AvCamera(cfg, clock), pipe, lambda *_: None, clock.monotonic, sub_source)
+    runner.start()
+    try:
+        wait_for(lambda: len(lores) >= 20 and runner.status.frames >= 20, 10, "both streams")
+        assert runner.status.substream == "running"
+    finally:
+        runner.stop()
+    st = runner.status
+    assert (st.path, st.substream, st.encoder) == ("passthrough", "stopped", None)
+    assert pipe.stills_from_ring and pipe.encoder.idle
+    assert {f.gray.shape for f in lores} == {(180, 320)}
+    assert pipe.latest is not None and pipe.latest.yuv.shape == (270, 320)  # the live view
+    assert st.source_fps == pytest.approx(10, rel=0.05)
