@@ -3,14 +3,15 @@
 #   make test   lint, types, architecture contracts and the whole test suite
 # Both install what they need first (system packages, a virtual environment),
 # idempotently: a second run only checks.
-# (shellcheck lints image-build/ scripts; mmdebstrap builds the root file system
-# the image test installs the box into.)
+# (shellcheck lints image-build/ scripts; mmdebstrap builds the root file systems
+# the image tests install the box into; qemu-user-static and arch-test let it build
+# and run the arm64 one, the Pi's platform, under emulation.)
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV ?= .venv
 SYS_PACKAGES := python3 python3-venv mosquitto mosquitto-clients ffmpeg systemd chromium postgresql \
-	shellcheck mmdebstrap
+	shellcheck mmdebstrap qemu-user-static arch-test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
