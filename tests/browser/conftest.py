@@ -156,9 +156,28 @@ class Tab:
             "DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(p) for p in paths]
         )
 
-    async def screenshot(self, name: str) -> Path:
+    async def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Size the page as a phone (``mobile``: touch, its viewport meta honoured) or a
+        desktop window."""
+        await self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=2 if mobile else 1,
+            mobile=mobile,
+        )
+        await self.send("Emulation.setTouchEmulationEnabled", enabled=mobile)
+
+    async def screenshot(self, name: str, full: bool = False) -> Path:
+        """The page as shown (``full``: all of it, down to its end)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shot = await self.send("Page.captureScreenshot", format="png")
+        params: dict[str, Any] = {"format": "png"}
+        if full:
+            size = (await self.send("Page.getLayoutMetrics"))["cssContentSize"]
+            width = max(size["width"], await self.eval("window.innerWidth"))
+            clip = {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1}
+            params |= {"captureBeyondViewport": True, "clip": clip}
+        shot = await self.send("Page.captureScreenshot", **params)
         path = SCREENSHOTS / f"{name}.png"
         path.write_bytes(base64.b64decode(shot["data"]))
         return path

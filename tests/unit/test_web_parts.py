@@ -4,6 +4,7 @@ test_web_journal.py)."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import tomllib
 import zlib
@@ -12,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge import i18n, status
 from edge.boxweb import config_file as boxweb
 from edge.boxweb.cameras import lores_to_camera as boxes_scaled
 from edge.boxweb.walk import parse_summary
+from edge.codes import TABLE, Kind, ZoneType
 from edge.config import load
 from edge.inputs import walktest
 from edge.model import ZoneChanged
@@ -253,6 +256,70 @@ def test_metrics_cover_the_status_page_s_figures_and_leave_unknowns_out() -> Non
             name = line.split("{")[0].split(" ")[0]
             assert name in families
             float(line.rsplit(" ", 1)[1])
+
+
+# -- the page's words --------------------------------------------------------------------
+
+STATIC = Path(boxweb.__file__).resolve().parents[1] / "web" / "static"
+KEY = re.compile(r"^(box|common|lang|unit)\.[a-z0-9_.]*[a-z0-9]$")
+
+
+def _page_keys() -> tuple[set[str], set[str]]:
+    """Every catalogue key the page's HTML and scripts name, and the prefixes they complete
+    at run time (``t("box.kind." + e.kind)``)."""
+    keys: set[str] = set()
+    for html in STATIC.glob("*.html"):
+        keys |= set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', html.read_text("utf-8")))
+    prefixes: set[str] = set()
+    for script in STATIC.glob("*.js"):
+        text = script.read_text("utf-8")
+        keys |= {s for s in re.findall(r'"([a-z0-9_.]+)"', text) if KEY.match(s)}
+        prefixes |= set(re.findall(r't\("([a-z0-9_.]+[._])" \+', text))
+    return keys, prefixes
+
+
+def _families() -> dict[str, set[str]]:
+    """What each run-time prefix may be completed with: the values the box sends."""
+    return {
+        "box.kind.": {k.value for k in Kind},
+        "box.cid.": {f"{row.cid:03d}" for row in TABLE},
+        "box.zone_type.": {t.value for t in ZoneType},
+        "box.provisioning.": {"provisioned", "unprovisioned", "unmanaged"},
+        "box.rec.mode_": {"alarms", "motion", "continuous"},
+        "box.unit.": {"B", "KiB", "MiB", "GiB", "TiB"},
+        "box.wt.ended_": {"timeout", "stopped"},
+        "box.media.lost_": set(journal_media.KINDS),
+        "box.media.": {f"{s}_{k}" for s in ("coming", "here", "gone") for k in journal_media.KINDS}
+        - {"here_still", "here_clip"},  # shown, not said
+    }
+
+
+def test_every_word_the_page_uses_is_in_both_catalogues() -> None:
+    keys, prefixes = _page_keys()
+    families = _families()
+    assert prefixes == set(families)  # a new run-time key family is listed here too
+    for prefix, endings in families.items():
+        keys |= {prefix + e for e in endings}
+    # and the verdicts the status view names (edge/status.py)
+    status_py = Path(status.__file__).read_text("utf-8")
+    keys |= set(re.findall(r'"(box\.health\.[a-z_]+)"', status_py))
+    keys |= {f"box.health.zone_{z.value}" for z in status.TROUBLE_ZONES}
+    assert len(keys) > 200
+    for lang in i18n.LANGS:
+        missing = sorted(k for k in keys if k not in i18n.catalogue(lang))
+        assert missing == [], lang
+
+
+def test_no_sentence_in_the_page_s_code() -> None:
+    """The page's scripts hold keys; their words are in the catalogues."""
+    for script in STATIC.glob("*.js"):
+        text = script.read_text("utf-8")
+        for literal in re.findall(r'(?:textContent|text:) *= *"([^"]{3,})"', text):
+            pytest.fail(f"{script.name}: a sentence in code: {literal!r}")
+    for page in ("index.html", "login.html"):
+        html = (STATIC / page).read_text("utf-8")
+        visible = re.sub(r"<[^>]+>", " ", html)
+        assert visible.split() == [], (page, visible.split())  # all from data-i18n
 
 
 # -- the walk test's result, the events' media, the config's probation ------------------
