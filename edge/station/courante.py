@@ -115,6 +115,36 @@ class Entry:
         return dict(self.__dict__)
 
 
+_INSERT = (
+    "INSERT INTO courante (at_ms, operator, incident_id, site_key, device, action, detail, "
+    "text, corrects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def row(
+    at_ms: int,
+    operator: str,
+    action: str,
+    *,
+    incident_id: str | None = None,
+    site_key: str | None = None,
+    device: str | None = None,
+    detail: dict[str, Any] | None = None,
+    text: str = "",
+    corrects: int | None = None,
+) -> tuple[Any, ...]:
+    """One line, ready for :func:`append_many`."""
+    if action not in ACTIONS:
+        raise ValueError(f"no courante action {action!r}")
+    return (at_ms, operator, incident_id, site_key, device, action,
+            json.dumps(detail or {}, separators=(",", ":")), text, corrects)  # fmt: skip
+
+
+def append_many(db: Db, rows: Sequence[tuple[Any, ...]]) -> None:
+    """More lines at once (the only writes there are: inserts)."""
+    db.executemany(_INSERT, rows)
+
+
 def append(
     db: Db,
     at_ms: int,
@@ -132,8 +162,7 @@ def append(
     if action not in ACTIONS:
         raise ValueError(f"no courante action {action!r}")
     db.execute(
-        "INSERT INTO courante (at_ms, operator, incident_id, site_key, device, action, detail, "
-        "text, corrects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _INSERT,
         (
             at_ms,
             operator,

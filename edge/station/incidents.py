@@ -1,9 +1,8 @@
 """Incidents: a site's alarms grouped while open, who holds each, and how they end.
 
-The receiver files every new event in the transaction that stores it
-(:func:`file_event`; the station's "device lost" alarms through
-:func:`file_station`): an alarm joins its site's open incident or opens one (one
-open incident per site: a unique index says so), a restore marks the alarms of
+The receiver files new events in the transaction that stores them
+(:mod:`edge.station.filing`): an alarm joins its site's open incident or opens one
+(one open incident per site: a unique index says so), a restore marks the alarms of
 its zone and code that came before it as back to normal. The page takes,
 releases and transfers incidents, records what was done and closes them
 (:func:`take` ... :func:`close`); each step is a line of the main courante.
@@ -22,13 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import Conflict, NotFound
-from edge.model import new_event_id
-from edge.protocol import EventMessage
-from edge.station import courante, extras, sites, triage
+from edge.station import courante, triage
 from edge.station.courante import SYSTEM
 from edge.station.media import MediaKey
 from edge.station.sql import Db
-from edge.station.triage import Alarm, Restore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -106,147 +102,17 @@ class Refused(Conflict):
         self.params = params
 
 
-@dataclass(frozen=True)
-class AlarmRow:
-    """One alarm as an incident holds it."""
-
-    alarm_id: str
-    source: str  # "event" (from a box) or "station" (device lost)
-    device: str
-    alarm: Alarm
-    seq: int  # the box's sequence number; the station's time for its own alarms
-    kind: str
-    zone_name: str | None
-    occurred_ms: int
-    historical: bool
-
-
 def version(db: Db) -> int:
     return int(db.execute("SELECT v FROM desk_version WHERE id = 1").fetchone()[0])
 
 
-def _bump(db: Db) -> int:
+def bump(db: Db) -> int:
+    """Move the version counter (the caller holds the ``desk`` lock); its new value."""
     row = db.execute("UPDATE desk_version SET v = v + 1 WHERE id = 1 RETURNING v").fetchone()
     return int(row[0])
 
 
-# -- filing, in the receiver's transaction ------------------------------------------
-
-
-def file_event(db: Db, message: EventMessage, received_ms: int) -> str | None:
-    """File a new event from a box; the incident it changed, or None."""
-    event = message.event
-    zone_id = event.zone.id if event.zone else None
-    how = triage.filing(event.kind.value, event.condition.value, zone_id, event.codes.cid)
-    if how is None:
-        return None
-    db.lock(LOCK)
-    if isinstance(how, Restore):
-        return restore(db, message.device, how.restore_key, message.seq, received_ms)
-    row = AlarmRow(
-        event.id,
-        "event",
-        message.device,
-        how,
-        message.seq,
-        event.kind.value,
-        event.zone.name if event.zone else None,
-        event.occurred_at_ms,
-        message.historical,
-    )
-    media_ids = [m for v in extras.videos(event.extra) for m in v.media_ids()]
-    return join(db, row, media_ids, received_ms)
-
-
-def file_station(db: Db, alarm_id: str, device: str, lost: bool, at_ms: int) -> str | None:
-    """File the station's own "device lost" alarm, or its restore."""
-    db.lock(LOCK)
-    if not lost:
-        return restore(db, device, triage.DEVICE_LOST_KEY, at_ms, at_ms)
-    row = AlarmRow(
-        alarm_id, "station", device, triage.device_lost(), at_ms, "device_lost", None, at_ms, False
-    )
-    return join(db, row, [], at_ms)
-
-
-def join(db: Db, row: AlarmRow, media_ids: Sequence[str], received_ms: int) -> str:
-    """The alarm joins its site's open incident, or opens one; the incident's id."""
-    v = _bump(db)
-    key = sites.key_of(db, row.device)
-    found = db.execute(
-        "SELECT id, priority FROM incidents WHERE site_key = ? AND closed_ms IS NULL", (key,)
-    ).fetchone()
-    priority = row.alarm.priority
-    if found is None:
-        incident_id = new_event_id(received_ms)
-        db.execute(
-            "INSERT INTO incidents (id, site_key, opened_ms, waiting_ms, priority, category, "
-            "top_alarm, alarms, unrestored, last_ms, changed_v) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?)",
-            (
-                incident_id,
-                key,
-                received_ms,
-                received_ms,
-                priority,
-                row.alarm.category.value,
-                row.alarm_id,
-                received_ms,
-                v,
-            ),
-        )
-        courante.append(
-            db,
-            received_ms,
-            SYSTEM,
-            "opened",
-            incident_id=incident_id,
-            site_key=key,
-            device=row.device,
-            detail={"category": row.alarm.category.value, "alarm": row.alarm_id},
-        )
-    else:
-        incident_id = str(found[0])
-        urgent = priority < int(found[1])
-        db.execute(
-            "UPDATE incidents SET alarms = alarms + 1, unrestored = unrestored + 1, "
-            "last_ms = ?, changed_v = ?, priority = ?, category = "
-            "CASE WHEN ? = 1 THEN ? ELSE category END, top_alarm = CASE WHEN ? = 1 THEN ? ELSE "
-            "top_alarm END WHERE id = ?",
-            (
-                received_ms,
-                v,
-                min(priority, int(found[1])),
-                int(urgent),
-                row.alarm.category.value,
-                int(urgent),
-                row.alarm_id,
-                incident_id,
-            ),
-        )
-    db.execute(
-        "INSERT INTO incident_alarms (alarm_id, incident_id, source, device, restore_key, seq, "
-        "category, priority, kind, zone_name, occurred_ms, received_ms, historical) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            row.alarm_id,
-            incident_id,
-            row.source,
-            row.device,
-            row.alarm.restore_key,
-            row.seq,
-            row.alarm.category.value,
-            priority,
-            row.kind,
-            row.zone_name,
-            row.occurred_ms,
-            received_ms,
-            int(row.historical),
-        ),
-    )
-    for media_id in dict.fromkeys(media_ids):
-        link_media(db, row.device, media_id, row.alarm_id, incident_id)
-    return incident_id
+# -- media ---------------------------------------------------------------------------
 
 
 def link_media(db: Db, device: str, media_id: str, alarm_id: str, incident_id: str) -> None:
@@ -255,41 +121,6 @@ def link_media(db: Db, device: str, media_id: str, alarm_id: str, incident_id: s
         "ON CONFLICT DO NOTHING",
         (device, media_id, alarm_id, incident_id),
     )
-
-
-def restore(db: Db, device: str, key: str, seq: int, at_ms: int) -> str | None:
-    """Alarms of ``key`` before ``seq`` are back to normal; the last incident changed."""
-    rows = db.execute(
-        "SELECT incident_id FROM incident_alarms WHERE device = ? AND restore_key = ? "
-        "AND seq < ? AND restored_ms IS NULL",
-        (device, key, seq),
-    ).fetchall()
-    if not rows:
-        return None
-    v = _bump(db)
-    db.execute(
-        "UPDATE incident_alarms SET restored_ms = ? WHERE device = ? AND restore_key = ? "
-        "AND seq < ? AND restored_ms IS NULL",
-        (at_ms, device, key, seq),
-    )
-    counts: dict[str, int] = {}
-    for (found,) in rows:
-        counts[str(found)] = counts.get(str(found), 0) + 1
-    for incident_id, n in counts.items():
-        db.execute(
-            "UPDATE incidents SET unrestored = unrestored - ?, changed_v = ? WHERE id = ?",
-            (n, v, incident_id),
-        )
-        courante.append(
-            db,
-            at_ms,
-            SYSTEM,
-            "restored",
-            incident_id=incident_id,
-            device=device,
-            detail={"ref": key},
-        )
-    return incident_id
 
 
 def shows(db: Db, key: MediaKey) -> bool:
@@ -310,7 +141,7 @@ def media_arrived(db: Db, device: str, media_id: str) -> list[str]:
     if not rows:
         return []
     db.lock(LOCK)
-    v = _bump(db)
+    v = bump(db)
     for (incident_id,) in rows:
         db.execute("UPDATE incidents SET changed_v = ? WHERE id = ?", (v, incident_id))
     return [str(r[0]) for r in rows]
@@ -348,7 +179,7 @@ def touch(db: Db, incident_id: str) -> None:
 
 
 def _touch(db: Db, incident_id: str, sets: str = "", args: Sequence[Any] = ()) -> None:
-    v = _bump(db)
+    v = bump(db)
     extra = f"{sets}, " if sets else ""
     db.execute(
         f"UPDATE incidents SET {extra}changed_v = ? WHERE id = ?",  # noqa: S608
@@ -359,7 +190,7 @@ def _touch(db: Db, incident_id: str, sets: str = "", args: Sequence[Any] = ()) -
 def take(db: Db, incident_id: str, operator: str, at_ms: int) -> None:
     """``operator`` holds the incident; Refused ``held`` (with the holder) or ``closed``."""
     db.lock(LOCK)
-    v = _bump(db)
+    v = bump(db)
     cur = db.execute(
         "UPDATE incidents SET holder = ?, held_ms = ?, changed_v = ? "
         "WHERE id = ? AND holder IS NULL AND closed_ms IS NULL",
@@ -515,7 +346,7 @@ def escalate_due(db: Db, now_ms: int, escalate_s: float) -> list[str]:
     if not rows:
         return []
     db.lock(LOCK)
-    v = _bump(db)
+    v = bump(db)
     done = []
     for incident_id, key in rows:
         cur = db.execute(

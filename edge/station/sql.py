@@ -57,6 +57,9 @@ class Db(Protocol):
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per row (PostgreSQL: pipelined, not a round trip per row)."""
+
     def lock(self, name: str) -> None:
         """Hold ``name`` until the transaction ends (a no-op where there is one writer)."""
 
@@ -98,6 +101,10 @@ class SqliteDb:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
         return self.conn.execute(sql, args)
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.conn.executemany(sql, rows)
+
     def lock(self, name: str) -> None:
         """``BEGIN IMMEDIATE`` already made this transaction the only writer."""
 
@@ -108,6 +115,11 @@ class PgDb:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
         return self.conn.execute(pg_query(sql), args)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(pg_query(sql), rows)
 
     def lock(self, name: str) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))

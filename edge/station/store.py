@@ -24,6 +24,7 @@ from edge.protocol import EventMessage, MediaProgress, event_record
 from edge.station import (
     assembly,
     courante,
+    filing,
     incidents,
     media,
     oplog,
@@ -145,6 +146,7 @@ class _Batch:
     receipt: Receipt = field(default_factory=Receipt)
     touched: dict[MediaKey, None] = field(default_factory=dict)
     discarded: dict[MediaKey, None] = field(default_factory=dict)  # corrupt: have=0
+    filed: list[filing.Filed] = field(default_factory=list)  # for the workstation
 
 
 class StationStore:
@@ -198,10 +200,11 @@ class StationStore:
                 # whose batches hold chunks of the same media cannot deadlock
                 for device, media_id in sorted(_media_of(items)):
                     media.lock(db, MediaKey(device, media_id))
-                if any(isinstance(i, EventReceived | MediaLostReceived) for i in items):
-                    db.lock(incidents.LOCK)  # before any event row: see incidents
+                if _files(items):
+                    db.lock(incidents.LOCK)  # before any event row, as the page's steps
                 for item in items:
                     self._put(db, item, batch)
+                filing.file(db, batch.filed, received_ms)
                 writer.sync()  # the chunks' bytes are on disk before their rows commit
         except (OverflowError, ValueError) as exc:  # too big an integer, a lone surrogate
             raise StorageError(f"{self.label}: {exc}") from exc
@@ -273,9 +276,11 @@ class StationStore:
         workstation (one transaction)."""
         with self._tx() as db:
             changes = supervision.check(db, now_ms, since_ms)
-            for change in changes:
-                lost = change.kind == supervision.LOST
-                incidents.file_station(db, change.id, change.device, lost, change.at_ms)
+            filed = [
+                filing.of_station(c.id, c.device, c.kind == supervision.LOST, c.at_ms)
+                for c in changes
+            ]
+            filing.file(db, filed, now_ms)
             return changes
 
     def device_status(self, now_ms: int, since_ms: int | None = None) -> list[dict[str, Any]]:
@@ -301,8 +306,9 @@ class StationStore:
             except ProtocolError as exc:
                 receipt.rejected.append(f"{item.device}: {exc}")
                 return
-            if new:
-                incidents.file_event(db, item.message, received_ms)
+            filed = filing.of_event(item.message) if new else None
+            if filed is not None:
+                batch.filed.append(filed)
             ids = receipt.ids.setdefault(item.device, [])
             if item.message.event.id not in ids:
                 ids.append(item.message.event.id)
@@ -416,6 +422,15 @@ class StationStore:
 
     def _tx(self) -> contextlib.AbstractContextManager[Db]:
         return self.backend.transaction()
+
+
+def _files(items: Sequence[Inbound]) -> bool:
+    """Whether the batch may change the workstation (an alarm, a restore, a lost media)."""
+    return any(
+        isinstance(i, MediaLostReceived)
+        or (isinstance(i, EventReceived) and filing.of_event(i.message) is not None)
+        for i in items
+    )
 
 
 def _media_of(items: Sequence[Inbound]) -> set[tuple[str, str]]:

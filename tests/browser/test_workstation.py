@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from edge.codes import Condition
-from edge.station import courante, incidents, sites
+from edge.station import courante, filing, sites
 from edge.station.inbound import ChunkReceived
 from edge.station.store import StationStore
 from edge.station.web.server import OperatorPage
@@ -279,7 +279,7 @@ async def test_the_layout_at_390_and_1920_px_without_sideways_scroll_or_broken_w
         at_ms=now - 90_000,
     )
     with desk.store.transaction() as db:  # fmt: skip
-        incidents.file_station(db, "lost-1", "gw-9", True, now - 5000)
+        filing.file(db, [filing.of_station("lost-1", "gw-9", True, now - 5000)], now - 5000)
     async with operator_tab(chromium, 1920, 1080) as tab:
         await log_in(tab, desk.base, "sam")
         if lang == "en":  # the operator's switch, remembered

@@ -13,7 +13,7 @@ import pytest
 
 from edge.codes import Condition
 from edge.errors import NotFound, StorageError
-from edge.station import courante, incidents, sites, triage, views
+from edge.station import courante, filing, incidents, sites, triage, views
 from edge.station.inbound import StateReceived
 from edge.station.incidents import Refused
 from edge.station.store import StationStore
@@ -94,7 +94,7 @@ def test_the_queue_is_by_priority_then_age_and_keeps_out_restores_arming_and_tes
          event("test", 3, Condition.MANUAL_TEST, device="gw-9"),
          event("rst", 4, Condition.BURGLARY, restore=True, device="gw-9"))  # fmt: skip
     with store.transaction() as db:  # the station's own alarm, too
-        incidents.file_station(db, "lost-1", "gw-8", True, T0 - 5000)
+        filing.file(db, [filing.of_station("lost-1", "gw-8", True, T0 - 5000)], T0 - 5000)
     rows = queue(store)
     assert [(r["category"], r["top"]["alarm_id"]) for r in rows] == [
         ("fire", "ev-3"), ("panic", "ev-4"), ("panic", "ev-5"), ("intrusion", "ev-1"),
@@ -367,3 +367,33 @@ def test_the_feed_gives_what_changed_since_a_version(store: StationStore) -> Non
         second = views.changed(db, first["v"], T0, 60)
         assert views.changed(db, second["v"], T0, 60)["rows"] == []
     assert [r["holder"] for r in second["rows"]] == ["alice"]
+
+
+def test_one_batch_files_alarms_and_restores_in_the_order_they_came(
+    store: StationStore,
+) -> None:
+    file(store, event("a1", 1), event("r1", 2, restore=True), event("a2", 3),
+         event("b1", 1, device="gw-2"), event("f1", 4, Condition.FIRE))  # fmt: skip
+    rows = {r["site_key"]: r for r in queue(store)}
+    one = rows["box:gw-1"]
+    assert (one["alarms"], one["unrestored"], one["category"], one["top"]["alarm_id"]) == (
+        3, 2, "fire", "f1",
+    )  # fmt: skip
+    assert (rows["box:gw-2"]["alarms"], rows["box:gw-2"]["unrestored"]) == (1, 1)
+    with store.read() as db:
+        detail = views.incident(db, one["id"], T0, 60)
+    assert detail is not None
+    assert {a["id"]: a["restored_ms"] is not None for a in detail["alarms"]} == {
+        "a1": True, "a2": False, "f1": False,
+    }  # fmt: skip
+    # a restore for an incident closed meanwhile, in a batch with a new alarm of the site
+    two = rows["box:gw-2"]["id"]
+    tx(store, incidents.take, two, "alice", T0)
+    tx(store, incidents.set_outcome, two, "alice", "operator", "doubtful", "", T0)
+    tx(store, incidents.close, two, "alice", "operator", "no restore yet", T0)
+    file(store, event("b1r", 2, restore=True, device="gw-2"), event("b2", 3, device="gw-2"))
+    (again,) = [r for r in queue(store) if r["site_key"] == "box:gw-2"]
+    assert again["id"] != two and (again["alarms"], again["unrestored"]) == (1, 1)
+    with store.read() as db:
+        closed = db.execute("SELECT unrestored FROM incidents WHERE id = ?", (two,)).fetchone()
+    assert closed[0] == 0
