@@ -1,9 +1,12 @@
 """``edge demo``: a broker, the station receiver and the box on simulated hardware.
 
 Each runs as its own process, as in the field. Their logs are shown with a
-prefix. After start-up the demo trips one 24-hour zone so that an alarm is
-seen arriving at the station; then it waits for Ctrl-C and stops the box,
-the station and the broker, in that order.
+prefix. The station's workstation (``edge station page``) gets the demo site
+(``demo-site.toml`` beside the config: its instructions and call list), an
+operator and a supervisor, and its own MQTT link so that operators can ask the
+box for a fresh still or clip. After start-up the demo trips one 24-hour zone so
+that an alarm is seen arriving in the workstation's queue; then it waits for
+Ctrl-C and stops the box, the station and the broker, in that order.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from edge.web import auth
 
 DEMO_PASSWORD = "demo-technician"  # noqa: S105 - the demo's, printed on its banner
 DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD = "operator", "demo-operator"  # the station page's
+DEMO_SUPERVISOR, DEMO_SUPERVISOR_PASSWORD = "supervisor", "demo-supervisor"
 OPERATOR_PORT = 8090
 MOSQUITTO_CONF = """\
 # Demo broker: loopback only, anonymous, no persistence.
@@ -146,7 +150,11 @@ def run(config: Path, work_dir: Path) -> int:
                 ],
             )
         )
-        started.append(_operator_page(py, station_db, started[-1]))
+        broker_url = f"mqtt://{host}:{port}"
+        site = config.with_name("demo-site.toml")
+        started.append(
+            _operator_page(py, station_db, started[-1], broker_url, cfg.uplink.topic_prefix, site)
+        )
         auth.write_password(work_dir / "box" / "web", DEMO_PASSWORD)
         box = Process(
             "box", [*py, "run", "--config", str(config), "--state-dir", str(work_dir / "box")]
@@ -165,22 +173,36 @@ def run(config: Path, work_dir: Path) -> int:
     return 0
 
 
-def _operator_page(py: list[str], station_db: Path, station: Process) -> Process:
-    """The station's operator page, with the demo operator (once the store exists)."""
+def _operator_page(
+    py: list[str], station_db: Path, station: Process, broker: str, prefix: str, site: Path
+) -> Process:
+    """The station's workstation, with the demo operator and supervisor and the demo site
+    (once the store exists); its own MQTT link asks the box for fresh video."""
     deadline = time.monotonic() + 15
     while not station_db.is_file():
         if station.proc.poll() is not None or time.monotonic() > deadline:
             raise EdgeError(f"the station did not create {station_db}")
         time.sleep(0.1)
     store = ["--db", str(station_db)]
-    subprocess.run(
-        [*py, "station", "operator", DEMO_OPERATOR, *store],
-        input=DEMO_OPERATOR_PASSWORD + "\n",
-        text=True,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return Process("page", [*py, "station", "page", *store, "--port", str(OPERATOR_PORT)])
+    for name, password, role in (
+        (DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD, "operator"),
+        (DEMO_SUPERVISOR, DEMO_SUPERVISOR_PASSWORD, "supervisor"),
+    ):
+        subprocess.run(
+            [*py, "station", "operator", name, "--role", role, *store],
+            input=password + "\n",
+            text=True,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    if site.is_file():
+        subprocess.run(
+            [*py, "station", "site", "load", str(site), "--by", DEMO_SUPERVISOR, *store],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    page = ["--port", str(OPERATOR_PORT), "--broker", broker, "--prefix", prefix]
+    return Process("page", [*py, "station", "page", *store, *page])
 
 
 def _wait_for_stop(started: list[Process]) -> None:
@@ -209,8 +231,11 @@ def _banner(cfg: EdgeConfig, config: Path, station_db: Path) -> None:
  Trip a zone:      .venv/bin/edge simulate --config {config} trip ZONE
  Arm / disarm:     .venv/bin/edge simulate --config {config} arm | disarm
  Zones:            {zones}
- Operator page:    http://127.0.0.1:{OPERATOR_PORT}/ (the station; alarms as they land)
-   log in as {DEMO_OPERATOR} / {DEMO_OPERATOR_PASSWORD}
+ Workstation:      http://127.0.0.1:{OPERATOR_PORT}/ (the station's operators, in French;
+                   the queue, take an alarm, verify on video, call, close)
+   log in as {DEMO_OPERATOR} / {DEMO_OPERATOR_PASSWORD}, or as the supervisor
+   {DEMO_SUPERVISOR} / {DEMO_SUPERVISOR_PASSWORD} (who handles what, the sites)
+ Main courante:    http://127.0.0.1:{OPERATOR_PORT}/courante (print it, or CSV)
  Station events:   .venv/bin/edge station events --db {station_db}
  Stills and clip:  .venv/bin/edge station media --db {station_db} EVENT_ID
  Stop:             Ctrl-C
