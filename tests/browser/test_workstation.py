@@ -296,6 +296,11 @@ async def test_the_layout_at_390_and_1920_px_without_sideways_scroll_or_broken_w
                 "[...document.querySelectorAll('#queue li')].map(l => l.className.split(' ')[2])"
             )
             assert categories == ["cat-fire", "cat-intrusion", "cat-device_lost"]
+            escalated = await tab.eval(  # waiting 90 s: past the 60 s nobody took it in
+                "[...document.querySelectorAll('#queue li')].map(l => "
+                "l.classList.contains('escalated'))"
+            )
+            assert escalated == [False, True, False]
             await check_layout(tab, f"queue {width} {lang}")
             await tab.screenshot(f"workstation-queue-{lang}-{width}")
             await tab.click("#queue li")
