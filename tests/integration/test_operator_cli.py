@@ -82,9 +82,13 @@ def test_bad_roles_and_passwords_are_refused(
 
 def test_the_page_takes_its_login_settings(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     given: list[Security | None] = []
+    options: list[dict[str, Any]] = []
 
-    async def serve(_store: Any, _host: str, _port: int, security: Security | None = None) -> None:
+    async def serve(
+        _store: Any, _host: str, _port: int, security: Security | None = None, **kw: Any
+    ) -> None:
         given.append(security)
+        options.append(kw)
 
     monkeypatch.setattr(server, "serve", serve)
     monkeypatch.setattr(logs, "setup", lambda *a, **kw: None)  # keep pytest's log handlers
@@ -97,6 +101,12 @@ def test_the_page_takes_its_login_settings(db: Path, monkeypatch: pytest.MonkeyP
     ]
     assert main(["station", "page", "--db", str(db)]) == 0
     assert given[-1] == Security()  # the defaults: 30 min idle, 12 h, 5 failures, 300 s
+    assert options[-1] == {"escalate_s": 60.0, "commands": None, "shift_hours": (6, 14, 22)}
+    more = ["--escalate-s", "90", "--shift-hours", "19,7", "--broker", "mqtt://127.0.0.1:1"]
+    assert main(["station", "page", "--db", str(db), *more]) == 0
+    assert (options[-1]["escalate_s"], options[-1]["shift_hours"]) == (90.0, (7, 19))
+    link = options[-1]["commands"]
+    assert (link.link.settings.port, link.prefix) == (1, "edge")  # the page's own MQTT link
 
 
 @pytest.mark.parametrize(
@@ -109,6 +119,9 @@ def test_the_page_takes_its_login_settings(db: Path, monkeypatch: pytest.MonkeyP
         (["--lockout-s", "0"], "--lockout-s 0: must be 10 to 3600"),
         (["--origin", "https://station.example/path"], "scheme://host[:port], no path"),
         (["--origin", "station.example"], "scheme://host[:port], no path"),
+        (["--escalate-s", "5"], "--escalate-s 5: must be 10 to 3600"),
+        (["--shift-hours", "6,25"], "--shift-hours '6,25': hours 0 to 23"),
+        (["--broker", "tcp://x"], "--broker 'tcp://x': must be mqtt://host:port"),
     ],
 )
 def test_bad_page_settings_are_refused_by_name(
