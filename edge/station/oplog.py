@@ -1,13 +1,14 @@
-"""Operators and the station's logs: who may log in, what they did, what media they viewed.
+"""Operators and the station's access log: who may log in, what media they viewed.
 
 Passwords are :mod:`edge.auth` scrypt hashes (the box's format; lines an
 older station wrote in hex still log in, and are rewritten at the next
 login). Each operator has a role, ``operator`` or ``supervisor``
 (``operator_roles``; an operator without a row there is an ``operator``).
 The page's login lockout is kept in ``login_lockout`` so that a restart does
-not forget it. The event log records every acknowledgement and comment with
-the operator's name and the time; the access log records every view of a
-still or clip. The functions taking ``db`` run in the caller's transaction.
+not forget it. The access log records every view of a still or clip (what
+operators do is the main courante's, :mod:`edge.station.courante`;
+``operator_log`` is the older stations' acknowledgements, kept as they were).
+The functions taking ``db`` run in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -124,35 +125,6 @@ def write_lockout(db: Db, snapshot: str) -> None:
         "ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
         (snapshot,),
     )
-
-
-def log_action(db: Db, event_id: str, operator: str, at_ms: int, action: str, comment: str) -> None:
-    db.execute(
-        "INSERT INTO operator_log (id, event_id, operator, at_ms, action, comment) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (str(uuid.uuid4()), event_id, operator, at_ms, action, comment),
-    )
-
-
-def actions(db: Db, event_id: str) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT operator, at_ms, action, comment FROM operator_log WHERE event_id = ? "
-        "ORDER BY at_ms",
-        (event_id,),
-    ).fetchall()
-    return [dict(zip(("operator", "at_ms", "action", "comment"), r, strict=True)) for r in rows]
-
-
-def acknowledged(db: Db, event_ids: list[str]) -> set[str]:
-    if not event_ids:
-        return set()
-    marks = ", ".join("?" for _ in event_ids)
-    rows = db.execute(
-        f"SELECT DISTINCT event_id FROM operator_log WHERE action = 'ack' "  # noqa: S608
-        f"AND event_id IN ({marks})",
-        event_ids,
-    ).fetchall()
-    return {str(r[0]) for r in rows}
 
 
 def log_access(db: Db, operator: str, at_ms: int, device: str, media_id: str, remote: str) -> None:

@@ -287,7 +287,7 @@ async def test_the_layout_at_390_and_1920_px_without_sideways_scroll_or_broken_w
             await tab.wait_for("document.body.dataset.ready === '1' && "
                                "document.getElementById('tab-queue').textContent === 'Alarms'",
                                what="English")  # fmt: skip
-        for width, height in ((1920, 1080), (390, 844)):
+        for width, height in ((1920, 1080), (1366, 768), (390, 844)):  # a laptop too
             await size(tab, width, height)
             await tab.goto(desk.base + "/")
             await tab.wait_for("document.body.dataset.ready === '1'", what="the page")

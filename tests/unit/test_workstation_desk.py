@@ -14,7 +14,7 @@ import pytest
 from edge.codes import Condition
 from edge.errors import NotFound, StorageError
 from edge.station import courante, filing, incidents, sites, triage, views
-from edge.station.inbound import StateReceived
+from edge.station.inbound import MediaLostReceived, StateReceived
 from edge.station.incidents import Refused
 from edge.station.store import StationStore
 from tests.deskkit import T0, event, file, operators, video_extra
@@ -397,3 +397,19 @@ def test_one_batch_files_alarms_and_restores_in_the_order_they_came(
     with store.read() as db:
         closed = db.execute("SELECT unrestored FROM incidents WHERE id = ?", (two,)).fetchone()
     assert closed[0] == 0
+
+
+def test_media_the_box_says_are_lost_are_shown_with_why(store: StationStore) -> None:
+    file(store, event("a1", 1, extra=video_extra("a1")))
+    with store.read() as db:
+        start = views.changed(db, 0, T0, 60)["v"]
+    why = "not recorded: the box stopped before this clip was complete"
+    store.commit([MediaLostReceived("gw-1", "a1", "a1-clip", "clip", why)], T0 + 1000)
+    (row,) = queue(store)
+    assert row["media"] == {"expected": 6, "ready": 0, "lost": 1}
+    with store.read() as db:
+        assert [r["id"] for r in views.changed(db, start, T0, 60)["rows"]] == [row["id"]]
+        detail = views.incident(db, row["id"], T0, 60)
+    assert detail is not None
+    (clip,) = [m for m in detail["alarms"][0]["media"] if m["media_id"] == "a1-clip"]
+    assert (clip["state"], clip["kind"], clip["reason"]) == ("lost", "clip", why)
