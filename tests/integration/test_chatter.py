@@ -211,7 +211,10 @@ async def test_chatter_on_every_alarm_input(
                 await asyncio.sleep(min(0.5, left))
                 sizes.append(state_size(box))
                 assert len(box.panel.state.zones) == len(cfg.zones)
-                assert box.status.json()["healthy"]
+                # no stage died, the outbox keeps up (no broker: the path is down, and the
+                # chattering zones' own states, mains lost or a tamper, are said too)
+                problems = box.status.json()["problems"]
+                assert not {"tasks", "outbox"} & set(problems), problems
             full_speed_s = time.monotonic() - t_start
             full_speed_edges = chatter.total
             probe.running = False
@@ -324,4 +327,4 @@ async def test_chatter_on_every_alarm_input(
     # ---- 3. a responsive loop ------------------------------------------------------------
     assert late[-1] < MAX_LATE_S
     assert quiet_latency_s < glitch_s + 0.2
-    assert status["healthy"], status["problems"]
+    assert not {"tasks", "outbox"} & set(status["problems"]), status["problems"]
