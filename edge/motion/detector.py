@@ -22,9 +22,9 @@ On a small grey copy of each frame (its own downscale to ``work_width``, by
    ``calibrating`` and never ``motion``.
 6. **Quiet frames are cheap.** When no pixel changed and nothing is being
    followed, the frame costs its downscale and one comparison, and after
-   ``QUIET_SKIP_AFTER`` such frames every other frame is only probed (one
-   working pixel in 4x4, read from the input) and skipped when no probed
-   pixel changed; the
+   ``QUIET_SKIP_AFTER`` such frames a frame is first probed (one working
+   pixel in 4x4, read from the input) and skipped when no probed pixel
+   changed, but for the frames that learn; the
    background and noise are then learnt every ``QUIET_LEARN_EVERY`` frames
    (every ``ACTIVE_LEARN_EVERY`` while something moves) at the rate those
    frames together would have had.
@@ -61,7 +61,7 @@ FIT_EVERY = 4  # a fit serves this many frames, unless the changed share jumps
 TILES = (8, 6)
 QUIET_LEARN_EVERY = 4
 ACTIVE_LEARN_EVERY = 4
-QUIET_SKIP_AFTER = 4  # after this many quiet frames in a row, every other frame is probed:
+QUIET_SKIP_AFTER = 4  # after this many quiet frames in a row, frames are probed first:
 PROBE = 4  # one working pixel in 4x4 is looked at, and the frame skipped if none changed
 NOISE_RATE = 0.02
 
@@ -100,6 +100,7 @@ class MotionState:
     tracks: tuple[bl.Track, ...] = ()
     bodies: tuple[bl.Blob, ...] = ()  # the last frame's bodies, which a thin blob may continue
     quiet: int = 0  # quiet frames in a row (nothing changed, nothing followed)
+    lit: tuple[U8, U8] | None = field(default=None, repr=False)  # bands under the last fit
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,13 @@ def detect(
     geo = state.geometry
     if geo is None or geo.input_size != (width, height):
         geo = geometry(width, height, params)
-    elif state.quiet >= QUIET_SKIP_AFTER and state.quiet % 2 and _still(gray, geo, state):
-        return replace(state, quiet=state.quiet + 1), MotionResult(False, False, 0.0, skipped=True)
+    elif (
+        state.quiet >= QUIET_SKIP_AFTER
+        and state.idle + 1 < QUIET_LEARN_EVERY
+        and _still(gray, geo, state)
+    ):
+        skipped = replace(state, quiet=state.quiet + 1, idle=state.idle + 1)
+        return skipped, MotionResult(False, False, 0.0, skipped=True)
     small = shrink(gray, geo)
     bg, noise, low, high, limit = (
         state.background,
@@ -287,16 +293,17 @@ def detect(
     if changed_px == 0 and not calibrating and not state.streak and not state.tracks:
         return _quiet(geo, state, params, small, excess)
 
-    gain, offset, fit_age = 1.0, 0.0, 0
+    gain, offset, fit_age, lit = 1.0, 0.0, 0, None
     share = changed_px / geo.watched_px
     if share > FIT_SHARE and spread(raw) >= FIT_SPREAD:
         if state.fit_age and state.fit_age < FIT_EVERY and share < 2 * state.changed + FIT_SHARE:
-            gain, offset, fit_age = state.gain, state.offset, state.fit_age + 1
+            gain, offset, fit_age, lit = state.gain, state.offset, state.fit_age + 1, state.lit
         else:
             gain, offset, fit_age = (*fit_lighting(small, bg), 1)
         if abs(gain - 1) > 0.01 or abs(offset) > 0.5:
-            expected = cv2.convertScaleAbs(bg, alpha=gain, beta=offset)
-            excess = _excess(small, *_bands(expected))
+            if lit is None:
+                lit = _bands(cv2.convertScaleAbs(bg, alpha=gain, beta=offset))
+            excess = _excess(small, *lit)
             raw = cv2.compare(excess, limit, cv2.CMP_GT)
             changed_px = cv2.countNonZero(raw)
     changed = changed_px / geo.watched_px
@@ -320,6 +327,7 @@ def detect(
         new_bg, new_noise, low, high, limit = _learnt(
             geo, bg, noise, params, small, excess, rate, noise_rate, raw
         )
+        lit = None  # a new background: its lit bands are made again when needed
     if calibrating:
         state = MotionState(
             geo, new_bg, new_noise, learnt, 0, changed, low, high, limit, 0, gain, offset, fit_age
@@ -363,6 +371,7 @@ def detect(
         fit_age,
         tracks,
         tuple(bodies),
+        lit=lit,
     )
     return new_state, result
 

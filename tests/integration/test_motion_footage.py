@@ -17,6 +17,7 @@ import pytest
 from edge.motion import footage
 from edge.motion.detector import MotionState, detect
 from edge.motion.params import MotionParams, Polygon
+from edge.motion.person import HogPeople
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video"
 pytestmark = [
@@ -92,8 +93,19 @@ def test_a_far_thin_walker_is_motion_in_its_zone_for_its_whole_walk() -> None:
         if index in walk:
             scale = 768 / gray.shape[1]
             boxes = [tuple(round(v * scale) for v in box) for box in result.boxes]
-            on_her = any(footage.overlaps(walk[index], box) for box in boxes)  # type: ignore[arg-type]
+            on_her = any(footage.overlaps(walk[index], box) for box in boxes)
             seen.append(result.motion and "lawn" in result.zones and on_her)
     marks = "".join("#" if s else "." for s in seen)
     print(f"person 6: {marks.count('#')}/{len(marks)} frames: {marks}")
     assert marks.count(".") <= len(marks) // 50 and ".." not in marks
+
+
+def test_the_person_check_on_pets_people_and_road_vehicles() -> None:
+    """OpenCV's HOG people detector on our motion boxes, at the config's default 0.7:
+    most PETS boxes with a person are called person, few without; few vehicles are."""
+    got = footage.person_check(DATA, HogPeople(), 0.7, every=6)
+    print(f"person check: {got}")
+    assert got["boxes"] > 500 and got["vehicle boxes"] > 20
+    assert got["precision"] >= 0.9
+    assert got["recall"] >= 0.5
+    assert got["vehicles called person"] <= 0.1
