@@ -393,9 +393,9 @@ def operator_cmd(args: argparse.Namespace) -> int:
 
 
 def bridge_cmd(args: argparse.Namespace) -> int:
+    from edge.dc09.link import Dc09Link, Dc09Settings
+    from edge.dc09.messages import Format
     from edge.station.dc09.bridge import Dc09Bridge
-    from edge.station.dc09.link import Dc09Link, Dc09Settings
-    from edge.station.dc09.messages import Format
 
     host, _, port = args.receiver.rpartition(":")
     problems = []
