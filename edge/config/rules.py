@@ -35,6 +35,7 @@ def check(cfg: EdgeConfig) -> list[Problem]:
         *_outputs(cfg),
         *_supervision(cfg),
         *_motion(cfg),
+        *_routes(cfg),
     ]
 
 
@@ -197,6 +198,28 @@ def _uplink(cfg: EdgeConfig) -> Iterator[Problem]:
         )
     if up.password is not None and up.username is None:
         yield Problem(("uplink", "username"), None, "required when a password is set")
+
+
+def _routes(cfg: EdgeConfig) -> Iterator[Problem]:
+    yield from _duplicates("routes", "name", [r.name for r in cfg.routes])
+    for index, route in enumerate(cfg.routes):
+        if route.name == "primary":
+            yield Problem(("routes", index, "name"), route.name, "'primary' is the [uplink]'s")
+        if route.type != "mqtt":
+            continue
+        if (route.cert_file is None) != (route.key_file is None):
+            missing = "key_file" if route.key_file is None else "cert_file"
+            yield Problem(("routes", index, missing), None, "cert_file and key_file go together")
+        if not route.tls and (route.ca_file or route.cert_file):
+            yield Problem(
+                ("routes", index, "broker"),
+                route.broker,
+                "TLS files are set: the broker URL must be mqtts://",
+            )
+        if route.broker == cfg.uplink.broker:
+            yield Problem(
+                ("routes", index, "broker"), route.broker, "the same broker as [uplink]: no backup"
+            )
 
 
 def _outputs(cfg: EdgeConfig) -> Iterator[Problem]:

@@ -467,6 +467,88 @@ class OutboxConfig(Section):
     )
 
 
+class RouteBase(Section):
+    """A transmission path besides the primary ([uplink]): a backup (EN 50136-1's
+    alternative ATP). Supervised on its own: path loss after ``path_loss_s`` without a
+    working connection (MQTT) or an answered message (DC-09)."""
+
+    name: Slug = Field(description="Shown in troubles and on the status page, e.g. '4g'.")
+    bind_interface: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,15}$",
+        description="Network interface the connection leaves by (e.g. 'wwan0').",
+    )
+    bind_address: str | None = Field(default=None, description="Source address to bind.")
+    path_loss_s: int = Field(default=180, ge=10, le=86400)
+
+
+class MqttRouteConfig(RouteBase):
+    type: Literal["mqtt"]
+    broker: BrokerUrl = Field(description="mqtt://host:port or mqtts://host:port")
+    client_id: Slug | None = Field(default=None, description="Default: the primary's.")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    heartbeat_s: int = Field(default=60, ge=5, le=3600)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.broker).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.broker).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.broker).port or (8883 if self.tls else 1883)
+
+
+class Dc09RouteConfig(RouteBase):
+    type: Literal["dc09"]
+    receiver: str = Field(
+        pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", description="host:port of the alarm receiver"
+    )
+    transport: Literal["tcp", "udp"] = "tcp"
+    account: Account | None = Field(default=None, description="Default: station.account.")
+    receiver_number: str | None = Field(
+        default=None, pattern=r"^[0-9A-F]{1,6}$", description="Rrcvr: hex, if the receiver asks"
+    )
+    line_prefix: str = Field(default="0", pattern=r"^[0-9A-F]{1,6}$", description="Lpref: hex")
+    format: Literal["sia-dcs", "adm-cid"] = "sia-dcs"
+    key_file: Path | None = Field(
+        default=None, description="AES-128/192/256 key, hex, one line: messages are encrypted."
+    )
+    video_base: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Where the operator sees the alarm's media: <video_base>/events/<id>.",
+    )
+    null_s: int = Field(default=60, ge=1, le=86400, description="NULL (link test) message period.")
+    ack_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
+
+
+RouteConfig = Annotated[MqttRouteConfig | Dc09RouteConfig, Field(discriminator="type")]
+
+
+class DeliveryConfig(Section):
+    """How events use the routes: the primary first; a backup takes an event the primary
+    has not had acknowledged within its class's failover time, or at once while the
+    primary is down (each further backup after as long again)."""
+
+    failover_s: float = Field(default=20.0, ge=1.0, le=3600.0, description="Alarms, tamper.")
+    failover_trouble_s: float | None = Field(default=None, ge=1.0, le=86400.0)
+    failover_routine_s: float | None = Field(default=None, ge=1.0, le=86400.0)
+    failover_motion_s: float | None = Field(default=None, ge=1.0, le=86400.0)
+    done_when: Literal["first", "every"] = Field(
+        default="first",
+        description="first: an event is done once any route had it acknowledged; "
+        "every: it goes over every route at once and is done when all acknowledged it.",
+    )
+
+
 class EdgeConfig(Section):
     """The whole configuration of one box."""
 
@@ -483,6 +565,8 @@ class EdgeConfig(Section):
     motion: MotionConfig = MotionConfig()
     web: WebConfig = WebConfig()
     outbox: OutboxConfig = OutboxConfig()
+    routes: tuple[RouteConfig, ...] = ()  # backups of [uplink], in the order they are tried
+    delivery: DeliveryConfig = DeliveryConfig()
 
     def zone(self, zone_id: str) -> ZoneConfig:
         for zone in self.zones:

@@ -137,8 +137,10 @@ def test_example_is_set_up_for_a_real_site() -> None:
 
 
 def _uncomment_examples(text: str) -> str:
-    """Turn ``# key = value`` and ``# [[cameras]]`` lines into live TOML."""
-    return re.sub(r"^# (\[\[cameras\]\]|[a-z_0-9]+ = .+)$", r"\1", text, flags=re.MULTILINE)
+    """Turn ``# key = value``, ``# [[cameras]]`` and ``# [[routes]]`` lines into live TOML."""
+    return re.sub(
+        r"^# (\[\[(?:cameras|routes)\]\]|[a-z_0-9]+ = .+)$", r"\1", text, flags=re.MULTILINE
+    )
 
 
 def test_example_alternatives_validate_when_uncommented() -> None:
@@ -153,6 +155,7 @@ def test_example_alternatives_validate_when_uncommented() -> None:
     }
     assert cfg.uplink.username is not None and cfg.uplink.password is not None
     assert cfg.device.state_dir is not None and cfg.uplink.client_id is not None
+    assert [(r.name, r.type) for r in cfg.routes] == [("4g", "mqtt"), ("arc", "dc09")]
 
 
 def _sections(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
@@ -932,3 +935,25 @@ def test_no_note_without_a_byte_order_mark(caplog: pytest.LogCaptureFixture) -> 
     with caplog.at_level(logging.DEBUG, logger="edge.config"):
         parse(_demo_text(), SOURCE)
     assert caplog.records == []
+
+
+def test_routes_are_checked_across_sections() -> None:
+    text = _demo_text() + (
+        '\n[[routes]]\nname = "4g"\ntype = "mqtt"\nbroker = "mqtt://127.0.0.1:18830"\n'
+        '\n[[routes]]\nname = "4g"\ntype = "dc09"\nreceiver = "arc:3061"\n'
+        '\n[[routes]]\nname = "primary"\ntype = "dc09"\nreceiver = "arc:3062"\n'
+        '\n[[routes]]\nname = "other"\ntype = "ftp"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, SOURCE)
+    messages = "\n".join(caught.value.messages)
+    assert "routes[3]" in messages and "'mqtt', 'dc09'" in messages  # an unknown type
+    text = text[: text.index('\n[[routes]]\nname = "other"')]
+    with pytest.raises(ConfigError) as caught:
+        parse(text, SOURCE)
+    assert caught.value.messages == [
+        f"{SOURCE}: routes[1](name='4g').name = '4g': duplicate: routes[0] already has name = '4g'",
+        f"{SOURCE}: routes[0](name='4g').broker = 'mqtt://127.0.0.1:18830': the same broker "
+        "as [uplink]: no backup",
+        f"{SOURCE}: routes[2](name='primary').name = 'primary': 'primary' is the [uplink]'s",
+    ]
