@@ -574,6 +574,22 @@ class AsyncOutbox:
             lambda: (self.outbox.depth(), self.outbox.oldest_ms(), self.outbox.media.figures())
         )
 
+    # -- for the routes' views (edge/outbox/routeview.py) --------------------------------
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` on the outbox's thread, in the normal lane."""
+        return await self._run(fn, *args, **kwargs)
+
+    async def urgent(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` on the outbox's thread, in the events' lane."""
+        return await self._urgent(fn, *args, **kwargs)
+
+    def tell(self, fact: OutboxFact) -> None:
+        self._tell(fact)
+
+    def figures_stale(self) -> None:
+        self._figures_stale()
+
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._pool is None or self._loop is None:
             raise StorageError("outbox is not open")

@@ -24,7 +24,9 @@ from pathlib import Path
 from edge.codes import Kind
 from edge.db import Transaction, open_checked
 from edge.model import Event, MediaDue, StoredEvent
+from edge.outbox import routes
 from edge.outbox.media import MediaShelf
+from edge.outbox.routes import DONE_MS, Failover
 from edge.outbox.schema import MOTION, SCHEMA, TROUBLE, UPGRADES, priority
 from edge.protocol import event_from_record, event_record
 
@@ -82,7 +84,7 @@ class Outbox:
 
     def open(self, now_ms: int) -> None:
         """``now_ms``: the UTC time; after a corrupt database the sequence restarts above it."""
-        opened = open_checked(self.path, SCHEMA, "outbox", now_ms, self.busy_s)
+        opened = open_checked(self.path, SCHEMA + routes.SCHEMA, "outbox", now_ms, self.busy_s)
         self._db = opened.db
         self.moved_aside, self.corruption = opened.moved_aside, opened.reason
         if opened.moved_aside is not None:  # numbers never repeat: restart above any used
@@ -210,7 +212,10 @@ class Outbox:
     def reset_leases(self) -> None:
         """After a reconnect: everything unacknowledged is due again, media from its last ack."""
         with self._tx() as db:
-            db.execute("UPDATE events SET next_send_ms = 0 WHERE next_send_ms > 0")
+            db.execute(
+                "UPDATE events SET next_send_ms = 0 WHERE next_send_ms > 0 AND next_send_ms < ?",
+                (DONE_MS,),  # not those the primary has done with (kept for other routes)
+            )
             db.execute("UPDATE media SET next_send_ms = 0 WHERE next_send_ms > 0")
 
     def next_due_ms(self) -> int | None:
@@ -228,6 +233,61 @@ class Outbox:
         with self._tx() as db:
             cur = db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
             return cur.rowcount
+
+    # -- backup routes (edge/outbox/routes.py) -------------------------------------------
+
+    def lease_route(
+        self,
+        route: int,
+        now_ms: int,
+        at_once: bool,
+        failover: Failover,
+        lease_ms: int,
+        limit: int,
+    ) -> list[StoredEvent]:
+        with self._tx() as db:
+            rows = routes.lease(db, route, now_ms, at_once, failover, lease_ms, limit)
+        return [
+            StoredEvent(_event(body), seq, prio, attempts + 1, first or now_ms)
+            for _id, body, seq, prio, attempts, first in rows
+        ]
+
+    def route_next_due_ms(
+        self, route: int, now_ms: int, at_once: bool, failover: Failover
+    ) -> int | None:
+        with self._tx() as db:
+            return routes.next_due_ms(db, route, now_ms, at_once, failover)
+
+    def release_route(self, route: int, ids: list[str]) -> None:
+        with self._tx() as db:
+            routes.release(db, route, ids)
+
+    def reset_route(self, route: int) -> None:
+        with self._tx() as db:
+            routes.reset(db, route)
+
+    def ack_route(self, route: int, ids: list[str], every: int | None) -> int:
+        """``route`` acknowledged ``ids``; returns the events this ended (deleted)."""
+        if not ids:
+            return 0
+        with self._tx() as db:
+            return routes.ack(db, route, ids, every)
+
+    def refuse_route(self, route: int, ids: list[str], every: int | None) -> int:
+        with self._tx() as db:
+            return routes.refuse(db, route, ids, every)
+
+    def dc09_state(self, route: int) -> tuple[int, str | None, bytes | None]:
+        with self._tx() as db:
+            return routes.dc09_state(db, route)
+
+    def dc09_take(self, route: int, seq: int, event_id: str | None, frame: bytes | None) -> None:
+        with self._tx() as db:
+            routes.dc09_take(db, route, seq, event_id, frame)
+
+    def dc09_answered(self, route: int) -> None:
+        with self._tx() as db:
+            routes.dc09_answered(db, route)
 
     def dead_letter(self, event_id: str, reason: str, code: int | None, now_ms: int) -> bool:
         """Move an event the broker refused out of the queue, for good."""
