@@ -14,6 +14,7 @@ import logging
 import signal
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from edge.boxweb.config_file import ConfigFile, Probation
 from edge.boxweb.holds import Holds
 from edge.boxweb.walk import WalkTestView
 from edge.clock import Clock, SystemClock, ms
-from edge.codes import Condition, Kind
+from edge.codes import Condition, Kind, ZoneType
 from edge.config import EdgeConfig
 from edge.errors import StorageError
 from edge.health import Health, sd_notify, watchdog_interval_s
@@ -31,15 +32,17 @@ from edge.inputs.gpio import GpioInputs
 from edge.inputs.outputs import GpioOutputs
 from edge.inputs.panel import Panel
 from edge.inputs.relay import EdgeRelay
-from edge.model import Event, MediaDue, OutboxFact, box_event
+from edge.model import Event, MediaDue, OutboxFact, ZoneRef, box_event
 from edge.motion.settings import motion_params, stage_settings, tamper_params
 from edge.motion.stage import MotionStage
 from edge.mqttio import Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
 from edge.outbox.reserve import Reserve
+from edge.outbox.routeview import RouteView
 from edge.outbox.store import Limits, Outbox
 from edge.provision import NOT_CHECKED, Paths, managed_dir
 from edge.provision import check as check_provisioning
+from edge.routing import Routes, policy_of
 from edge.status import CAMERA_START_S, UNPROVISIONED, Stages, StatusView
 from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder
@@ -96,8 +99,14 @@ class Box:
         self.link = MqttLink(
             settings, birth=lambda: self._state_message("online"), clock=self.clock
         )
+        self.policy = policy_of(cfg)  # how events use the primary and its backups
+        primary = (
+            RouteView(self.outbox, 1, self.policy, lambda: not self.link.status.connected)
+            if self.policy.every
+            else self.outbox
+        )
         self.forwarder = Forwarder(
-            self.link, self.outbox, self.topics, forward_settings(cfg), self.clock
+            self.link, primary, self.topics, forward_settings(cfg), self.clock
         )
 
         # the panel: inputs, zones, feedback outputs
@@ -119,9 +128,21 @@ class Box:
             profile_of(cfg),
             self.clock,
             lambda: self.outbox.depth,
-            self._path_trouble,
-            self.outputs.set,
+            lambda lost, text: self._route_trouble(1, lost, text),
+            lambda name, on: self.routes.fault.output(1, name, on),
             lambda text: self.raise_event(Condition.PERIODIC_TEST, False, text),
+            label="route 1 (primary)" if cfg.routes else "",
+        )
+        self.routes = Routes(  # the backups ([[routes]]), and the path-fault output
+            cfg,
+            self.clock,
+            self.outbox,
+            self.topics,
+            self.link,
+            self._route_trouble,
+            self.outputs.set,
+            lambda: self.outbox.depth,
+            self._state_message,
         )
 
         # video and motion, and the station's commands
@@ -182,6 +203,7 @@ class Box:
             self._spawn(tg, "uplink.heartbeat", self.supervisor.run_heartbeat())
             self._spawn(tg, "uplink.supervision", self.supervisor.run_watch())
             self._spawn(tg, "uplink.periodic_test", self.supervisor.run_periodic_test())
+            await self.routes.start(lambda name, coro: self._spawn(tg, name, coro))
         else:
             log.error(
                 "uplink NOT started: this box is not provisioned: %s",
@@ -215,9 +237,10 @@ class Box:
         await self.panel.drain(DRAIN_S)
         await self._stop_step("video", self.video.stop)
         await self._cancel("camera.", "video.", "motion", "zones", "watchdog")
-        await self._cancel("uplink.")
+        await self._cancel("uplink.", "route")
         offline = self._state_message("offline")
         await self._stop_step("uplink", lambda: self.link.stop(last_words=offline, timeout_s=2.0))
+        await self._stop_step("routes", lambda: self.routes.stop(self._offline))
         try:
             await asyncio.wait_for(self.forwarder.settle(), 2.0)
         except TimeoutError:  # unsettled sends stay leased: they are sent again at start
@@ -235,6 +258,8 @@ class Box:
         self.outputs.close()
         self.inputs.release()
         await self.link.stop()
+        for backup in self.routes.mqtt:
+            await backup.link.stop()
         await self.outbox.close()
         await self.journal.close()
         if self.web is not None:
@@ -292,14 +317,22 @@ class Box:
             extra={"journal": {"EVENT_ID": event.id, "EVENT_SEQ": stored.seq}},
         )
 
-    async def _path_trouble(self, lost: bool, text: str) -> None:
-        await self.raise_event(Condition.COMM_TROUBLE, not lost, text)
+    async def _route_trouble(self, number: int, lost: bool, text: str) -> None:
+        """A route lost or back (CID 350); with several routes, its number is the zone's."""
+        if not self.cfg.routes:
+            await self.raise_event(Condition.COMM_TROUBLE, not lost, text)
+            return
+        name = "primary" if number == 1 else self.cfg.routes[number - 2].name
+        event = box_event(Condition.COMM_TROUBLE, not lost, text, ms(self.clock.time()))
+        zone = ZoneRef(f"route-{number}", f"route {number} ({name})", ZoneType.TECHNICAL, number)
+        await self._put(replace(event, zone=zone))
 
     async def _camera_trouble(self, lost: bool, text: str) -> None:
         await self.raise_event(Condition.SYSTEM_TROUBLE, not lost, text)
 
     def _outbox_fact(self, fact: OutboxFact) -> None:
         self.forwarder.observe(fact)  # new events or media: the sender looks at once
+        self.routes.observe(fact)  # and each backup route's
 
     # -- wiring helpers ----------------------------------------------------
 
@@ -340,6 +373,7 @@ class Box:
             motion=self.motion,
             provisioning=lambda: self.provisioning,
             tasks=self.tasks,
+            routes=self.routes.status,
         )
 
     def _web_server(self) -> WebServer:
@@ -424,7 +458,12 @@ class Box:
         if took > 0.5:
             log.info("stop: %s took %.1f s", what, took)
 
-    def _state_message(self, state: str) -> Message:
+    def _offline(self, route: int) -> Message:
+        return self._state_message("offline", route)
+
+    def _state_message(self, state: str, route: int = 1) -> Message:
+        """Birth and will: with several routes, each names its route, so that the station
+        takes the box for offline only when every route says so."""
         profile = profile_of(self.cfg)  # announced, so the station supervises to it
         device = self.cfg.device
         payload = protocol.encode_state(
@@ -438,6 +477,7 @@ class Box:
             )
             if state == "online"
             else None,
+            route=route if self.cfg.routes else None,
         )
         return Message(self.topics.state, payload, qos=1, retain=True)
 

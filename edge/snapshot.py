@@ -25,6 +25,19 @@ class Device(Section):
     simulated_inputs: bool
 
 
+class Route(Section):
+    """One transmission path: 1 is the primary ([uplink]), 2... its backups."""
+
+    number: int
+    name: str
+    kind: str  # mqtt | dc09
+    connected: bool
+    lost: bool  # lost for longer than its path_loss_s (a trouble was raised)
+    path_loss_s: int
+    published: int
+    acknowledged: int
+
+
 class Uplink(Section):
     broker: str
     connected: bool
@@ -48,6 +61,8 @@ class Uplink(Section):
     refused_subscriptions: dict[str, str]
     commands: int
     commands_rejected: int
+    routes: list[Route] = []  # the primary and its backups, when there are backups
+    category: str = ""  # the EN 50136-1 category the routes reach, and their states
 
 
 class Provisioning(Section):

@@ -36,6 +36,7 @@ from edge.motion.stage import MotionStage
 from edge.mqttio import MqttLink
 from edge.outbox.aio import AsyncOutbox
 from edge.provision import Provisioning
+from edge.uplink import ats
 from edge.uplink.commands import CommandHandler
 from edge.uplink.forwarder import Forwarder
 from edge.uplink.supervision import Supervisor
@@ -84,6 +85,7 @@ class Stages:
     motion: MotionStage | None
     provisioning: Callable[[], Provisioning]
     tasks: Mapping[str, asyncio.Task[Any]]
+    routes: Callable[[], list[dict[str, Any]]] = list  # the backups' states (edge.routing)
 
 
 class StatusView:
@@ -178,6 +180,18 @@ class StatusView:
     def uplink(self) -> snapshot.Uplink:
         s = self.s
         link, stats, watch = s.link.status, s.forwarder.stats, s.supervisor.watch
+        backups = [snapshot.Route(**r) for r in s.routes()]
+        primary = snapshot.Route(
+            number=1,
+            name="primary",
+            kind="mqtt",
+            connected=link.connected,
+            lost=watch.path_lost,
+            path_loss_s=s.supervisor.profile.path_loss_s,
+            published=stats.published,
+            acknowledged=stats.acked,
+        )
+        routes = [primary, *backups]
         return snapshot.Uplink(
             broker=s.cfg.uplink.broker,
             connected=link.connected,
@@ -201,6 +215,10 @@ class StatusView:
             refused_subscriptions=dict(link.refused_subscriptions),
             commands=s.commands.handled,
             commands_rejected=s.commands.rejected,
+            routes=routes,
+            category=ats.summary(
+                [ats.RouteFacts(r.name, r.path_loss_s, not r.lost) for r in routes]
+            ),
         )
 
     def outbox(self) -> snapshot.Outbox:
@@ -293,13 +311,18 @@ class StatusView:
         )
 
     def _path(self) -> Found:
-        """The path to the station: provisioned, the link up, the alarms acknowledged."""
+        """The path to the station: provisioned, the link up, the alarms acknowledged.
+        With backup routes, a primary down while a backup carries the events is a
+        warning (the service goes on, on one path fewer), and each backup route lost is
+        one too."""
         s = self.s
         provisioning = s.provisioning()
         if not provisioning.uplink_allowed:
             why = "; ".join(provisioning.problems)
             return [verdict("path", "fault", UNPROVISIONED, problems=why)]
         link, watch, profile = s.link.status, s.supervisor.watch, s.supervisor.profile
+        backups = s.routes()
+        carrying = [str(r["name"]) for r in backups if r["connected"]]
         found: Found = []
         if not link.connected:
             now = s.clock.monotonic()
@@ -307,7 +330,17 @@ class StatusView:
             if since is None:
                 since = s.started_s if link.connects == 0 else now
             down_s = round(max(0.0, now - since))
-            if watch.path_lost:
+            if carrying and (link.connects or link.failed_attempts or link.last_error):
+                found.append(
+                    verdict(
+                        "path",
+                        "warning",
+                        "box.health.primary_down",
+                        down_s=down_s,
+                        routes=", ".join(carrying),
+                    )
+                )
+            elif watch.path_lost:
                 found.append(verdict("path", "fault", "box.health.path_lost", down_s=down_s))
             elif link.connects == 0 and link.failed_attempts == 0 and link.last_error is None:
                 found.append(verdict("path", "starting", "box.health.connecting"))
@@ -315,6 +348,17 @@ class StatusView:
                 error = link.last_error or "-"
                 found.append(
                     verdict("path", "warning", "box.health.link_down", down_s=down_s, error=error)
+                )
+        for r in backups:
+            if r["lost"]:
+                found.append(
+                    verdict(
+                        "path",
+                        "warning",
+                        "box.health.route_lost",
+                        route=f"{r['number']} ({r['name']})",
+                        path_loss_s=int(r["path_loss_s"]),
+                    )
                 )
         if watch.delivery_failed:
             found.append(

@@ -1,4 +1,5 @@
-"""Send DC-09 messages to an alarm receiver over TCP: wait for the ACK, resend, correct the clock.
+"""Send DC-09 messages to an alarm receiver over TCP or UDP: wait for the ACK, resend, correct
+the clock.
 
 One message in flight at a time (receivers such as pysiaalarm's cannot split
 two messages from one read). A message is first prepared (:meth:`Dc09Link.event`,
@@ -10,7 +11,8 @@ bad CRC with nothing usable); a resend is stamped with the current time. A NAK
 carrying the receiver's time sets the clock offset: the resend (and every later
 message) is stamped with the receiver's time. A DUH (the receiver cannot handle
 the message) ends the delivery. The connection is reopened, with a capped
-back-off, whenever it fails.
+back-off, whenever it fails. It may be bound to a network interface (a route
+that must leave by wwan0) or a source address.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import asyncio
 import contextlib
 import enum
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from edge.clock import Clock
 from edge.dc09 import codec, messages
@@ -45,6 +49,9 @@ class Dc09Settings:
     ack_timeout_s: float = 5.0
     connect_timeout_s: float = 5.0
     backoff_max_s: float = 30.0
+    transport: str = "tcp"  # or "udp"
+    bind_interface: str | None = None
+    bind_address: str | None = None
 
 
 class Outcome(enum.Enum):
@@ -92,8 +99,7 @@ class Dc09Link:
         self.offset_s = 0.0  # the receiver's clock minus ours
         self.stats = Dc09Stats()
         self._seq = 0
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._channel: Channel | None = None
         self._buffer = b""
 
     def event(self, alarm: Alarm) -> Outgoing:
@@ -144,11 +150,9 @@ class Dc09Link:
         return await self.deliver(self.null())
 
     async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.time() + self.offset_s, UTC)
@@ -178,10 +182,8 @@ class Dc09Link:
             if attempt > 1:
                 self.stats.resends += 1
             try:
-                await self._connect()
-                assert self._writer is not None
-                self._writer.write(raw)
-                await asyncio.wait_for(self._writer.drain(), self.settings.ack_timeout_s)
+                channel = await self._connect()
+                await asyncio.wait_for(channel.send(raw), self.settings.ack_timeout_s)
                 self.stats.sent += 1
                 answer = await self._answer(seq)
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
@@ -234,9 +236,9 @@ class Dc09Link:
             left = deadline - loop.time()
             if left <= 0:
                 return None
-            assert self._reader is not None
+            assert self._channel is not None
             try:
-                chunk = await asyncio.wait_for(self._reader.read(4096), left)
+                chunk = await asyncio.wait_for(self._channel.receive(), left)
             except TimeoutError:
                 return None
             if not chunk:
@@ -256,18 +258,133 @@ class Dc09Link:
         self.stats.history = [*self.stats.history[-9:], f"{answer.ident} {answer.seq:04d}"]
         return answer
 
-    async def _connect(self) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            return
+    async def _connect(self) -> Channel:
+        if self._channel is not None and not self._channel.closed:
+            return self._channel
         s = self.settings
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(s.host, s.port), s.connect_timeout_s
-            )
+            opening = _datagrams(s) if s.transport == "udp" else _stream(s)
+            self._channel = await asyncio.wait_for(opening, s.connect_timeout_s)
         except TimeoutError as exc:
             raise OSError(f"no connection within {s.connect_timeout_s} s") from exc
         self._buffer = b""
         self.stats.connects += 1
+        return self._channel
+
+
+class Channel:
+    """Bytes to and from the receiver: a TCP stream, or UDP datagrams."""
+
+    closed = False
+
+    async def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def receive(self) -> bytes:
+        """The next bytes (b"" when the receiver closed a stream)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _Stream(Channel):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send(self, data: bytes) -> None:
+        if self.writer.is_closing():
+            raise ConnectionResetError("the connection to the receiver is closed")
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def receive(self) -> bytes:
+        return await self.reader.read(4096)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+class _Datagrams(Channel, asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=100)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (CPython's selector datagram transport is not an asyncio.DatagramTransport
+        # subclass: it has sendto all the same)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, _addr: tuple[str | Any, int]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("DC-09 over UDP: %s", exc)
+
+    def connection_lost(self, _exc: Exception | None) -> None:
+        self.closed = True
+
+    async def send(self, data: bytes) -> None:
+        if self.transport is None or self.closed:
+            raise ConnectionResetError("the UDP socket is closed")
+        self.transport.sendto(data)
+
+    async def receive(self) -> bytes:
+        return await self.queue.get()
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _stream(s: Dc09Settings) -> Channel:
+    if s.bind_interface:
+        sock = await asyncio.to_thread(_bound_socket, s, socket.SOCK_STREAM, connect=True)
+        reader, writer = await asyncio.open_connection(sock=sock)
+    else:
+        local = (s.bind_address, 0) if s.bind_address else None
+        reader, writer = await asyncio.open_connection(s.host, s.port, local_addr=local)
+    return _Stream(reader, writer)
+
+
+async def _datagrams(s: Dc09Settings) -> Channel:
+    loop = asyncio.get_running_loop()
+    channel = _Datagrams()
+    if s.bind_interface:
+        sock = await asyncio.to_thread(_bound_socket, s, socket.SOCK_DGRAM, connect=True)
+        await loop.create_datagram_endpoint(lambda: channel, sock=sock)
+    else:
+        local = (s.bind_address, 0) if s.bind_address else None
+        await loop.create_datagram_endpoint(
+            lambda: channel, remote_addr=(s.host, s.port), local_addr=local
+        )
+    return channel
+
+
+def _bound_socket(s: Dc09Settings, kind: int, connect: bool) -> socket.socket:
+    """A socket that leaves by ``s.bind_interface`` (SO_BINDTODEVICE, CAP_NET_RAW)."""
+    assert s.bind_interface is not None
+    family, _k, proto, _n, address = socket.getaddrinfo(s.host, s.port, type=kind)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_BINDTODEVICE, s.bind_interface.encode() + b"\0"
+        )
+        if s.bind_address:
+            sock.bind((s.bind_address, 0))
+        sock.settimeout(s.connect_timeout_s)
+        if connect:
+            sock.connect(address)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _who(frame: Frame) -> tuple[str, int]:

@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_device ON events (device, seq);
+CREATE TABLE IF NOT EXISTS device_routes (
+    device TEXT NOT NULL,
+    route INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    state_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, route)
+) STRICT;
 CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY,
     state TEXT,
@@ -335,7 +342,7 @@ class StationStore:
                 "INSERT INTO devices (device, state, state_ms) VALUES (?, ?, ?) "
                 "ON CONFLICT (device) DO UPDATE SET state = excluded.state, "
                 "state_ms = excluded.state_ms",
-                (item.device, item.state, received_ms),
+                (item.device, _route_state(db, item, received_ms), received_ms),
             )
             if item.heartbeat_s is not None and item.lost_s is not None:
                 supervision.announce(db, item.device, item.heartbeat_s, item.lost_s)
@@ -431,6 +438,23 @@ def _files(items: Sequence[Inbound]) -> bool:
         or (isinstance(i, EventReceived) and filing.of_event(i.message) is not None)
         for i in items
     )
+
+
+def _route_state(db: Db, item: StateReceived, at_ms: int) -> str:
+    """The box's state: with several routes, online while any route says so (the will of
+    a cut primary is not the box going offline while its backup carries it)."""
+    if item.route is None:
+        return item.state
+    db.execute(
+        "INSERT INTO device_routes (device, route, state, state_ms) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (device, route) DO UPDATE SET state = excluded.state, "
+        "state_ms = excluded.state_ms",
+        (item.device, item.route, item.state, at_ms),
+    )
+    online = db.execute(
+        "SELECT COUNT(*) FROM device_routes WHERE device = ? AND state = 'online'", (item.device,)
+    ).fetchone()[0]
+    return "online" if int(online) else item.state
 
 
 def _media_of(items: Sequence[Inbound]) -> set[tuple[str, str]]:

@@ -107,7 +107,9 @@ class Supervisor:
         path_trouble: RaisePathTrouble,
         set_output: SetOutput,
         periodic_test: PeriodicTest | None = None,
+        label: str = "",
     ) -> None:
+        self.label = label  # a backup route's name in its troubles: "route 2 (4g)"
         self.link = link
         self.store = store
         self.topics = topics
@@ -186,9 +188,10 @@ class Supervisor:
                 if change.path_lost
                 else "path to the station restored"
             )
+            text = f"{self.label}: {text}" if self.label else text
             log.log(logging.ERROR if change.path_lost else logging.INFO, text)
             await self.path_trouble(change.path_lost, text)
-        if change.delivery_failed is not None:
+        if change.delivery_failed is not None and not self.label:  # the primary's to say
             self.set_output("delivery_failure", change.delivery_failed)
             log.log(
                 logging.ERROR if change.delivery_failed else logging.INFO,

@@ -201,3 +201,42 @@ def test_durations_in_words_as_the_page_says_them() -> None:
         "1 h 05 min",
         "1 d 1 h",
     ]
+
+
+def test_with_a_backup_route_a_primary_down_is_a_warning_naming_what_carries_the_events(
+    tmp_path: Path,
+) -> None:
+    text = DEMO_CONFIG.read_text() + (
+        '\n[[routes]]\nname = "4g"\ntype = "mqtt"\nbroker = "mqtt://10.64.0.1:1883"\n'
+        "path_loss_s = 120\n"
+    )
+    box = _running(Box(parse(text, "demo.toml"), tmp_path, FakeClock(1_800_000_000)))
+    backup = box.routes.mqtt[0]
+    backup.link.status.connected = True
+    assert box.status.current().healthy
+    uplink = box.status.current().uplink
+    assert [(r.number, r.name, r.connected) for r in uplink.routes] == [
+        (1, "primary", True),
+        (2, "4g", True),
+    ]
+    assert uplink.category.startswith("DP")
+
+    box.link.status.connected = False  # the primary's cable pulled: the backup carries on
+    box.link.status.last_error = "connection lost"
+    box.supervisor.watch = Watch(down_since_s=box.clock.monotonic())
+    box.clock.advance(90)
+    verdict = box.status.current().verdict
+    assert (verdict.level, verdict.key) == ("warning", "box.health.primary_down")
+    assert verdict.values == {"down_s": 90, "routes": "4g"}
+    assert verdict.text == "No link over the primary path for 1 min 30 s: events go over 4g"
+
+    backup.link.status.connected = False  # and then the backup too: a fault, not a warning
+    backup.supervisor.watch = Watch(path_lost=True)
+    box.supervisor.watch = Watch(down_since_s=box.clock.monotonic() - 90, path_lost=True)
+    faults = [(f.level, f.key) for f in box.status.current().faults]
+    assert faults == [
+        ("fault", "box.health.path_lost"),
+        ("warning", "box.health.route_lost"),
+    ]
+    lost = box.status.current().faults[1]
+    assert lost.text == "Backup route 2 (4g) lost: no answer for 2 min"
