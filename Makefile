@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh Debian bookworm / Raspberry Pi OS machine:
 #   make demo   broker + station receiver + the box on simulated hardware
+#               (make demo DEMO_ARGS=--backup: a second broker, the box with a backup route)
 #   make test   lint, types, architecture contracts and the whole test suite
 # Both install what they need first (system packages, a virtual environment),
 # idempotently: a second run only checks.
@@ -21,7 +22,7 @@ STAMP := $(VENV)/.installed
 SHELL_SCRIPTS := $(shell find image-build -type f \( -name '*.sh' -o -name config \) | sort)
 
 demo: setup
-	$(VENV)/bin/edge demo --config config/demo.toml
+	$(VENV)/bin/edge demo --config config/demo.toml $(DEMO_ARGS)
 
 test: setup lint
 	$(VENV)/bin/pytest

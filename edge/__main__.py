@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="broker + station + box on simulated hardware")
     demo.add_argument("--config", type=Path, default=Path("config/demo.toml"))
     demo.add_argument("--work-dir", type=Path, default=Path(".demo"))
+    demo.add_argument(
+        "--backup",
+        action="store_true",
+        help="a second broker and receiver, and the box with a backup route to them "
+        "(cut the primary's broker to see the backup carry the alarms)",
+    )
     demo.set_defaults(func=_demo)
     return parser
 
@@ -318,7 +324,7 @@ def _simulate_set(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from edge import demo
 
-    return demo.run(args.config, args.work_dir)
+    return demo.run(args.config, args.work_dir, backup=bool(args.backup))
 
 
 if __name__ == "__main__":

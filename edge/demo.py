@@ -7,6 +7,12 @@ operator and a supervisor, and its own MQTT link so that operators can ask the
 box for a fresh still or clip. After start-up the demo trips one 24-hour zone so
 that an alarm is seen arriving in the workstation's queue; then it waits for
 Ctrl-C and stops the box, the station and the broker, in that order.
+
+With ``--backup`` a second broker and a second receiver (on the same station
+store, as a centre's second ingress) are started and the box runs with a backup
+route to them (``[[routes]]``, written beside the demo's state): freezing the
+primary broker (the banner gives the command) shows the backup carry the alarms
+after ``[delivery] failover_s``, and the status page's routes and category.
 """
 
 from __future__ import annotations
@@ -111,7 +117,10 @@ def _wait_box(cfg: EdgeConfig, box: Process, timeout_s: float = 20.0) -> None:
     raise EdgeError(f"the box did not connect to the broker in {timeout_s} s")
 
 
-def run(config: Path, work_dir: Path) -> int:
+BACKUP_FAILOVER_S = 5  # the demo's: the backup takes an alarm 5 s after the primary did not
+
+
+def run(config: Path, work_dir: Path, backup: bool = False) -> int:
     cfg = load(config)
     if cfg.gpio.backend != "mock":
         raise EdgeError(f"{config}: the demo needs gpio.backend = 'mock'")
@@ -119,49 +128,47 @@ def run(config: Path, work_dir: Path) -> int:
     if not Path(mosquitto).exists():
         raise EdgeError("mosquitto is not installed (make demo installs it)")
     host, port = cfg.uplink.host, cfg.uplink.port
-    for h, p, what in ((host, port, "broker"), (cfg.web.host, cfg.web.port, "web page")):
+    backup_port = port + 1
+    busy = [(host, port, "broker"), (cfg.web.host, cfg.web.port, "web page")]
+    if backup:
+        busy.append((host, backup_port, "backup broker"))
+    for h, p, what in busy:
         if not _port_free(h, p):
             raise EdgeError(
                 f"{h}:{p} ({what}) is already in use; stop what uses it or edit {config}"
             )
     work_dir.mkdir(parents=True, exist_ok=True)
-    conf = work_dir / "mosquitto.conf"
-    conf.write_text(MOSQUITTO_CONF.format(host=host, port=port))
     py = [sys.executable, "-m", "edge"]
+    station_db = work_dir / "station.sqlite"
+    box_config = _with_backup(config, work_dir, host, backup_port) if backup else config
     started: list[Process] = []
     try:
-        broker = Process("broker", [mosquitto, "-c", str(conf)])
-        started.append(broker)
-        _wait_port(host, port, broker)
-        station_db = work_dir / "station.sqlite"
-        started.append(
-            Process(
-                "station",
-                [
-                    *py,
-                    "station",
-                    "run",
-                    "--broker",
-                    f"mqtt://{host}:{port}",
-                    "--db",
-                    str(station_db),
-                    "--prefix",
-                    cfg.uplink.topic_prefix,
-                ],
-            )
-        )
+        pairs = [("", port), ("-backup", backup_port)] if backup else [("", port)]
+        for suffix, p in pairs:
+            conf = work_dir / f"mosquitto{suffix}.conf"
+            conf.write_text(MOSQUITTO_CONF.format(host=host, port=p))
+            broker = Process(f"broker{suffix}", [mosquitto, "-c", str(conf)])
+            started.append(broker)
+            _wait_port(host, p, broker)
+            receiver = [*py, "station", "run", "--broker", f"mqtt://{host}:{p}"]
+            receiver += ["--db", str(station_db), "--prefix", cfg.uplink.topic_prefix]
+            if suffix:  # the second ingress: its own client id, the same store
+                receiver += ["--client-id", "station-receiver-backup"]
+            started.append(Process(f"station{suffix}", receiver))
         broker_url = f"mqtt://{host}:{port}"
         site = config.with_name("demo-site.toml")
         started.append(
-            _operator_page(py, station_db, started[-1], broker_url, cfg.uplink.topic_prefix, site)
+            _operator_page(py, station_db, started[1], broker_url, cfg.uplink.topic_prefix, site)
         )
         auth.write_password(work_dir / "box" / "web", DEMO_PASSWORD)
         box = Process(
-            "box", [*py, "run", "--config", str(config), "--state-dir", str(work_dir / "box")]
+            "box", [*py, "run", "--config", str(box_config), "--state-dir", str(work_dir / "box")]
         )
         started.append(box)
         _wait_box(cfg, box)
         _banner(cfg, config, station_db)
+        if backup:
+            _backup_banner(box_config, started[0].proc.pid)
         _self_test(cfg, config)
         _wait_for_stop(started)
     except KeyboardInterrupt:
@@ -171,6 +178,34 @@ def run(config: Path, work_dir: Path) -> int:
         for proc in reversed(started):
             proc.stop()
     return 0
+
+
+def _with_backup(config: Path, work_dir: Path, host: str, port: int) -> Path:
+    """The demo config with a backup route to the second broker, beside the demo's state."""
+    text = config.read_text(encoding="utf-8") + (
+        "\n# Added by edge demo --backup: a second path to a second broker.\n"
+        f'[[routes]]\nname = "backup"\ntype = "mqtt"\nbroker = "mqtt://{host}:{port}"\n'
+        "heartbeat_s = 10\npath_loss_s = 60\n\n"
+        f"[delivery]\nfailover_s = {BACKUP_FAILOVER_S}\n"
+    )
+    out = work_dir / "demo-backup.toml"
+    out.write_text(text, encoding="utf-8")
+    load(out)  # the demo's own config must stay valid with the route
+    return out
+
+
+def _backup_banner(box_config: Path, primary_pid: int) -> None:
+    print(
+        f"""\
+ Two paths:        the box runs {box_config} (a backup route to a second broker)
+   cut the primary:  kill -STOP {primary_pid}   (its broker goes silent, as a pulled cable)
+   mend it:          kill -CONT {primary_pid}
+   an alarm tripped while it is cut reaches the workstation over the backup after
+   {BACKUP_FAILOVER_S} s; the technician page's status shows each route and the category
+================================================================================
+""",
+        flush=True,
+    )
 
 
 def _operator_page(

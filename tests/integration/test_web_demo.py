@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import aiohttp
 import pytest
 
 from edge.web import auth
-from tests.conftest import DEMO_CONFIG, REPO, edge_cmd, free_port
+from tests.conftest import DEMO_CONFIG, REPO, edge_cmd, free_port, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -89,3 +91,60 @@ def test_set_password_stores_a_hash_and_refuses_a_short_one(tmp_path: Path) -> N
     stored = auth.read_password(state / "web")
     assert stored is not None and auth.verify_password("a fine long password", stored)
     assert "a fine long password" not in (state / "web" / "password").read_text()
+
+
+def test_the_demo_with_a_backup_broker_carries_an_alarm_over_it_when_the_primary_is_cut(
+    tmp_path: Path,
+) -> None:
+    """``edge demo --backup``: a second broker and receiver, the box with a backup route;
+    the primary broker frozen as the banner says, an alarm reaches the station anyway."""
+    web_port, broker_port = free_port(), free_port()
+    config = tmp_path / "demo.toml"
+    text = DEMO_CONFIG.read_text().replace("port = 8080", f"port = {web_port}")
+    config.write_text(text.replace("127.0.0.1:18830", f"127.0.0.1:{broker_port}"))
+    work = tmp_path / "demo"
+    proc = subprocess.Popen(
+        edge_cmd("demo", "--config", str(config), "--work-dir", str(work), "--backup"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        banner = read_banner(proc)
+        assert proc.stdout is not None
+        more = [proc.stdout.readline() for _ in range(4)]
+        found = re.search(r"kill -STOP (\d+)", "".join(more))
+        assert found is not None, banner + "".join(more)
+        primary = int(found[1])
+        station = work / "station.sqlite"
+
+        def alarms(zone: str) -> int:
+            con = sqlite3.connect(f"file:{station}?mode=ro", uri=True, timeout=10)
+            try:
+                sql = "SELECT COUNT(*) FROM events WHERE zone_id = ? AND kind = 'alarm'"
+                return int(con.execute(sql, (zone,)).fetchone()[0])
+            finally:
+                con.close()
+
+        wait_for(lambda: station.exists() and alarms("fire") >= 1, 30, "the demo's own alarm")
+        os.kill(primary, signal.SIGSTOP)  # the primary path goes silent
+        try:
+            cut = time.monotonic()
+            subprocess.run(
+                edge_cmd("simulate", "--config", str(work / "demo-backup.toml"), "trip", "panic"),
+                check=True,
+                capture_output=True,
+                cwd=REPO,
+            )
+            wait_for(lambda: alarms("panic") >= 1, 5 + 5, "the panic over the backup")
+            print(f"panic at the station {time.monotonic() - cut:.1f} s after the cut")
+        finally:
+            os.kill(primary, signal.SIGCONT)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
