@@ -55,10 +55,6 @@ KNOWN = {
         "paced by the wall clock (a live tone in real time, frames 0.1 s apart): under "
         "emulation encoding is ten times slower than on a Pi and the clip runs 3.2 s for 2.5 s"
     ),
-    "tests/unit/test_video_pipeline.py::test_privacy_mask_is_uniform_in_the_decoded_clip": (
-        "aarch64 only, every run: the masked area decodes with a spread of 5 where the test "
-        "allows 4 (x86_64 passes, with numpy 1.24.2 too); as on a Pi: for the video stage"
-    ),
 }
 FOOTAGE = rootfs.REPO.parent / "shared" / "data" / "video"  # third-party clips, when present
 VENV = "/opt/edge/venv/bin"

@@ -182,7 +182,10 @@ def test_privacy_mask_is_uniform_in_the_decoded_clip(tmp_path: Path) -> None:
     assert len(grays) >= 15
     for gray in grays:
         inside = gray[14:66, 24:96].astype(int)  # a margin for the codec's block edges
-        assert inside.max() - inside.min() <= 4, "masked area must be uniform"  # codec noise
+        # uniform but for codec noise: libx264 leaves a spread of 4 on x86_64 and 5 with
+        # aarch64's own code paths; the scene behind the mask would span far more
+        assert inside.max() - inside.min() <= 8, "masked area must be uniform"
+        assert inside.std() < 2.0, "masked area must be uniform"
         outside = gray[:, 110:].astype(int)
         assert outside.max() - outside.min() > 20  # the scene itself is not
     lores = pipe.latest_lores
