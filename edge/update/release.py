@@ -10,6 +10,7 @@ Layout (made by image-build/install.sh, kept by ``edge update``)::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.update.bundle import LOCK
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 PIP_TIMEOUT_S = 900
@@ -82,7 +84,14 @@ def create(layout: Layout, version: str, wheels: Path, python: Path = SYSTEM_PYT
         constraints.write_text(_system_numpy(python), encoding="utf-8")
         pip = [str(release / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index"]
         pip += ["--no-cache-dir", "--disable-pip-version-check", "--find-links", str(wheels)]
-        _run([*pip, "--constraint", str(constraints), f"edge-gateway=={version}"], "pip install")
+        pip += ["--constraint", str(constraints)]
+        lock = wheels / LOCK
+        if lock.is_file():  # as install.sh: in hash-checking mode pip installs nothing else
+            requirements = release / "requirements.txt"
+            requirements.write_text(_hashed(lock, wheels, version), encoding="utf-8")
+            _run([*pip, "--require-hashes", "-r", str(requirements)], "pip install")
+        else:  # a bundle made before the lock: its wheels were checked by their manifest
+            _run([*pip, f"edge-gateway=={version}"], "pip install")
         _run([str(release / "bin" / "python"), "-m", "compileall", "-q", str(release / "lib")], "")
         said = _run([str(release / "bin" / "edge"), "--version"], "edge --version").strip()
         if said != f"edge {version}":
@@ -91,6 +100,16 @@ def create(layout: Layout, version: str, wheels: Path, python: Path = SYSTEM_PYT
         shutil.rmtree(release, ignore_errors=True)
         raise
     return release
+
+
+def _hashed(lock: Path, wheels: Path, version: str) -> str:
+    """The lock's pins and hashes, and the edge wheel's own (the lock leaves it out)."""
+    found = sorted(wheels.glob(f"edge_gateway-{version}-*.whl"))
+    if len(found) != 1:
+        raise ReleaseError(f"{wheels}: expected one edge_gateway-{version} wheel, found {found}")
+    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    text = lock.read_text(encoding="utf-8").rstrip("\n")
+    return f"{text}\nedge-gateway=={version} --hash=sha256:{digest}\n"
 
 
 def switch(layout: Layout, release: Path) -> None:

@@ -374,6 +374,11 @@ def test_update_to_a_good_version_then_a_broken_one_rolls_back(installed: Root) 
     assert r.ok("/opt/edge/venv/bin/edge", "--version").strip() == "edge 0.1.1"
     assert os.readlink(r.path / "opt/edge/previous") == "/opt/edge/releases/0.1.0"
     assert not (r.path / "opt/edge/update-pending").exists()
+    # installed in pip's hash-checking mode: the signed lock's pins, and the edge wheel's
+    wanted = (releases / "0.1.1" / "requirements.txt").read_text().splitlines()
+    assert wanted[-1].startswith("edge-gateway==0.1.1 --hash=sha256:")
+    locked = rootfs.BOX_LOCK.read_text().splitlines()
+    assert wanted[:-1] == locked  # the signed lock itself, as pinned and hashed
 
     bad = _update(r, _bundle(r, "0.1.2", broken=True))
     assert bad.returncode == 1, bad.stdout + bad.stderr
