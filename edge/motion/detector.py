@@ -23,8 +23,8 @@ On a small grey copy of each frame (its own downscale to ``work_width``, by
 6. **Quiet frames are cheap.** When no pixel changed and nothing is being
    followed, the frame costs its downscale and one comparison, and after
    ``QUIET_SKIP_AFTER`` such frames a frame is first probed (one working
-   pixel in 4x4, read from the input) and skipped when no probed pixel
-   changed, but for the frames that learn; the
+   pixel in 4x4, read from the input) and skipped when at most one probed
+   pixel changed, but for the frames that learn; the
    background and noise are then learnt every ``QUIET_LEARN_EVERY`` frames
    (every ``ACTIVE_LEARN_EVERY`` while something moves) at the rate those
    frames together would have had.
@@ -40,7 +40,7 @@ walking in over a few frames, it is motion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -194,15 +194,40 @@ def spread(raw: U8) -> float:
 
 
 def _still(gray: Gray, geo: Geometry, state: MotionState) -> bool:
-    """No probed pixel is outside its band (one working pixel in PROBE x PROBE, read
-    straight from the input: about 1/16 of the downscale's work)."""
+    """At most one probed pixel is outside its band (one working pixel in PROBE x PROBE,
+    read straight from the input: about 1/16 of the downscale's work; a lone pixel is
+    the input's own noise, which the downscale averages away)."""
     if state.low is None or state.high is None or state.limit is None:
         return False
     probe = gray[geo.probe_y, geo.probe_x].astype(np.int16)
     low = state.low[::PROBE, ::PROBE]
     high = state.high[::PROBE, ::PROBE]
     excess = np.maximum(low - probe, probe - high)
-    return not bool((excess > state.limit[::PROBE, ::PROBE]).any())
+    return int(np.count_nonzero(excess > state.limit[::PROBE, ::PROBE])) < 2  # 1: noise
+
+
+def _skipped(s: MotionState) -> MotionState:
+    """``s`` one skipped frame later (its learning owed). ``dataclasses.replace`` costs
+    as much as the probe itself."""
+    return MotionState(
+        s.geometry,
+        s.background,
+        s.noise,
+        s.learnt + 1,
+        s.streak,
+        s.changed,
+        s.low,
+        s.high,
+        s.limit,
+        s.idle + 1,
+        s.gain,
+        s.offset,
+        s.fit_age,
+        s.tracks,
+        s.bodies,
+        s.quiet + 1,
+        s.lit,
+    )
 
 
 def _bands(expected: U8) -> tuple[U8, U8]:
@@ -266,8 +291,7 @@ def detect(
         and state.idle + 1 < QUIET_LEARN_EVERY
         and _still(gray, geo, state)
     ):
-        skipped = replace(state, quiet=state.quiet + 1, idle=state.idle + 1)
-        return skipped, MotionResult(False, False, 0.0, skipped=True)
+        return _skipped(state), MotionResult(False, False, 0.0, skipped=True)
     small = shrink(gray, geo)
     bg, noise, low, high, limit = (
         state.background,
@@ -322,7 +346,7 @@ def detect(
         rate = 1 - (1 - params.learn_rate) ** owed
         noise_rate, owed = 1 - (1 - NOISE_RATE) ** owed, 0
     if owed:
-        new_bg, new_noise, low, high, limit = bg, noise, low, high, limit
+        new_bg, new_noise = bg, noise
     else:
         new_bg, new_noise, low, high, limit = _learnt(
             geo, bg, noise, params, small, excess, rate, noise_rate, raw
@@ -330,7 +354,19 @@ def detect(
         lit = None  # a new background: its lit bands are made again when needed
     if calibrating:
         state = MotionState(
-            geo, new_bg, new_noise, learnt, 0, changed, low, high, limit, 0, gain, offset, fit_age
+            geo,
+            new_bg,
+            new_noise,
+            learnt,
+            0,
+            changed,
+            low,
+            high,
+            limit,
+            0,
+            gain,
+            offset,
+            fit_age,
         )
         return state, MotionResult(False, True, 0.0, gain=gain, offset=offset)
 
@@ -388,32 +424,21 @@ def _blobs(
     x1, y1 = min(width, x + w + 3), min(height, y + h + 3)
     crop = raw[y0:y1, x0:x1]
     part, found = bl.bodies(crop, geo.min_area_px)
+    found = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
     tracks: tuple[bl.Track, ...] = ()
     if small_targets:
         following = any(t.moving for t in state.tracks)
-        thin_part, small = bl.thin(crop, part, geo.min_area_px, following)
-        if small or state.tracks:
-            small = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in small]
-            shifted = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
+        thin = bl.thin(crop, part, bool(found), bl.least(geo.min_area_px, following))
+        if thin.blobs or state.tracks:
+            small = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in thin.blobs]
             start = bl.least(geo.min_area_px, following=False)
-            tracks, moving = bl.follow(state.tracks, small, (*shifted, *state.bodies), start)
+            tracks, moving = bl.follow(state.tracks, small, (*found, *state.bodies), start)
             if moving:
-                chosen = [small[i] for i in moving]
-                part = cv2.bitwise_or(part, _only(thin_part, chosen, x0, y0))
-                found = found + [(bx - x0, by - y0, bw, bh, a) for bx, by, bw, bh, a in chosen]
+                part = cv2.bitwise_or(part, thin.mask(moving))
+                found += [small[i] for i in moving]
     mask = np.zeros(raw.shape, np.uint8)
     mask[y0:y1, x0:x1] = part
-    found = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
     return mask, found, tracks
-
-
-def _only(mask: U8, chosen: list[bl.Blob], x0: int, y0: int) -> U8:
-    """``mask`` (whose corner is at x0, y0) inside the chosen blobs' boxes only."""
-    out = np.zeros(mask.shape, np.uint8)
-    for x, y, w, h, _ in chosen:
-        x, y = x - x0, y - y0
-        out[y : y + h, x : x + w] = mask[y : y + h, x : x + w]
-    return out
 
 
 def _quiet(
