@@ -61,7 +61,7 @@ FIT_EVERY = 4  # a fit serves this many frames, unless the changed share jumps
 TILES = (8, 6)
 QUIET_LEARN_EVERY = 4
 ACTIVE_LEARN_EVERY = 4
-QUIET_SKIP_AFTER = 4  # after this many quiet frames in a row, frames are probed first:
+QUIET_SKIP_AFTER = 2  # after this many quiet frames in a row, frames are probed first:
 PROBE = 4  # one working pixel in 4x4 is looked at, and the frame skipped if none changed
 NOISE_RATE = 0.02
 
@@ -319,8 +319,9 @@ def detect(
 
     gain, offset, fit_age, lit = 1.0, 0.0, 0, None
     share = changed_px / geo.watched_px
-    if share > FIT_SHARE and spread(raw) >= FIT_SPREAD:
-        if state.fit_age and state.fit_age < FIT_EVERY and share < 2 * state.changed + FIT_SHARE:
+    reuse = 0 < state.fit_age < FIT_EVERY and share < 2 * state.changed + FIT_SHARE
+    if share > FIT_SHARE and (reuse or spread(raw) >= FIT_SPREAD):
+        if reuse:
             gain, offset, fit_age, lit = state.gain, state.offset, state.fit_age + 1, state.lit
         else:
             gain, offset, fit_age = (*fit_lighting(small, bg), 1)
