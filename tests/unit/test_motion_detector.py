@@ -256,3 +256,17 @@ def test_a_big_body_close_to_the_camera_walking_in_is_motion_not_a_scene_change(
     results = run(frames)
     assert not any(r.scene_change for r in results)
     assert sum(r.motion for r in results[22:]) == 18
+
+
+def test_a_quiet_scene_is_probed_not_analysed_and_motion_is_still_seen_at_once() -> None:
+    """On a quiet scene most frames are only probed (skipped), but for those that learn;
+    a figure stepping in is motion on its second frame all the same (min_frames 2)."""
+    rng = np.random.default_rng(12)
+    img = scene()
+    frames = [noisy(img, rng) for _ in range(60)]
+    frames += [noisy(with_figure(img, 100 + 4 * i), rng) for i in range(10)]
+    results = run(frames)
+    quiet = results[MotionParams().calibration_frames + 4 : 60]
+    assert sum(r.skipped for r in quiet) >= len(quiet) // 2
+    assert not any(r.skipped and r.motion for r in results)
+    assert not results[60].motion and results[61].motion and all(r.motion for r in results[61:])
