@@ -84,4 +84,7 @@ def video_extra(event_id: str, camera: str = "entrance", pre_s: float = 5.0) -> 
         "motion_areas": "door",
         "motion_boxes": "10,20,30,40",
         "motion_last_at": "2026-11-28T14:23:10.123Z",
+        "motion_person": "yes",  # a box with the person check on
+        "motion_person_confidence": "0.83",
+        "motion_person_box": "12,22,20,36",
     }

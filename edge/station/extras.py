@@ -4,7 +4,9 @@ Video: ``camera``, ``clip_id``, ``clip_event`` (the event whose media topic
 carries the clip), ``clip_pre_s``, ``clip_post_s``, ``clip_start_ms``,
 ``still_ids``, ``still_offsets_s``. Motion evidence: ``motion_camera``,
 ``motion_seen``, ``motion_frames``, ``motion_areas``, ``motion_boxes``,
-``motion_last_at``. With several cameras each key is prefixed ``<camera>:``.
+``motion_last_at``, and with the box's person check ``motion_person`` (``yes``,
+``no``, or empty when it has not looked), ``motion_person_confidence`` (0..1) and
+``motion_person_box``. With several cameras each key is prefixed ``<camera>:``.
 Every value is a string; one the box garbled is left out, never guessed.
 Pure.
 """
@@ -64,6 +66,9 @@ class Evidence:
     areas: tuple[str, ...]
     boxes: tuple[tuple[int, int, int, int], ...]  # x, y, w, h in the camera's pixels
     last_at: str | None
+    person: bool | None = None  # the box's person check: None when it did not look
+    person_confidence: float | None = None
+    person_box: tuple[int, int, int, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,9 @@ class Evidence:
             "areas": list(self.areas),
             "boxes": [list(b) for b in self.boxes],
             "last_at": self.last_at,
+            "person": self.person,
+            "person_confidence": self.person_confidence,
+            "person_box": None if self.person_box is None else list(self.person_box),
         }
 
 
@@ -119,6 +127,9 @@ def evidence(extra: dict[str, Any]) -> list[Evidence]:
             continue
         seen = keys[MOTION + "seen"]
         areas = keys.get(MOTION + "areas", "")
+        person = keys.get(MOTION + "person")
+        confidence = _float(keys.get(MOTION + "person_confidence"))
+        person_box = _boxes(keys.get(MOTION + "person_box", ""))
         found.append(
             Evidence(
                 camera=keys.get(MOTION + "camera") or prefix or "-",
@@ -127,6 +138,11 @@ def evidence(extra: dict[str, Any]) -> list[Evidence]:
                 areas=tuple(a for a in areas.split(",") if a),
                 boxes=_boxes(keys.get(MOTION + "boxes", "")),
                 last_at=keys.get(MOTION + "last_at") or None,
+                person=True if person == "yes" else False if person == "no" else None,
+                person_confidence=confidence
+                if confidence is not None and 0 <= confidence <= 1
+                else None,
+                person_box=person_box[0] if len(person_box) == 1 else None,
             )
         )
     return found

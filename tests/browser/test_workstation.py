@@ -310,6 +310,9 @@ async def test_the_layout_at_390_and_1920_px_without_sideways_scroll_or_broken_w
                                what="the stills")  # fmt: skip
             await tab.wait_for("(() => { const v = document.getElementById('clip');"
                                " return v && v.readyState >= 1; })()", what="the clip")  # fmt: skip
+            said = await tab.eval("document.querySelector('#evidence .person').textContent")
+            person = {"fr": "personne vue (confiance 83 %)", "en": "person seen (confidence 83 %)"}
+            assert said == " · " + person[lang]  # the box's person check, in words
             await check_layout(tab, f"detail {width} {lang}")
             await tab.screenshot(f"workstation-detail-{lang}-{width}")
         await size(tab, 1920, 1080)

@@ -115,7 +115,27 @@ def test_one_camera_s_video_and_evidence_as_the_box_writes_them() -> None:
     assert seen.as_dict() == {
         "camera": "entrance", "seen": True, "frames": 12, "areas": ["door", "yard"],
         "boxes": [[1, 2, 3, 4], [5, 6, 7, 8]], "last_at": "2026-11-28T14:23:10.123Z",
+        "person": None, "person_confidence": None, "person_box": None,
     }  # fmt: skip
+
+
+def test_the_box_s_person_check_is_read_and_a_garbled_answer_left_out() -> None:
+    extra = {
+        "porch:motion_seen": "true", "porch:motion_person": "yes",
+        "porch:motion_person_confidence": "0.83", "porch:motion_person_box": "10,20,30,60",
+        "yard:motion_seen": "true", "yard:motion_person": "no",
+        "yard:motion_person_confidence": "0.10", "yard:motion_person_box": "",
+        "gate:motion_seen": "true", "gate:motion_person": "",
+        "shed:motion_seen": "true", "shed:motion_person": "perhaps",
+        "shed:motion_person_confidence": "7", "shed:motion_person_box": "1,2",
+    }  # fmt: skip
+    found = {e.camera: e for e in extras.evidence(extra)}
+    assert (found["porch"].person, found["porch"].person_confidence) == (True, 0.83)
+    assert found["porch"].as_dict()["person_box"] == [10, 20, 30, 60]
+    assert (found["yard"].person, found["yard"].person_box) == (False, None)
+    assert found["gate"].person is None  # the check had not looked yet
+    shed = found["shed"]
+    assert (shed.person, shed.person_confidence, shed.person_box) == (None, None, None)
 
 
 def test_several_cameras_prefix_their_keys_and_a_garbled_value_is_left_out() -> None:

@@ -403,6 +403,16 @@ const Detail = (() => {
         pre !== null ? el("span", {class: "hint", text: t("station.video.alarm_at", {s: pre.toFixed(1)})}) : null, at));
   }
 
+  function personSeen(e) {
+    // the box's person check (optional): a person in the motion boxes, with its confidence
+    if (e.person === null || e.person === undefined) return null;
+    const pct = e.person_confidence === null ? null : Math.round(e.person_confidence * 100);
+    const text = e.person
+      ? (pct === null ? t("station.evidence.person_yes") : t("station.evidence.person_yes_conf", {pct}))
+      : t("station.evidence.person_no");
+    return el("span", {class: e.person ? "person seen" : "person", text: " · " + text});
+  }
+
   function evidence(alarm) {
     if (!alarm.evidence.length) return el("p", {class: "hint", text: t("station.evidence.none")});
     return el("div", {id: "evidence"}, el("h4", {text: t("station.evidence.title")}),
@@ -412,7 +422,8 @@ const Detail = (() => {
         e.frames !== null ? el("span", {text: " · " + t("station.evidence.frames", {n: e.frames})}) : null,
         e.areas.length ? el("span", {text: " · " + t("station.evidence.areas", {areas: e.areas.join(", ")})}) : null,
         e.boxes.length ? el("span", {class: "id", text: " · " + t("station.evidence.boxes", {boxes: e.boxes.map((b) => b.join(",")).join(" ; ")})}) : null,
-        e.last_at ? el("span", {}, " · ", t("station.evidence.last"), " ", el("span", {html: I18N.timeHtml(e.last_at, false)})) : null))));
+        e.last_at ? el("span", {}, " · ", t("station.evidence.last"), " ", el("span", {html: I18N.timeHtml(e.last_at, false)})) : null,
+        personSeen(e)))));
   }
 
   function lost(alarm) {
