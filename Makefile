@@ -31,8 +31,8 @@ test-fast: setup lint
 	$(VENV)/bin/pytest -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check edge tests
-	$(VENV)/bin/ruff format --check edge tests
+	$(VENV)/bin/ruff check edge tests image-build
+	$(VENV)/bin/ruff format --check edge tests image-build
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	shellcheck $(SHELL_SCRIPTS)
