@@ -63,6 +63,7 @@ class Uplink(Section):
     commands_rejected: int
     routes: list[Route] = []  # the primary and its backups, when there are backups
     category: str = ""  # the EN 50136-1 category the routes reach, and their states
+    ats: str = ""  # that category alone (DP2, SP4...), "" when none is reached
 
 
 class Provisioning(Section):

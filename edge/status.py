@@ -219,6 +219,7 @@ class StatusView:
             category=ats.summary(
                 [ats.RouteFacts(r.name, r.path_loss_s, not r.lost) for r in routes]
             ),
+            ats=ats.category(routes[0].path_loss_s, [r.path_loss_s for r in routes[1:]]),
         )
 
     def outbox(self) -> snapshot.Outbox:

@@ -21,7 +21,7 @@ from edge import app, i18n
 from edge.config import parse
 from edge.web import auth
 from tests.browser.conftest import Tab
-from tests.conftest import BOX_AUTH, Broker, free_port
+from tests.conftest import BOX_AUTH, Broker, free_port, start_broker
 from tests.integration.test_end_to_end import RunningBox, demo_text, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -510,3 +510,53 @@ async def test_the_badge_names_the_lost_link_within_the_path_loss_time(
         f"badge named the fault {named_s:.1f} s after the broker stopped, path lost {lost_s:.1f} s"
     )
     assert named_s < 10 and lost_s < 13  # the path-loss time is 10 s
+
+
+async def test_a_box_with_a_backup_path_shows_each_path_and_keeps_calm_when_one_is_cut(
+    browser: Tab, broker: Broker, tmp_path: Path
+) -> None:
+    """Two real brokers, the box with a backup route: the overview lists both paths and
+    the EN 50136-1 category their supervision reaches; the primary's broker stopped, the
+    badge warns that the events go over the backup (not a fault), and says it in words."""
+    backup = start_broker(tmp_path)
+    web_port = free_port()
+    text = demo_text(broker.port, web_port) + (
+        f'\n[[routes]]\nname = "4g"\ntype = "mqtt"\nbroker = "{backup.url}"\n'
+        "heartbeat_s = 60\npath_loss_s = 1800\n"
+    )
+    state = tmp_path / "box"
+    auth.write_password(state / "web", PASSWORD)
+    try:
+        async with RunningBox(parse(text, "routes.toml"), state) as box:
+            site = Site(box, f"http://127.0.0.1:{web_port}")
+            await browser.viewport(*PHONE)
+            await log_in(browser, site)
+            await open_page(browser, site, "overview")
+            route = "document.querySelector('#ov-link dd[data-key=\"route-{}\"]')"
+            await browser.wait_for(
+                f"{route.format(2)} && {route.format(2)}.textContent.includes('en service')",
+                timeout_s=15,
+                what="the backup path working",
+            )
+            assert await browser.text('#ov-link dd[data-key="category"]') == words(
+                "box.route.category", category="DP4"
+            )  # the primary reported lost within 90 s, the backup within 5 h: DP4
+            labels = await browser.eval("[...document.querySelectorAll('#ov-link dt')]"
+                                        ".map(d => d.textContent)")  # fmt: skip
+            assert words("box.ov.route_named", number=2, name="4g") in labels
+            assert (await browser.eval(LAYOUT)) == []
+            await browser.screenshot("fr-phone-overview-two-paths")
+
+            broker.stop()  # the primary's path is cut: the backup carries on
+            health = "document.getElementById('health')"
+            await browser.wait_for(
+                f"{health}.dataset.key === 'box.health.primary_down'", timeout_s=15, what="warned"
+            )
+            assert await browser.eval(f"{health}.dataset.level") == "warning"
+            assert "4g" in await browser.text("#verdict")
+            down = json.dumps(words("box.route.down", kind="MQTT"))
+            await browser.wait_for(
+                f"{route.format(1)}.textContent === {down}", what="the primary not connected"
+            )
+    finally:
+        backup.stop()

@@ -288,6 +288,7 @@ def _families() -> dict[str, set[str]]:
         "box.rec.mode_": {"alarms", "motion", "continuous"},
         "box.unit.": {"B", "KiB", "MiB", "GiB", "TiB"},
         "box.wt.ended_": {"timeout", "stopped"},
+        "box.route.kind_": {"mqtt", "dc09"},  # edge/routing.py's route kinds
         "box.media.lost_": set(journal_media.KINDS),
         "box.media.": {f"{s}_{k}" for s in ("coming", "here", "gone") for k in journal_media.KINDS}
         - {"here_still", "here_clip"},  # shown, not said

@@ -32,6 +32,7 @@ function renderOverview(s) {
     ["box.ov.supervision", t("box.link.supervision", {heartbeat: dur(u.heartbeat_s),
       loss: dur(u.path_loss_s)}), "supervision"],
     ["box.ov.sent", t("box.link.counts", {published: u.published, acked: u.acknowledged}), "sent"],
+    ...routeRows(u),
   ]);
   const waiting = o.depth ? t("box.outbox.waiting", {n: o.depth, age: dur(o.oldest_age_s)})
     : t("box.outbox.empty");
@@ -73,6 +74,21 @@ function renderOverview(s) {
     ["box.ov.journal", s.journal.durable ? t("box.sys.journal_file", {days: s.journal.days})
       : t("box.sys.journal_memory", {problem: s.journal.problem || "—"}), "journal"],
   ]);
+}
+// Backup routes ([[routes]]): the category their supervision reaches, then each path.
+function routeRows(u) {
+  if (!u.routes || u.routes.length < 2) return [];
+  return [
+    ["box.ov.category", u.ats ? t("box.route.category", {category: u.ats}) : t("box.route.no_category"), "category"],
+    ...u.routes.map(r => ["box.ov.route_named", routeWords(r), "route-" + r.number,
+      {number: r.number, name: r.number === 1 ? t("box.route.primary") : r.name}]),
+  ];
+}
+function routeWords(r) {
+  const kind = t("box.route.kind_" + r.kind);
+  if (r.lost) return t("box.route.lost", {kind, loss: dur(r.path_loss_s)});
+  if (!r.connected) return t("box.route.down", {kind});
+  return t("box.route.up", {kind, published: r.published, acked: r.acknowledged});
 }
 function cameraWords(c) {
   if (c.state === "running") return t("box.cam.running", {fps: number(c.fps, 1), width: c.width, height: c.height});
