@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 from cv2.typing import MatLike
 
 U8 = MatLike  # an 8-bit, one-channel picture as OpenCV returns it
@@ -50,7 +49,7 @@ class Track(NamedTuple):
 
 
 def bodies(raw: U8, min_area_px: int) -> tuple[U8, list[Blob]]:
-    """Opened then closed mask (0/255) and its blobs of at least ``min_area_px``."""
+    """Opened then closed mask (0/255, a new array) and its blobs of at least ``min_area_px``."""
     # opening then closing, 3x3: erode, dilate twice (= once 5x5), erode
     clean = cv2.erode(cv2.dilate(cv2.erode(raw, KERNEL), FRINGE), KERNEL)
     if cv2.countNonZero(clean) == 0:
@@ -60,14 +59,21 @@ def bodies(raw: U8, min_area_px: int) -> tuple[U8, list[Blob]]:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         clean, connectivity=8, ltype=cv2.CV_16U
     )
-    big = np.flatnonzero(stats[1:, 4] >= min_area_px) + 1
-    blobs: list[Blob] = [tuple(row) for row in stats[big].tolist()]
+    ids, blobs = _at_least(stats, min_area_px)
     if len(blobs) == count - 1:
         return clean, blobs
-    return _keep(labels, count, big), blobs
+    return _keep(labels, count, ids), blobs
 
 
-def _keep(labels: U8, count: int, ids: npt.NDArray[np.intp]) -> U8:
+def _at_least(stats: MatLike, smallest: int) -> tuple[list[int], list[Blob]]:
+    """Labels and boxes of the components of at least ``smallest`` pixels (the background,
+    label 0, left out). Plain lists: a frame has a handful, where numpy's calls cost more."""
+    rows = stats.tolist()
+    ids = [i for i in range(1, len(rows)) if rows[i][4] >= smallest]
+    return ids, [tuple(rows[i]) for i in ids]
+
+
+def _keep(labels: U8, count: int, ids: list[int]) -> U8:
     """The mask (0/255) of the chosen labels; a table lookup when labels fit 8 bits."""
     if count <= 256:
         table = np.zeros(256, np.uint8)
@@ -90,12 +96,17 @@ class Thin(NamedTuple):
     blobs: list[Blob]
     labels: U8 | None = None
     labelled: int = 0  # labels in use, the background included
-    ids: npt.NDArray[np.intp] | None = None
+    ids: tuple[int, ...] = ()
 
-    def mask(self, chosen: list[int]) -> U8:
-        """The mask (0/255) of the chosen blobs (indexes into ``blobs``)."""
-        assert self.labels is not None and self.ids is not None
-        return _keep(self.labels, self.labelled, self.ids[chosen])
+    def draw(self, chosen: list[int], mask: U8) -> None:
+        """Add the chosen blobs (indexes into ``blobs``) to ``mask`` (0/255, in place)."""
+        assert self.labels is not None
+        x0 = min(self.blobs[i][0] for i in chosen)
+        y0 = min(self.blobs[i][1] for i in chosen)
+        x1 = max(self.blobs[i][0] + self.blobs[i][2] for i in chosen)
+        y1 = max(self.blobs[i][1] + self.blobs[i][3] for i in chosen)
+        drawn = _keep(self.labels[y0:y1, x0:x1], self.labelled, [self.ids[i] for i in chosen])
+        cv2.bitwise_or(mask[y0:y1, x0:x1], drawn, dst=mask[y0:y1, x0:x1])
 
 
 def thin(raw: U8, body_mask: U8, has_bodies: bool, smallest: int) -> Thin:
@@ -108,19 +119,35 @@ def thin(raw: U8, body_mask: U8, has_bodies: bool, smallest: int) -> Thin:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         closed, connectivity=8, ltype=cv2.CV_16U
     )
-    ids = np.flatnonzero(stats[1:, 4] >= smallest) + 1
-    if not ids.size:
+    ids, blobs = _at_least(stats, smallest)
+    if not ids:
         return Thin([])
-    return Thin([tuple(row) for row in stats[ids].tolist()], labels, count, ids)
+    return Thin(blobs, labels, count, tuple(ids))
 
 
-def _near(blob: Blob, box: Blob, margin: int = 2) -> bool:
-    return (
-        blob[0] < box[0] + box[2] + margin
-        and box[0] - margin < blob[0] + blob[2]
-        and blob[1] < box[1] + box[3] + margin
-        and box[1] - margin < blob[1] + blob[3]
-    )
+def _near(blob: Blob, boxes: tuple[Blob, ...], margin: int = 2) -> bool:
+    """``blob`` touches one of ``boxes``, or comes within ``margin`` of it."""
+    x, y, w, h, _ = blob
+    left, top, right, bottom = x - margin, y - margin, x + w + margin, y + h + margin
+    for bx, by, bw, bh, _ in boxes:
+        if left < bx + bw and bx < right and top < by + bh and by < bottom:
+            return True
+    return False
+
+
+def _closest(free: list[Track], cx: float, cy: float, size: float) -> int:
+    """Index of the nearest track within reach of (cx, cy) (see ``_reach``), or -1.
+    (Tuple indexes, not names: this runs for every blob and track of a busy frame.)"""
+    best, best_d = -1, 0.0
+    for j, t in enumerate(free):
+        dx, dy = t[0] - cx, t[1] - cy
+        d2 = dx * dx + dy * dy
+        reach = 0.75 * (t[4] if t[4] > size else size)
+        if reach < 4.0:
+            reach = 4.0
+        if d2 <= reach * reach and (best < 0 or d2 < best_d):
+            best, best_d = j, d2
+    return best
 
 
 def follow(
@@ -134,27 +161,25 @@ def follow(
     out: list[Track] = []
     moving: list[int] = []
     for i in order:
-        x, y, w, h, _ = blobs[i]
-        cx, cy, size = x + w / 2, y + h / 2, float(max(w, h))
-        best, best_d = -1, 0.0
-        for j, t in enumerate(free):
-            d2 = (t.x - cx) ** 2 + (t.y - cy) ** 2
-            if _reach(t, cx, cy, size) and (best < 0 or d2 < best_d):
-                best, best_d = j, d2
-        body = any(_near(blobs[i], b) for b in bodies)
+        blob = blobs[i]
+        x, y, w, h, area = blob
+        cx, cy, size = x + w / 2, y + h / 2, float(w if w > h else h)
+        best = _closest(free, cx, cy, size) if free else -1
+        body = _near(blob, bodies)
         if best < 0:  # a new blob where a moving target is (a body, a part of one) joins it
             near = body or any(t.moving and _reach(t, cx, cy, size, 1.0) for t in tracks)
-            if blobs[i][4] < start_px and not near:
+            if area < start_px and not near:
                 continue
-            track = Track(cx, cy, cx, cy, size, moving=near, blob=blobs[i])
+            track = Track(cx, cy, cx, cy, size, 1, 0, near, 0, blob)
         else:
-            track = _moved(free.pop(best), blobs[i], body)
+            track = _moved(free.pop(best), blob, body)
         out.append(track)
         if track.moving:
             moving.append(i)
     for t in free:
         if t.misses < MAX_MISSES:
-            out.append(Track(*t[:6], t.misses + 1, t.moving, t.age + 1, t.blob))
+            tx, ty, x0, y0, tsize, hits, misses, moved, age, last = t
+            out.append(Track(tx, ty, x0, y0, tsize, hits, misses + 1, moved, age + 1, last))
     return tuple(out), moving
 
 
@@ -168,9 +193,11 @@ def _reach(t: Track, cx: float, cy: float, size: float, sizes: float = 0.75) -> 
 def _moved(t: Track, blob: Blob, body: bool) -> Track:
     """Track ``t`` seen again as ``blob``."""
     x, y, w, h, _ = blob
-    cx, cy, size, hits = x + w / 2, y + h / 2, float(max(w, h)), t.hits + 1
-    if (cx - t.x0) ** 2 + (cy - t.y0) ** 2 >= TRAVEL_PX * TRAVEL_PX:  # travelled
-        return Track(cx, cy, cx, cy, size, hits, 0, True, 0, blob)
-    if t.age + 1 >= RECHECK_FRAMES:  # in place for too long: moving only over a body
-        return Track(cx, cy, cx, cy, size, hits, 0, body, 0, blob)
-    return Track(cx, cy, t.x0, t.y0, size, hits, 0, t.moving or body, t.age + 1, blob)
+    cx, cy, size = x + w / 2, y + h / 2, float(w if w > h else h)
+    _, _, x0, y0, _, hits, _, moved, age, _ = t
+    dx, dy = cx - x0, cy - y0
+    if dx * dx + dy * dy >= TRAVEL_PX * TRAVEL_PX:  # travelled
+        return Track(cx, cy, cx, cy, size, hits + 1, 0, True, 0, blob)
+    if age + 1 >= RECHECK_FRAMES:  # in place for too long: moving only over a body
+        return Track(cx, cy, cx, cy, size, hits + 1, 0, body, 0, blob)
+    return Track(cx, cy, x0, y0, size, hits + 1, 0, moved or body, age + 1, blob)

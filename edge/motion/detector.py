@@ -41,6 +41,7 @@ walking in over a few frames, it is motion.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -57,6 +58,8 @@ Box = tuple[int, int, int, int]  # x, y, width, height in the input frame's pixe
 GAIN_RANGE = (0.4, 2.5)  # a fitted gain outside this is a scene change, not lighting
 FIT_SHARE = 0.01  # changed share of the picture above which lighting may be fitted ...
 FIT_SPREAD = 0.25  # ... if the change is spread over this share of the tiles;
+FIT_MIN_GAIN = 0.01  # a fit closer to no change than this (gain, grey levels) is not used
+FIT_MIN_OFFSET = 0.5
 FIT_EVERY = 4  # a fit serves this many frames, unless the changed share jumps
 TILES = (8, 6)
 QUIET_LEARN_EVERY = 4
@@ -64,6 +67,17 @@ ACTIVE_LEARN_EVERY = 4
 QUIET_SKIP_AFTER = 2  # after this many quiet frames in a row, frames are probed first:
 PROBE = 4  # one working pixel in 4x4 is looked at, and the frame skipped if none changed
 NOISE_RATE = 0.02
+
+
+class Bands(NamedTuple):
+    """What a frame is compared with: the 3x3 minimum and maximum of the expected
+    picture, and those less and plus each pixel's limit (saturated 8-bit): a pixel
+    outside [floor, ceiling] changed (``excess > limit``, in two passes instead of four)."""
+
+    low: U8
+    high: U8
+    floor: U8
+    ceiling: U8
 
 
 @dataclass(frozen=True)
@@ -90,8 +104,7 @@ class MotionState:
     learnt: int = 0  # frames learnt since start or the last scene change
     streak: int = 0  # consecutive frames with a blob
     changed: float = 0.0  # share of the watched picture changed in the last frame
-    low: U8 | None = field(default=None, repr=False)  # 3x3 minimum of the background
-    high: U8 | None = field(default=None, repr=False)  # 3x3 maximum of the background
+    bands: Bands | None = field(default=None, repr=False)  # the background's
     limit: U8 | None = field(default=None, repr=False)  # per-pixel threshold, 255 = masked
     idle: int = 0  # quiet frames whose learning is still owed
     gain: float = 1.0  # the last lighting fit, and frames since it
@@ -100,7 +113,7 @@ class MotionState:
     tracks: tuple[bl.Track, ...] = ()
     bodies: tuple[bl.Blob, ...] = ()  # the last frame's bodies, which a thin blob may continue
     quiet: int = 0  # quiet frames in a row (nothing changed, nothing followed)
-    lit: tuple[U8, U8] | None = field(default=None, repr=False)  # bands under the last fit
+    lit: Bands | None = field(default=None, repr=False)  # bands under the last fit
 
 
 @dataclass(frozen=True)
@@ -197,13 +210,12 @@ def _still(gray: Gray, geo: Geometry, state: MotionState) -> bool:
     """At most one probed pixel is outside its band (one working pixel in PROBE x PROBE,
     read straight from the input: about 1/16 of the downscale's work; a lone pixel is
     the input's own noise, which the downscale averages away)."""
-    if state.low is None or state.high is None or state.limit is None:
+    if state.bands is None:
         return False
-    probe = gray[geo.probe_y, geo.probe_x].astype(np.int16)
-    low = state.low[::PROBE, ::PROBE]
-    high = state.high[::PROBE, ::PROBE]
-    excess = np.maximum(low - probe, probe - high)
-    return int(np.count_nonzero(excess > state.limit[::PROBE, ::PROBE])) < 2  # 1: noise
+    probe = gray[geo.probe_y, geo.probe_x]
+    below = probe < state.bands.floor[::PROBE, ::PROBE]
+    above = probe > state.bands.ceiling[::PROBE, ::PROBE]
+    return int(np.count_nonzero(below | above)) < 2  # 1: noise
 
 
 def _skipped(s: MotionState) -> MotionState:
@@ -216,8 +228,7 @@ def _skipped(s: MotionState) -> MotionState:
         s.learnt + 1,
         s.streak,
         s.changed,
-        s.low,
-        s.high,
+        s.bands,
         s.limit,
         s.idle + 1,
         s.gain,
@@ -230,13 +241,19 @@ def _skipped(s: MotionState) -> MotionState:
     )
 
 
-def _bands(expected: U8) -> tuple[U8, U8]:
-    return cv2.erode(expected, bl.KERNEL), cv2.dilate(expected, bl.KERNEL)
+def _bands(expected: U8, limit: U8) -> Bands:
+    low, high = cv2.erode(expected, bl.KERNEL), cv2.dilate(expected, bl.KERNEL)
+    return Bands(low, high, cv2.subtract(low, limit), cv2.add(high, limit))
 
 
-def _excess(small: U8, low: U8, high: U8) -> U8:
+def _changed(small: U8, bands: Bands) -> U8:
+    """The changed pixels (0/255): outside [floor, ceiling]."""
+    return cv2.bitwise_not(cv2.inRange(small, bands.floor, bands.ceiling))
+
+
+def _excess(small: U8, bands: Bands) -> U8:
     """How far each pixel is outside its neighbourhood's band (saturating 8-bit)."""
-    return cv2.max(cv2.subtract(low, small), cv2.subtract(small, high))
+    return cv2.max(cv2.subtract(bands.low, small), cv2.subtract(small, bands.high))
 
 
 def _learnt(
@@ -245,13 +262,15 @@ def _learnt(
     noise: Floats,
     params: MotionParams,
     small: U8,
-    excess: U8,
+    compared: Bands,
     rate: float,
     noise_rate: float,
     raw: U8 | None,
-) -> tuple[Floats, Floats, U8, U8, U8]:
+) -> tuple[Floats, Floats, Bands, U8]:
     """Background and noise after this frame (new arrays), their bands and limit.
-    Changed pixels (``raw``) are learnt ten times slower, so a body does not melt in."""
+    Changed pixels (``raw``) are learnt ten times slower, so a body does not melt in;
+    the flicker is learnt from how far each pixel was outside the bands it was
+    ``compared`` with."""
     bg = background.copy()
     if raw is None:
         cv2.accumulateWeighted(small, bg, rate)
@@ -259,20 +278,18 @@ def _learnt(
         cv2.accumulateWeighted(small, bg, rate, mask=cv2.bitwise_not(raw))
         cv2.accumulateWeighted(small, bg, rate / 10, mask=raw)
     flicker = noise.copy()
-    capped = cv2.min(excess, np.full_like(excess, min(255, 2 * params.grey_threshold)))
+    excess = _excess(small, compared)
+    capped = cv2.threshold(excess, min(255, 2 * params.grey_threshold), 255, cv2.THRESH_TRUNC)[1]
     cv2.accumulateWeighted(capped, flicker, noise_rate)
     limit = cv2.convertScaleAbs(flicker, alpha=params.noise_gain, beta=params.grey_threshold)
     limit = cv2.bitwise_or(limit, geo.blind)
-    expected = cv2.convertScaleAbs(bg)
-    low, high = _bands(expected)
-    return bg, flicker, low, high, limit
+    return bg, flicker, _bands(cv2.convertScaleAbs(bg), limit), limit
 
 
 def _relearn(geo: Geometry, small: U8, scene_change: bool) -> tuple[MotionState, MotionResult]:
     bg = small.astype(np.float32)
-    low, high = _bands(small)
     limit = cv2.bitwise_or(np.zeros_like(small), geo.blind)
-    state = MotionState(geo, bg, np.zeros_like(bg), 1, 0, 0.0, low, high, limit)
+    state = MotionState(geo, bg, np.zeros_like(bg), 1, 0, 0.0, _bands(small, limit), limit)
     return state, MotionResult(False, True, 0.0, scene_change=scene_change)
 
 
@@ -293,31 +310,17 @@ def detect(
     ):
         return _skipped(state), MotionResult(False, False, 0.0, skipped=True)
     small = shrink(gray, geo)
-    bg, noise, low, high, limit = (
-        state.background,
-        state.noise,
-        state.low,
-        state.high,
-        state.limit,
-    )
-    if (
-        bg is None
-        or noise is None
-        or low is None
-        or high is None
-        or limit is None
-        or state.geometry is not geo
-    ):
+    bg, noise, bands, limit = state.background, state.noise, state.bands, state.limit
+    if bg is None or noise is None or bands is None or limit is None or state.geometry is not geo:
         return _relearn(geo, small, scene_change=False)
 
-    excess = _excess(small, low, high)
-    raw = cv2.compare(excess, limit, cv2.CMP_GT)
+    raw = _changed(small, bands)
     changed_px = cv2.countNonZero(raw)
     calibrating = state.learnt + 1 <= params.calibration_frames
     if changed_px == 0 and not calibrating and not state.streak and not state.tracks:
-        return _quiet(geo, state, params, small, excess)
+        return _quiet(geo, state, params, small)
 
-    gain, offset, fit_age, lit = 1.0, 0.0, 0, None
+    gain, offset, fit_age, lit, compared = 1.0, 0.0, 0, None, bands
     share = changed_px / geo.watched_px
     reuse = 0 < state.fit_age < FIT_EVERY and share < 2 * state.changed + FIT_SHARE
     if share > FIT_SHARE and (reuse or spread(raw) >= FIT_SPREAD):
@@ -325,11 +328,11 @@ def detect(
             gain, offset, fit_age, lit = state.gain, state.offset, state.fit_age + 1, state.lit
         else:
             gain, offset, fit_age = (*fit_lighting(small, bg), 1)
-        if abs(gain - 1) > 0.01 or abs(offset) > 0.5:
+        if abs(gain - 1) > FIT_MIN_GAIN or abs(offset) > FIT_MIN_OFFSET:
             if lit is None:
-                lit = _bands(cv2.convertScaleAbs(bg, alpha=gain, beta=offset))
-            excess = _excess(small, *lit)
-            raw = cv2.compare(excess, limit, cv2.CMP_GT)
+                lit = _bands(cv2.convertScaleAbs(bg, alpha=gain, beta=offset), limit)
+            compared = lit
+            raw = _changed(small, lit)
             changed_px = cv2.countNonZero(raw)
     changed = changed_px / geo.watched_px
     if (
@@ -349,8 +352,8 @@ def detect(
     if owed:
         new_bg, new_noise = bg, noise
     else:
-        new_bg, new_noise, low, high, limit = _learnt(
-            geo, bg, noise, params, small, excess, rate, noise_rate, raw
+        new_bg, new_noise, bands, limit = _learnt(
+            geo, bg, noise, params, small, compared, rate, noise_rate, raw
         )
         lit = None  # a new background: its lit bands are made again when needed
     if calibrating:
@@ -361,8 +364,7 @@ def detect(
             learnt,
             0,
             changed,
-            low,
-            high,
+            bands,
             limit,
             0,
             gain,
@@ -371,16 +373,17 @@ def detect(
         )
         return state, MotionResult(False, True, 0.0, gain=gain, offset=offset)
 
-    mask, found, tracks = _blobs(raw, geo, state, params.small_targets)
+    fg, moving_px, found, tracks = _blobs(raw, geo, state, params.small_targets)
     bodies = [b for b in found if b[4] >= geo.min_area_px]
     streak = state.streak + 1 if found else 0
-    score = float(cv2.countNonZero(mask)) / geo.watched_px
+    score = moving_px / geo.watched_px
     sx, sy = width / geo.size[0], height / geo.size[1]
     boxes = tuple(
-        (int(x * sx), int(y * sy), max(1, round(w * sx)), max(1, round(h * sy)))
-        for x, y, w, h, _ in found
+        [
+            (int(x * sx), int(y * sy), max(1, round(w * sx)), max(1, round(h * sy)))
+            for x, y, w, h, _ in found
+        ]
     )
-    fg = mask.astype(bool)
     zones = tuple(name for name, zone in geo.zones if found and bool((zone & fg).any()))
     result = MotionResult(
         motion=streak >= params.min_frames,
@@ -399,8 +402,7 @@ def detect(
         learnt,
         streak,
         changed,
-        low,
-        high,
+        bands,
         limit,
         owed,
         gain,
@@ -415,10 +417,10 @@ def detect(
 
 def _blobs(
     raw: U8, geo: Geometry, state: MotionState, small_targets: bool
-) -> tuple[U8, list[bl.Blob], tuple[bl.Track, ...]]:
-    """Bodies, and the thin targets that have travelled (or continue a body), found in
-    the rectangle around the changed pixels only (3 px of margin: the same blobs as on
-    the whole grid, for a fraction of the work)."""
+) -> tuple[Mask, int, list[bl.Blob], tuple[bl.Track, ...]]:
+    """The moving pixels (and how many), bodies and the thin targets that have travelled
+    (or continue a body), found in the rectangle around the changed pixels only (3 px of
+    margin: the same blobs as on the whole grid, for a fraction of the work)."""
     x, y, w, h = cv2.boundingRect(raw)
     height, width = raw.shape
     x0, y0 = max(0, x - 3), max(0, y - 3)
@@ -435,19 +437,20 @@ def _blobs(
             start = bl.least(geo.min_area_px, following=False)
             tracks, moving = bl.follow(state.tracks, small, (*found, *state.bodies), start)
             if moving:
-                part = cv2.bitwise_or(part, thin.mask(moving))
+                thin.draw(moving, part)
                 found += [small[i] for i in moving]
-    mask = np.zeros(raw.shape, np.uint8)
-    mask[y0:y1, x0:x1] = part
-    return mask, found, tracks
+    fg = np.zeros(raw.shape, bool)
+    np.not_equal(part, 0, out=fg[y0:y1, x0:x1])
+    # the blobs are apart (a thin blob is 2 px or more from the bodies): their areas add up
+    return fg, sum(blob[4] for blob in found), found, tracks
 
 
 def _quiet(
-    geo: Geometry, state: MotionState, params: MotionParams, small: U8, excess: U8
+    geo: Geometry, state: MotionState, params: MotionParams, small: U8
 ) -> tuple[MotionState, MotionResult]:
     """Nothing changed and nothing is followed: learn only every ``QUIET_LEARN_EVERY``
     frames, at the rate those frames together would have had."""
-    assert state.background is not None and state.noise is not None
+    assert state.background is not None and state.noise is not None and state.bands is not None
     owed = state.idle + 1
     learnt = state.learnt + 1
     if owed < QUIET_LEARN_EVERY:
@@ -458,8 +461,7 @@ def _quiet(
             learnt,
             0,
             0.0,
-            state.low,
-            state.high,
+            state.bands,
             state.limit,
             owed,
             quiet=state.quiet + 1,
@@ -467,8 +469,8 @@ def _quiet(
         return new, MotionResult(False, False, 0.0)
     rate = 1 - (1 - params.learn_rate) ** owed
     noise_rate = 1 - (1 - NOISE_RATE) ** owed
-    bg, noise, low, high, limit = _learnt(
-        geo, state.background, state.noise, params, small, excess, rate, noise_rate, None
+    bg, noise, bands, limit = _learnt(
+        geo, state.background, state.noise, params, small, state.bands, rate, noise_rate, None
     )
-    new = MotionState(geo, bg, noise, learnt, 0, 0.0, low, high, limit, quiet=state.quiet + 1)
+    new = MotionState(geo, bg, noise, learnt, 0, 0.0, bands, limit, quiet=state.quiet + 1)
     return new, MotionResult(False, False, 0.0)
