@@ -74,7 +74,11 @@ def _at_least(stats: MatLike, smallest: int) -> tuple[list[int], list[Blob]]:
 
 
 def _keep(labels: U8, count: int, ids: list[int]) -> U8:
-    """The mask (0/255) of the chosen labels; a table lookup when labels fit 8 bits."""
+    """The mask (0/255) of the chosen labels: one comparison for one label, else a table
+    lookup when labels fit 8 bits."""
+    if len(ids) == 1:  # OpenCV takes the number as a scalar; its stubs want an array
+        one: U8 = cv2.compare(labels, ids[0], cv2.CMP_EQ)  # type: ignore[call-overload]
+        return one
     if count <= 256:
         table = np.zeros(256, np.uint8)
         table[ids] = 255
@@ -101,10 +105,10 @@ class Thin(NamedTuple):
     def draw(self, chosen: list[int], mask: U8) -> None:
         """Add the chosen blobs (indexes into ``blobs``) to ``mask`` (0/255, in place)."""
         assert self.labels is not None
-        x0 = min(self.blobs[i][0] for i in chosen)
-        y0 = min(self.blobs[i][1] for i in chosen)
-        x1 = max(self.blobs[i][0] + self.blobs[i][2] for i in chosen)
-        y1 = max(self.blobs[i][1] + self.blobs[i][3] for i in chosen)
+        x0, y0, x1, y1 = self.labels.shape[1], self.labels.shape[0], 0, 0
+        for i in chosen:
+            x, y, w, h, _ = self.blobs[i]
+            x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + w), max(y1, y + h)
         drawn = _keep(self.labels[y0:y1, x0:x1], self.labelled, [self.ids[i] for i in chosen])
         cv2.bitwise_or(mask[y0:y1, x0:x1], drawn, dst=mask[y0:y1, x0:x1])
 
@@ -125,7 +129,7 @@ def thin(raw: U8, body_mask: U8, has_bodies: bool, smallest: int) -> Thin:
     return Thin(blobs, labels, count, tuple(ids))
 
 
-def _near(blob: Blob, boxes: tuple[Blob, ...], margin: int = 2) -> bool:
+def near(blob: Blob, boxes: tuple[Blob, ...], margin: int = 2) -> bool:
     """``blob`` touches one of ``boxes``, or comes within ``margin`` of it."""
     x, y, w, h, _ = blob
     left, top, right, bottom = x - margin, y - margin, x + w + margin, y + h + margin
@@ -156,7 +160,8 @@ def follow(
     """Match this frame's thin blobs to the tracks: (new tracks, indexes of the blobs that
     are moving targets). A blob where a body was (this frame or the last) continues it;
     a blob under ``start_px`` may continue a track, never start one."""
-    order = sorted(range(len(blobs)), key=lambda i: -blobs[i][4])[:MAX_TRACKS]
+    areas = [blob[4] for blob in blobs]  # the largest first, ties in their order
+    order = sorted(range(len(blobs)), key=areas.__getitem__, reverse=True)[:MAX_TRACKS]
     free = list(tracks)
     out: list[Track] = []
     moving: list[int] = []
@@ -165,12 +170,12 @@ def follow(
         x, y, w, h, area = blob
         cx, cy, size = x + w / 2, y + h / 2, float(w if w > h else h)
         best = _closest(free, cx, cy, size) if free else -1
-        body = _near(blob, bodies)
+        body = near(blob, bodies)
         if best < 0:  # a new blob where a moving target is (a body, a part of one) joins it
-            near = body or any(t.moving and _reach(t, cx, cy, size, 1.0) for t in tracks)
-            if area < start_px and not near:
+            joins = body or any(t.moving and _reach(t, cx, cy, size, 1.0) for t in tracks)
+            if area < start_px and not joins:
                 continue
-            track = Track(cx, cy, cx, cy, size, 1, 0, near, 0, blob)
+            track = Track(cx, cy, cx, cy, size, 1, 0, joins, 0, blob)
         else:
             track = _moved(free.pop(best), blob, body)
         out.append(track)

@@ -14,7 +14,9 @@ On a small grey copy of each frame (its own downscale to ``work_width``, by
 3. **Noise.** Each pixel's threshold grows with its own running flicker
    (leaves, water, sensor noise at night).
 4. **Blobs** (``edge.motion.blobs``): bodies of at least ``min_area``, and
-   thin targets followed from frame to frame until they have travelled.
+   thin targets followed from frame to frame until they have travelled (on
+   one frame in ``THIN_EVERY`` while the only moving targets are bodies and
+   their parts).
 5. **Start-up and scene changes.** While the background is learnt (the
    first ``calibration_frames``, and again after the IR day/night switch:
    a change over ``scene_change_share`` of the picture, or over a quarter of that
@@ -60,13 +62,15 @@ FIT_SHARE = 0.01  # changed share of the picture above which lighting may be fit
 FIT_SPREAD = 0.25  # ... if the change is spread over this share of the tiles;
 FIT_MIN_GAIN = 0.01  # a fit closer to no change than this (gain, grey levels) is not used
 FIT_MIN_OFFSET = 0.5
-FIT_EVERY = 4  # a fit serves this many frames, unless the changed share jumps
+FIT_EVERY = 8  # a fit serves this many frames, unless the changed share jumps
 TILES = (8, 6)
 QUIET_LEARN_EVERY = 4
 ACTIVE_LEARN_EVERY = 4
 QUIET_SKIP_AFTER = 2  # after this many quiet frames in a row, frames are probed first:
 PROBE = 4  # one working pixel in 4x4 is looked at, and the frame skipped if none changed
 NOISE_RATE = 0.02
+THIN_EVERY = 2  # thin targets looked for on 1 frame in 2 while only bodies move (_thin_due)
+NEAR_BODY_PX = 4  # a moving target this close to a body is taken for a part of it
 
 
 class Bands(NamedTuple):
@@ -246,9 +250,10 @@ def _bands(expected: U8, limit: U8) -> Bands:
     return Bands(low, high, cv2.subtract(low, limit), cv2.add(high, limit))
 
 
-def _changed(small: U8, bands: Bands) -> U8:
-    """The changed pixels (0/255): outside [floor, ceiling]."""
-    return cv2.bitwise_not(cv2.inRange(small, bands.floor, bands.ceiling))
+def _changed(small: U8, bands: Bands) -> tuple[U8, U8]:
+    """The changed pixels (0/255, outside [floor, ceiling]) and the others."""
+    inside = cv2.inRange(small, bands.floor, bands.ceiling)
+    return cv2.bitwise_not(inside), inside
 
 
 def _excess(small: U8, bands: Bands) -> U8:
@@ -265,24 +270,26 @@ def _learnt(
     compared: Bands,
     rate: float,
     noise_rate: float,
-    raw: U8 | None,
+    split: tuple[U8, U8] | None,
 ) -> tuple[Floats, Floats, Bands, U8]:
     """Background and noise after this frame (new arrays), their bands and limit.
-    Changed pixels (``raw``) are learnt ten times slower, so a body does not melt in;
+    Changed pixels (``split``: changed, unchanged) are learnt ten times slower, so a body
+    does not melt in;
     the flicker is learnt from how far each pixel was outside the bands it was
     ``compared`` with."""
     bg = background.copy()
-    if raw is None:
+    if split is None:
         cv2.accumulateWeighted(small, bg, rate)
     else:
-        cv2.accumulateWeighted(small, bg, rate, mask=cv2.bitwise_not(raw))
-        cv2.accumulateWeighted(small, bg, rate / 10, mask=raw)
+        cv2.accumulateWeighted(small, bg, rate, mask=split[1])
+        cv2.accumulateWeighted(small, bg, rate / 10, mask=split[0])
     flicker = noise.copy()
     excess = _excess(small, compared)
     capped = cv2.threshold(excess, min(255, 2 * params.grey_threshold), 255, cv2.THRESH_TRUNC)[1]
     cv2.accumulateWeighted(capped, flicker, noise_rate)
     limit = cv2.convertScaleAbs(flicker, alpha=params.noise_gain, beta=params.grey_threshold)
-    limit = cv2.bitwise_or(limit, geo.blind)
+    if geo.watched_px < geo.size[0] * geo.size[1]:  # masks: their pixels never change
+        limit = cv2.bitwise_or(limit, geo.blind)
     return bg, flicker, _bands(cv2.convertScaleAbs(bg), limit), limit
 
 
@@ -314,7 +321,7 @@ def detect(
     if bg is None or noise is None or bands is None or limit is None or state.geometry is not geo:
         return _relearn(geo, small, scene_change=False)
 
-    raw = _changed(small, bands)
+    raw, inside = _changed(small, bands)
     changed_px = cv2.countNonZero(raw)
     calibrating = state.learnt + 1 <= params.calibration_frames
     if changed_px == 0 and not calibrating and not state.streak and not state.tracks:
@@ -332,7 +339,7 @@ def detect(
             if lit is None:
                 lit = _bands(cv2.convertScaleAbs(bg, alpha=gain, beta=offset), limit)
             compared = lit
-            raw = _changed(small, lit)
+            raw, inside = _changed(small, lit)
             changed_px = cv2.countNonZero(raw)
     changed = changed_px / geo.watched_px
     if (
@@ -353,7 +360,7 @@ def detect(
         new_bg, new_noise = bg, noise
     else:
         new_bg, new_noise, bands, limit = _learnt(
-            geo, bg, noise, params, small, compared, rate, noise_rate, raw
+            geo, bg, noise, params, small, compared, rate, noise_rate, (raw, inside)
         )
         lit = None  # a new background: its lit bands are made again when needed
     if calibrating:
@@ -373,14 +380,15 @@ def detect(
         )
         return state, MotionResult(False, True, 0.0, gain=gain, offset=offset)
 
-    fg, moving_px, found, tracks = _blobs(raw, geo, state, params.small_targets)
-    bodies = [b for b in found if b[4] >= geo.min_area_px]
+    fg, found, tracks = _blobs(raw, geo, state, params.small_targets)
+    bodies = [b for b in found if b[4] >= geo.min_area_px]  # a thin target may be as big
     streak = state.streak + 1 if found else 0
-    score = moving_px / geo.watched_px
+    # the blobs are apart (a thin blob is 2 px or more from the bodies): their areas add up
+    score = sum(blob[4] for blob in found) / geo.watched_px
     sx, sy = width / geo.size[0], height / geo.size[1]
     boxes = tuple(
         [
-            (int(x * sx), int(y * sy), max(1, round(w * sx)), max(1, round(h * sy)))
+            (int(x * sx), int(y * sy), round(w * sx) or 1, round(h * sy) or 1)
             for x, y, w, h, _ in found
         ]
     )
@@ -417,32 +425,47 @@ def detect(
 
 def _blobs(
     raw: U8, geo: Geometry, state: MotionState, small_targets: bool
-) -> tuple[Mask, int, list[bl.Blob], tuple[bl.Track, ...]]:
-    """The moving pixels (and how many), bodies and the thin targets that have travelled
-    (or continue a body), found in the rectangle around the changed pixels only (3 px of
-    margin: the same blobs as on the whole grid, for a fraction of the work)."""
+) -> tuple[Mask, list[bl.Blob], tuple[bl.Track, ...]]:
+    """The moving pixels, the moving blobs (bodies and thin targets that have travelled or
+    continue a body) and the tracks, found in the rectangle around the
+    changed pixels only (3 px of margin: the same blobs as on the whole grid, for a
+    fraction of the work)."""
     x, y, w, h = cv2.boundingRect(raw)
     height, width = raw.shape
     x0, y0 = max(0, x - 3), max(0, y - 3)
     x1, y1 = min(width, x + w + 3), min(height, y + h + 3)
     crop = raw[y0:y1, x0:x1]
     part, found = bl.bodies(crop, geo.min_area_px)
-    found = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
-    tracks: tuple[bl.Track, ...] = ()
-    if small_targets:
-        following = any(t.moving for t in state.tracks)
-        thin = bl.thin(crop, part, bool(found), bl.least(geo.min_area_px, following))
-        if thin.blobs or state.tracks:
+    bodies = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in found]
+    found = list(bodies)
+    tracks = state.tracks
+    if small_targets and _thin_due(state, bodies):
+        following = any(t.moving for t in tracks)
+        thin = bl.thin(crop, part, bool(bodies), bl.least(geo.min_area_px, following))
+        if thin.blobs or tracks:
             small = [(bx + x0, by + y0, bw, bh, a) for bx, by, bw, bh, a in thin.blobs]
             start = bl.least(geo.min_area_px, following=False)
-            tracks, moving = bl.follow(state.tracks, small, (*found, *state.bodies), start)
+            tracks, moving = bl.follow(tracks, small, (*bodies, *state.bodies), start)
             if moving:
                 thin.draw(moving, part)
                 found += [small[i] for i in moving]
+    elif not small_targets:
+        tracks = ()
     fg = np.zeros(raw.shape, bool)
     np.not_equal(part, 0, out=fg[y0:y1, x0:x1])
-    # the blobs are apart (a thin blob is 2 px or more from the bodies): their areas add up
-    return fg, sum(blob[4] for blob in found), found, tracks
+    return fg, found, tracks
+
+
+def _thin_due(state: MotionState, bodies: list[bl.Blob]) -> bool:
+    """Thin targets are looked for on every frame, but on one in ``THIN_EVERY`` while
+    bodies are in view and every moving target is near one of them: the bits of a car
+    that the opening cuts off add little to the car, and cost as much as the car. A far
+    walker away from the bodies is followed on every frame, and one setting off is
+    picked up at most a frame later."""
+    if not bodies or state.learnt % THIN_EVERY == 0:
+        return True
+    boxes = tuple(bodies)
+    return any(t.moving and not bl.near(t.blob, boxes, NEAR_BODY_PX) for t in state.tracks)
 
 
 def _quiet(

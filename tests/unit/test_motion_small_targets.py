@@ -129,3 +129,29 @@ def test_the_walker_is_kept_by_following_it_not_by_a_lower_bar() -> None:
     results = run(frames, params)[40:]
     seen = sum(_on_target(r, left) for r, left in zip(results, lefts, strict=True))
     assert seen < len(lefts) // 2
+
+
+def _car(frame: np.ndarray, left: int) -> np.ndarray:
+    """A dark car (40x20 px) driving along the top of the yard, far from the walker."""
+    out = frame.copy()
+    out[40:60, max(0, left) : max(0, left + 40)] = 25
+    return out
+
+
+def test_a_far_walker_is_followed_on_every_frame_while_a_car_drives_by() -> None:
+    """Thin targets are looked for on one frame in two while only bodies and their parts
+    move: a walker away from the car must not lose half its frames to that."""
+    frames, lefts = walk()
+    frames = frames[:40] + [_car(f, 2 * k - 40) for k, f in enumerate(frames[40:])]
+    results = run(frames, MotionParams(zones=(PATH,)))
+    walking = results[40:]
+    car_seen = sum(
+        r.motion and any(y < 60 and y + h > 40 for _, y, _, h in r.boxes) for r in walking
+    )
+    assert car_seen > len(walking) // 2
+    seen = [_on_target(r, left) for r, left in zip(walking, lefts, strict=True)]
+    first = seen.index(True)
+    gaps = "".join("#" if s else "." for s in seen[first:])
+    print(f"first seen after {first} frames; then {gaps.count('#')}/{len(gaps)}: {gaps}")
+    assert first <= 2 * FPS
+    assert gaps.count(".") <= len(gaps) // 50 and ".." not in gaps
