@@ -146,9 +146,13 @@ class Dc09Route:
         self.status.nulls += 1
 
     async def _resume(self) -> None:
-        """Continue the stored numbering; send again the message left waiting, if any."""
+        """Continue the stored numbering; send again the message left waiting, if any.
+
+        Every other lease a run before this one took is void: it may have been killed
+        between leasing an event and writing its message, and that event is due now."""
         seq, event_id, frame = await self.view.dc09_state()
         self.link.resume(seq)
+        await self.view.reset_leases()
         if event_id is None or frame is None:
             return
         try:

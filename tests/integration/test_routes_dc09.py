@@ -8,6 +8,7 @@ takes every event at once.
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,26 @@ async def test_a_dc09_route_over_udp(tmp_path: Path) -> None:
             await until(lambda: box.outbox.depth == 0, "acknowledged over UDP")
     finally:
         await client.async_stop()
+
+
+async def test_an_event_leased_by_a_run_killed_before_it_wrote_the_message_goes_at_restart(
+    receiver: HoldingReceiver, tmp_path: Path
+) -> None:
+    """A kill between leasing an event on the DC-09 route and storing its message left a
+    lease of an hour on it: the next run takes it at once."""
+    cfg = parse(route_config(receiver.port), "dc09-route.toml")
+    state = tmp_path / "box"
+    receiver.hold = True  # the fire waits for an answer when the box stops
+    async with RunningBox(cfg, state) as box:
+        box.inputs.simulate("in3", True)
+        await until(lambda: messages(receiver, "FA"), "the fire heard")
+    with sqlite3.connect(state / "outbox.sqlite") as db:  # as if killed before the write
+        leased = db.execute(
+            "SELECT next_send_ms - first_sent_ms FROM route_sends WHERE route = 2"
+        ).fetchall()
+        assert leased and min(n for (n,) in leased) > 60_000, leased
+        db.execute("UPDATE dc09_sender SET event_id = NULL, frame = NULL")
+    receiver.hold = False
+    async with RunningBox(cfg, state) as box:
+        await until(lambda: [e for e in receiver.events if e.code == "FA"], "the fire acked")
+        await until(lambda: box.outbox.depth == 0, "the outbox emptied")

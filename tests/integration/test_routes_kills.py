@@ -127,7 +127,19 @@ async def test_box_killed_at_random_moments_with_two_routes(
             and len(dc09_messages(receiver)) == seq
         )
 
-    await until(drained, 120, "both routes to drain")
+    try:
+        await until(drained, 120, "both routes to drain")
+    except pytest.fail.Exception:
+        pending = query(
+            state / "outbox.sqlite",
+            "SELECT event_id, route, attempts, next_send_ms, acked "
+            "FROM route_sends WHERE acked = 0",
+        )
+        pytest.fail(
+            f"not drained in 120 s: {committed(state)} committed, station "
+            f"{station_count(station_db)}, DC-09 receiver {len(dc09_messages(receiver))}; "
+            f"unacknowledged route sends {pending}"
+        )
     final.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(final.wait, 15) == 0
 
