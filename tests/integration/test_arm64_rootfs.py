@@ -47,8 +47,9 @@ UNITS = (
     "test_video_*.py",
     "test_protocol*.py",
 )
-# Known to fail here, each with its reason: they still run, each failure is reported as
-# a warning (and one that passes again, to be taken off this list); any other failure
+# Known to fail here, each with its reason: they still run, and each one's result is
+# reported as a warning (one paced by the wall clock may pass on a quiet machine and fail
+# on a busy one; one that keeps passing is to be taken off this list); any other failure
 # fails the step.
 KNOWN = {
     "tests/unit/test_video_audio.py::test_a_microphone_is_heard_in_the_clip": (
@@ -157,7 +158,7 @@ def test_unit_tests_of_zones_outbox_motion_video_protocol_pass_on_arm64(root: Pa
         if node in failed:
             warnings.warn(f"arm64: {node} fails (known: {why})", stacklevel=1)
         elif any(node.startswith(f"{m}::") for m in modules):
-            warnings.warn(f"arm64: {node} passes now: take it off KNOWN", stacklevel=1)
+            warnings.warn(f"arm64: {node} passed this time (known: {why})", stacklevel=1)
     # Skipped only: what root cannot test (directory permissions), and the third-party
     # footage when shared/data/video is absent.
     allowed = ("root ignores directory permissions", "footage not present", "not present in")
