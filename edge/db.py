@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from edge.errors import DiskFull, StorageError
 
 log = logging.getLogger(__name__)
 CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+BUSY_TIMEOUT_MS = 5000  # how long a transaction waits for another writer
 
 
 def storage_error(message: str, exc: sqlite3.Error) -> StorageError:
@@ -24,20 +27,35 @@ def storage_error(message: str, exc: sqlite3.Error) -> StorageError:
     return (DiskFull if full else StorageError)(message)
 
 
-def open_db(path: Path, schema: str, what: str) -> sqlite3.Connection:
-    """Open (creating) ``path`` in WAL mode with ``synchronous=FULL`` and apply ``schema``."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def open_db(path: Path, schema: str, what: str, busy_s: float = 10.0) -> sqlite3.Connection:
+    """Open (creating) ``path`` in WAL mode with ``synchronous=FULL`` and apply ``schema``.
+
+    Two processes opening a new file at once (two station receivers) may find it busy
+    where SQLite calls no busy handler (switching to WAL): tried again for ``busy_s``."""
+    deadline = time.monotonic() + busy_s
+    while True:
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(schema)
-        except sqlite3.Error:
-            db.close()
-            raise
-    except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"cannot open {what} {path}: {exc}") from exc
+            return _open(path, schema, max(0.05, deadline - time.monotonic()))
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in BUSY_CODES
+            if not busy or time.monotonic() >= deadline:
+                raise StorageError(f"cannot open {what} {path}: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open {what} {path}: {exc}") from exc
+        time.sleep(0.02)
+
+
+def _open(path: Path, schema: str, busy_s: float) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_s)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(schema)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # sqlite3's default, after this
+    except sqlite3.Error:
+        db.close()
+        raise
     return db
 
 
