@@ -25,7 +25,7 @@ from edge.codes import ZoneType
 from edge.config import parse
 from edge.config.schema import ZoneConfig
 from edge.inputs.zones import PanelState, step
-from edge.model import ZoneChanged
+from edge.model import EventsQueued, ZoneChanged
 from tests.integration.test_end_to_end import without_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,11 @@ async def _box(folder: Path) -> AsyncIterator[app.Box]:
 async def _edge_to_commit(folder: Path, n: int) -> list[float]:
     async with _box(folder) as box:
         stored = asyncio.Event()
-        box.outbox.on_stored = stored.set
+        def queued(fact: object) -> None:
+            if isinstance(fact, EventsQueued):
+                stored.set()
+
+        box.outbox.observers.append(queued)  # told on the loop, right after the commit
         samples = []
         for i in range(n):
             stored.clear()
