@@ -52,24 +52,35 @@ def bodies(raw: U8, min_area_px: int) -> tuple[U8, list[Blob]]:
     """Opened then closed mask (0/255, a new array) and its blobs of at least ``min_area_px``."""
     # opening then closing, 3x3: erode, dilate twice (= once 5x5), erode
     clean = cv2.erode(cv2.dilate(cv2.erode(raw, KERNEL), FRINGE), KERNEL)
-    if cv2.countNonZero(clean) == 0:
+    x, y, w, h = cv2.boundingRect(clean)
+    if w == 0:
         return clean, []
+    # Labelled in the rectangle around the opened pixels only, for about half the work
+    # (speckles widen the changed pixels' rectangle). It starts on an even row and column:
+    # OpenCV labels 2x2 blocks, so the components come in the same order as on the whole.
     # 16-bit labels: blobs survive a 3x3 opening, so fewer than 65,536 of them fit any grid
     # up to 640 px wide, and this is three times faster than the default here.
+    x, y = x & ~1, y & ~1
+    box = clean[y : y + h + 1, x : x + w + 1]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        clean, connectivity=8, ltype=cv2.CV_16U
+        box, connectivity=8, ltype=cv2.CV_16U
     )
-    ids, blobs = _at_least(stats, min_area_px)
-    if len(blobs) == count - 1:
-        return clean, blobs
-    return _keep(labels, count, ids), blobs
+    ids, blobs = _at_least(stats, min_area_px, x, y)
+    if len(blobs) < count - 1:
+        box[...] = _keep(labels, count, ids)
+    return clean, blobs
 
 
-def _at_least(stats: MatLike, smallest: int) -> tuple[list[int], list[Blob]]:
-    """Labels and boxes of the components of at least ``smallest`` pixels (the background,
-    label 0, left out). Plain lists: a frame has a handful, where numpy's calls cost more."""
+def _at_least(
+    stats: MatLike, smallest: int, x0: int = 0, y0: int = 0
+) -> tuple[list[int], list[Blob]]:
+    """Labels and boxes (moved by ``x0``, ``y0``) of the components of at least ``smallest``
+    pixels (the background, label 0, left out). Plain lists: a frame has a handful, where
+    numpy's calls cost more."""
     rows = stats.tolist()
     ids = [i for i in range(1, len(rows)) if rows[i][4] >= smallest]
+    if x0 or y0:
+        return ids, [(r[0] + x0, r[1] + y0, r[2], r[3], r[4]) for r in (rows[i] for i in ids)]
     return ids, [tuple(rows[i]) for i in ids]
 
 
