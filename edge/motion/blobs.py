@@ -17,6 +17,7 @@ Two views of the same changed pixels on the working grid:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import cv2
@@ -140,7 +141,7 @@ def thin(raw: U8, body_mask: U8, has_bodies: bool, smallest: int) -> Thin:
     return Thin(blobs, labels, count, tuple(ids))
 
 
-def near(blob: Blob, boxes: tuple[Blob, ...], margin: int = 2) -> bool:
+def near(blob: Blob, boxes: Sequence[Blob], margin: int = 2) -> bool:
     """``blob`` touches one of ``boxes``, or comes within ``margin`` of it."""
     x, y, w, h, _ = blob
     left, top, right, bottom = x - margin, y - margin, x + w + margin, y + h + margin
@@ -158,21 +159,22 @@ def _closest(free: list[Track], cx: float, cy: float, size: float) -> int:
         dx, dy = t[0] - cx, t[1] - cy
         d2 = dx * dx + dy * dy
         reach = 0.75 * (t[4] if t[4] > size else size)
-        if reach < 4.0:
-            reach = 4.0
-        if d2 <= reach * reach and (best < 0 or d2 < best_d):
+        if d2 <= (reach * reach if reach > 4.0 else 16.0) and (best < 0 or d2 < best_d):
             best, best_d = j, d2
     return best
 
 
 def follow(
-    tracks: tuple[Track, ...], blobs: list[Blob], bodies: tuple[Blob, ...], start_px: int
+    tracks: tuple[Track, ...], blobs: list[Blob], bodies: Sequence[Blob], start_px: int
 ) -> tuple[tuple[Track, ...], list[int]]:
     """Match this frame's thin blobs to the tracks: (new tracks, indexes of the blobs that
     are moving targets). A blob where a body was (this frame or the last) continues it;
     a blob under ``start_px`` may continue a track, never start one."""
-    areas = [blob[4] for blob in blobs]  # the largest first, ties in their order
-    order = sorted(range(len(blobs)), key=areas.__getitem__, reverse=True)[:MAX_TRACKS]
+    if len(blobs) > 1:  # the largest first, ties in their order
+        areas = [blob[4] for blob in blobs]
+        order = sorted(range(len(blobs)), key=areas.__getitem__, reverse=True)[:MAX_TRACKS]
+    else:
+        order = list(range(len(blobs)))
     free = list(tracks)
     out: list[Track] = []
     moving: list[int] = []
@@ -182,18 +184,18 @@ def follow(
         cx, cy, size = x + w / 2, y + h / 2, float(w if w > h else h)
         best = _closest(free, cx, cy, size) if free else -1
         body = near(blob, bodies)
-        if best < 0:  # a new blob where a moving target is (a body, a part of one) joins it
-            joins = body or any(t.moving and _reach(t, cx, cy, size, 1.0) for t in tracks)
+        if best >= 0:
+            track = _moved(free.pop(best), cx, cy, size, blob, body)
+        else:  # a new blob where a moving target is (a body, a part of one) joins it
+            joins = body or any(t[7] and _reach(t, cx, cy, size, 1.0) for t in tracks)
             if area < start_px and not joins:
                 continue
             track = Track(cx, cy, cx, cy, size, 1, 0, joins, 0, blob)
-        else:
-            track = _moved(free.pop(best), blob, body)
         out.append(track)
-        if track.moving:
+        if track[7]:
             moving.append(i)
     for t in free:
-        if t.misses < MAX_MISSES:
+        if t[6] < MAX_MISSES:
             tx, ty, x0, y0, tsize, hits, misses, moved, age, last = t
             out.append(Track(tx, ty, x0, y0, tsize, hits, misses + 1, moved, age + 1, last))
     return tuple(out), moving
@@ -206,10 +208,8 @@ def _reach(t: Track, cx: float, cy: float, size: float, sizes: float = 0.75) -> 
     return (t.x - cx) ** 2 + (t.y - cy) ** 2 <= reach * reach
 
 
-def _moved(t: Track, blob: Blob, body: bool) -> Track:
-    """Track ``t`` seen again as ``blob``."""
-    x, y, w, h, _ = blob
-    cx, cy, size = x + w / 2, y + h / 2, float(w if w > h else h)
+def _moved(t: Track, cx: float, cy: float, size: float, blob: Blob, body: bool) -> Track:
+    """Track ``t`` seen again as ``blob`` (centre ``cx``, ``cy``, larger side ``size``)."""
     _, _, x0, y0, _, hits, _, moved, age, _ = t
     dx, dy = cx - x0, cy - y0
     if dx * dx + dy * dy >= TRAVEL_PX * TRAVEL_PX:  # travelled
