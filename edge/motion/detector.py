@@ -392,7 +392,9 @@ def detect(
             for x, y, w, h, _ in found
         ]
     )
-    zones = tuple(name for name, zone in geo.zones if found and bool((zone & fg).any()))
+    zones: tuple[str, ...] = ()
+    if geo.zones and found:
+        zones = tuple(name for name, zone in geo.zones if bool((zone & fg).any()))
     result = MotionResult(
         motion=streak >= params.min_frames,
         calibrating=False,
@@ -452,7 +454,7 @@ def _blobs(
     elif not small_targets:
         tracks = ()
     fg = np.zeros(raw.shape, bool)
-    np.not_equal(part, 0, out=fg[y0:y1, x0:x1])
+    fg[y0:y1, x0:x1] = part  # 255: True
     return fg, found, tracks
 
 
@@ -464,8 +466,7 @@ def _thin_due(state: MotionState, bodies: list[bl.Blob]) -> bool:
     picked up at most a frame later."""
     if not bodies or state.learnt % THIN_EVERY == 0:
         return True
-    boxes = tuple(bodies)
-    return any(t.moving and not bl.near(t.blob, boxes, NEAR_BODY_PX) for t in state.tracks)
+    return any(t.moving and not bl.near(t.blob, bodies, NEAR_BODY_PX) for t in state.tracks)
 
 
 def _quiet(
