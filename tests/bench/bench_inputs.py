@@ -72,6 +72,7 @@ async def _box(folder: Path) -> AsyncIterator[app.Box]:
 async def _edge_to_commit(folder: Path, n: int) -> list[float]:
     async with _box(folder) as box:
         stored = asyncio.Event()
+
         def queued(fact: object) -> None:
             if isinstance(fact, EventsQueued):
                 stored.set()
