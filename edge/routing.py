@@ -29,7 +29,7 @@ from edge.dc09.link import Dc09Link, Dc09Settings
 from edge.dc09.messages import Format
 from edge.errors import ConfigError
 from edge.model import EventsQueued, OutboxFact
-from edge.mqttio import LinkSettings, Message, MqttLink
+from edge.mqttio import Message, MqttLink
 from edge.outbox.aio import AsyncOutbox
 from edge.outbox.routes import Failover
 from edge.outbox.routeview import Policy, RouteView
@@ -37,7 +37,7 @@ from edge.uplink.dc09route import Dc09Route
 from edge.uplink.forwarder import Forwarder
 from edge.uplink.inbox import dispatch
 from edge.uplink.supervision import Profile, Supervisor
-from edge.wiring import forward_settings
+from edge.wiring import broker_link, forward_settings
 
 log = logging.getLogger(__name__)
 RouteTrouble = Callable[[int, bool, str], Awaitable[object]]  # route number, lost, text
@@ -218,26 +218,15 @@ class Routes:
         depth: Callable[[], int],
         state_message: StateMessage,
     ) -> MqttBackup:
-        up = self.cfg.uplink
-        settings = LinkSettings(
-            host=route.host,
-            port=route.port,
-            client_id=route.client_id or up.client_id or self.cfg.device.id,
-            keepalive_s=up.keepalive_s,
-            username=route.username,
-            password=route.password.get_secret_value() if route.password else None,
-            tls=route.tls,
-            ca_file=route.ca_file,
-            cert_file=route.cert_file,
-            key_file=route.key_file,
-            reconnect_min_s=up.reconnect_min_s,
-            reconnect_max_s=up.reconnect_max_s,
-            session_expiry_s=up.session_expiry_s,
-            max_inflight=up.max_inflight,
-            subscriptions=((topics.ack, 1),),
-            will=state_message("offline", number),
-            bind_interface=route.bind_interface,
-            bind_address=route.bind_address,
+        client_id = route.client_id or self.cfg.uplink.client_id or self.cfg.device.id
+        settings = broker_link(
+            self.cfg,
+            route,
+            client_id,
+            ((topics.ack, 1),),
+            state_message("offline", number),
+            route.bind_interface,
+            route.bind_address,
         )
         link = MqttLink(settings, birth=lambda: state_message("online", number), clock=clock)
         forwarder = Forwarder(link, view, topics, forward_settings(self.cfg), clock)

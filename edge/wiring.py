@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge import protocol
 from edge.config import EdgeConfig
+from edge.config.schema import BrokerSection
 from edge.errors import ConfigError
 from edge.mqttio import LinkSettings, Message
 from edge.uplink.forwarder import ForwardSettings
@@ -49,22 +50,40 @@ def forward_settings(cfg: EdgeConfig) -> ForwardSettings:
 
 
 def link_settings(cfg: EdgeConfig, topics: protocol.Topics, will: Message) -> LinkSettings:
+    """The primary's link: acknowledgements and commands."""
+    up = cfg.uplink
+    subscriptions = ((topics.ack, 1), (topics.cmd, 1))
+    return broker_link(cfg, up, up.client_id or cfg.device.id, subscriptions, will)
+
+
+def broker_link(
+    cfg: EdgeConfig,
+    broker: BrokerSection,
+    client_id: str,
+    subscriptions: tuple[tuple[str, int], ...],
+    will: Message,
+    bind_interface: str | None = None,
+    bind_address: str | None = None,
+) -> LinkSettings:
+    """A link to ``broker`` (the primary's or a backup's), at the primary's pace."""
     up = cfg.uplink
     return LinkSettings(
-        host=up.host,
-        port=up.port,
-        client_id=up.client_id or cfg.device.id,
+        host=broker.host,
+        port=broker.port,
+        client_id=client_id,
         keepalive_s=up.keepalive_s,
-        username=up.username,
-        password=up.password.get_secret_value() if up.password else None,
-        tls=up.tls,
-        ca_file=up.ca_file,
-        cert_file=up.cert_file,
-        key_file=up.key_file,
+        username=broker.username,
+        password=broker.password.get_secret_value() if broker.password else None,
+        tls=broker.tls,
+        ca_file=broker.ca_file,
+        cert_file=broker.cert_file,
+        key_file=broker.key_file,
         reconnect_min_s=up.reconnect_min_s,
         reconnect_max_s=up.reconnect_max_s,
         session_expiry_s=up.session_expiry_s,
         max_inflight=up.max_inflight,
-        subscriptions=((topics.ack, 1), (topics.cmd, 1)),
+        subscriptions=subscriptions,
         will=will,
+        bind_interface=bind_interface,
+        bind_address=bind_address,
     )

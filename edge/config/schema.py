@@ -113,14 +113,32 @@ class StationConfig(Section):
     account: Account = Field(description="Account number at the central station (SIA/Contact ID).")
 
 
-class UplinkConfig(Section):
+class BrokerSection(Section):
+    """An MQTT broker to connect to, and who we are there (the primary's, a backup's)."""
+
     broker: BrokerUrl = Field(description="mqtt://host:port or mqtts://host:port")
-    client_id: Slug | None = Field(default=None, description="Default: the device id.")
+    client_id: Slug | None = None
     username: str | None = None
     password: SecretStr | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.broker).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.broker).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.broker).port or (8883 if self.tls else 1883)
+
+
+class UplinkConfig(BrokerSection):
+    client_id: Slug | None = Field(default=None, description="Default: the device id.")
     topic_prefix: Annotated[str, AfterValidator(_topic_prefix)] = "edge"
     keepalive_s: int = Field(default=30, ge=5, le=600)
     ack_timeout_s: float = Field(default=20.0, ge=1.0, le=600.0)
@@ -140,18 +158,6 @@ class UplinkConfig(Section):
     chunk_bytes: int = Field(
         default=256 * 1024, ge=16 * 1024, le=4 * 1024 * 1024, description="Media chunk size."
     )
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.broker).scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.broker).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.broker).port or (8883 if self.tls else 1883)
 
 
 class SupervisionConfig(Section):
@@ -482,28 +488,10 @@ class RouteBase(Section):
     path_loss_s: int = Field(default=180, ge=10, le=86400)
 
 
-class MqttRouteConfig(RouteBase):
+class MqttRouteConfig(BrokerSection, RouteBase):
     type: Literal["mqtt"]
-    broker: BrokerUrl = Field(description="mqtt://host:port or mqtts://host:port")
     client_id: Slug | None = Field(default=None, description="Default: the primary's.")
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
     heartbeat_s: int = Field(default=60, ge=5, le=3600)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.broker).scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.broker).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.broker).port or (8883 if self.tls else 1883)
 
 
 class Dc09RouteConfig(RouteBase):

@@ -193,7 +193,7 @@ def events_cmd(args: argparse.Namespace) -> int:
     until = None if args.until is None else parse_when(args.until, "--until", now)
     if since is not None and until is not None and since >= until:
         raise ConfigError("--since", ["--since must be before --until"])
-    with _opened(args) as store:
+    with opened(args) as store:
         rows = store.events(args.device, args.limit, kind=args.kind, since_ms=since, until_ms=until)
     for row in rows:
         if args.json:
@@ -208,7 +208,7 @@ def events_cmd(args: argparse.Namespace) -> int:
 
 
 def media_cmd(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened(args) as store:
         rows = store.media(args.event_id, args.device)
     for row in rows:
         if args.json:
@@ -222,7 +222,7 @@ def media_cmd(args: argparse.Namespace) -> int:
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened(args) as store:
         body = store.body(args.event_id)
         if body is None:
             raise EdgeError(f"no event {args.event_id!r} in the store")
@@ -244,7 +244,7 @@ def show_cmd(args: argparse.Namespace) -> int:
 def export_cmd(args: argparse.Namespace) -> int:
     from edge.station import parts
 
-    with _opened(args) as store:
+    with opened(args) as store:
         if store.body(args.event_id) is None:
             raise EdgeError(f"no event {args.event_id!r} in the store")
         files = store.media(args.event_id)
@@ -264,7 +264,7 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 
 def devices_cmd(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened(args) as store:
         rows = store.device_status(ms(time.time()))
     for row in rows:
         if args.json:
@@ -281,7 +281,7 @@ def devices_cmd(args: argparse.Namespace) -> int:
 
 
 def alarms_cmd(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened(args) as store:
         rows = store.station_alarms(args.limit)
     for row in rows:
         at = datetime.fromtimestamp(int(row["at_ms"]) / 1000, UTC).isoformat()
@@ -297,7 +297,7 @@ def page_cmd(args: argparse.Namespace) -> int:
     security = _security(args)
     hours = _workstation(args)
     logs.setup(args.log_level, identifier="edge-station-page")
-    with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
+    with opened(args) as store, contextlib.suppress(KeyboardInterrupt):
         commands = _command_link(args, store)
         asyncio.run(serve(store, args.host, args.port, security, escalate_s=args.escalate_s,
                           commands=commands, shift_hours=hours))  # fmt: skip
@@ -385,7 +385,7 @@ def operator_cmd(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"password for {args.name}: ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    with _opened(args) as store, store.transaction() as db:
+    with opened(args) as store, store.transaction() as db:
         oplog.set_operator(db, args.name, password, args.role)
         found = oplog.account(db, args.name)
     print(f"operator {args.name} set ({found.role if found else args.role})")
@@ -420,7 +420,7 @@ def bridge_cmd(args: argparse.Namespace) -> int:
         key=key,
     )
     clock = SystemClock()
-    with _opened(args) as store, contextlib.suppress(KeyboardInterrupt):
+    with opened(args) as store, contextlib.suppress(KeyboardInterrupt):
         bridge = Dc09Bridge(
             store,
             Dc09Link(settings, clock),
@@ -458,7 +458,7 @@ def _key(path: Path, problems: list[str]) -> bytes | None:
 
 
 @contextlib.contextmanager
-def _opened(args: argparse.Namespace) -> Iterator[StationStore]:
+def opened(args: argparse.Namespace) -> Iterator[StationStore]:
     store = open_store(args)
     try:
         yield store

@@ -159,22 +159,18 @@ def append(
     corrects: int | None = None,
 ) -> None:
     """One more line; the only write there is."""
-    if action not in ACTIONS:
-        raise ValueError(f"no courante action {action!r}")
-    db.execute(
-        _INSERT,
-        (
-            at_ms,
-            operator,
-            incident_id,
-            site_key,
-            device,
-            action,
-            json.dumps(detail or {}, separators=(",", ":")),
-            text,
-            corrects,
-        ),
+    line = row(
+        at_ms,
+        operator,
+        action,
+        incident_id=incident_id,
+        site_key=site_key,
+        device=device,
+        detail=detail,
+        text=text,
+        corrects=corrects,
     )
+    db.execute(_INSERT, line)
 
 
 def _entry(row: Sequence[Any]) -> Entry:

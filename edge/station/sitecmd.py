@@ -16,7 +16,7 @@ import getpass
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -29,15 +29,11 @@ if TYPE_CHECKING:
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-@contextlib.contextmanager
-def opened(args: argparse.Namespace) -> Iterator[StationStore]:
-    from edge.station.cli import open_store
+def opened(args: argparse.Namespace) -> contextlib.AbstractContextManager[StationStore]:
+    """The store the station CLI's options name, closed after use."""
+    from edge.station import cli
 
-    store = open_store(args)
-    try:
-        yield store
-    finally:
-        store.close()
+    return cli.opened(args)
 
 
 def add_parsers(ssub: Sub, make: Callable[[Sub, str, str], argparse.ArgumentParser]) -> None:
