@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+# fixtures every module may use without importing them: the station stores (make_store)
+pytest_plugins = ["tests.postgres"]
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo.toml"
 DEMO_API_TOKEN = "demo-api-token-for-simulated-boxes-only"  # config/demo.toml [web] api_token

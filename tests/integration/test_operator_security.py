@@ -12,9 +12,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,7 +27,7 @@ from edge.station.store import StationStore
 from edge.station.web.gate import Security
 from edge.station.web.server import OperatorPage
 from tests.conftest import free_port
-from tests.postgres import Postgres, postgres  # noqa: F401 (fixture)
+from tests.postgres import MakeStore, postgres  # noqa: F401 (fixture; make_store: a plugin)
 from tests.unit.test_station_store import T0, event_message
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,7 +41,7 @@ PUBLIC = {"/login", "/api/login", "/i18n/i18n.js", "/i18n/fr.json"}  # the page'
 class Station:
     """A store and its operator page; :meth:`restart` starts both again on the same data."""
 
-    make_store: Callable[[], StationStore]
+    make_store: MakeStore
     security: Security
     clock: FakeClock = field(default_factory=lambda: FakeClock(WALL))
     store: StationStore | None = None
@@ -85,17 +84,8 @@ class Station:
         return self.base
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], StationStore]:
-    if request.param == "sqlite":
-        return lambda: StationStore(tmp_path / "station.sqlite")
-    server: Postgres = request.getfixturevalue("postgres")
-    url = server.fresh("operators")
-    return lambda: StationStore(url, tmp_path / "media")
-
-
 @pytest.fixture
-async def station(make_store: Callable[[], StationStore]) -> AsyncIterator[Station]:
+async def station(make_store: MakeStore) -> AsyncIterator[Station]:
     s = Station(make_store, Security(login_max_failures=3, lockout_s=60))
     await s.start()
     with s.tx() as db:
@@ -264,7 +254,7 @@ async def test_a_foreign_origin_is_refused_even_with_the_right_token(
 
 
 async def test_an_origin_given_on_the_command_line_is_allowed(
-    make_store: Callable[[], StationStore],
+    make_store: MakeStore,
 ) -> None:
     proxy = "https://station.example.com"
     s = Station(make_store, Security(origins=(proxy,)))
@@ -320,7 +310,7 @@ async def test_a_busy_session_ends_12_hours_after_its_login(station: Station) ->
         assert (await login(http))[0] == 200
 
 
-async def test_expiry_follows_the_page_s_settings(make_store: Callable[[], StationStore]) -> None:
+async def test_expiry_follows_the_page_s_settings(make_store: MakeStore) -> None:
     s = Station(make_store, Security(session_idle_s=60, session_max_s=600))
     await s.start()
     try:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,27 +16,17 @@ import pytest
 
 from edge.clock import FakeClock
 from edge.codes import Condition
-from edge.station.store import StationStore
 from edge.station.web.exports import shift_bounds
 from edge.station.web.server import OperatorPage
 from tests.conftest import free_port
 from tests.deskkit import PASSWORD, T0, event, file, operators
-from tests.postgres import Postgres, postgres  # noqa: F401 (fixture)
+from tests.postgres import MakeStore, postgres  # noqa: F401 (fixture; make_store: a plugin)
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], StationStore]:
-    if request.param == "sqlite":
-        return lambda: StationStore(tmp_path / "station.sqlite")
-    server: Postgres = request.getfixturevalue("postgres")
-    url = server.fresh("desk_api")
-    return lambda: StationStore(url, tmp_path / "media")
-
-
 @pytest.fixture
-async def page(make_store: Callable[[], StationStore]) -> AsyncIterator[OperatorPage]:
+async def page(make_store: MakeStore) -> AsyncIterator[OperatorPage]:
     store = make_store()
     store.open()
     operators(store)

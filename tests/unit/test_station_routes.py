@@ -13,7 +13,7 @@ from edge.station import inbound
 from edge.station.inbound import StateReceived
 from edge.station.store import StationStore
 from tests.postgres import postgres  # noqa: F401 (fixture)
-from tests.unit.test_station_store import DEVICE, T0, make_store, store  # noqa: F401 (fixtures)
+from tests.unit.test_station_store import DEVICE, T0, store  # noqa: F401 (fixture)
 
 
 def state_of(box_store: StationStore) -> str:

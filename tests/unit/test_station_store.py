@@ -8,7 +8,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -42,7 +42,7 @@ from edge.station.media import Header, MediaKey
 from edge.station.receiver import Receiver, StationSettings
 from edge.station.sql import PgBackend
 from edge.station.store import StationStore
-from tests.postgres import Postgres, postgres  # noqa: F401 (fixture)
+from tests.postgres import MakeStore, Postgres, postgres  # noqa: F401 (fixture; make_store: a plugin)
 
 T0 = 1_795_875_790_000
 DEVICE = "gw-1"
@@ -105,19 +105,6 @@ def unstorable(event_id: str, seq: int = 2) -> EventMessage:
 
 def blob(size: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-MakeStore = Callable[[], StationStore]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
-    """A new store on this test's database each call (a restart): SQLite or PostgreSQL."""
-    if request.param == "sqlite":
-        return lambda: StationStore(tmp_path / "station.sqlite")
-    server: Postgres = request.getfixturevalue("postgres")
-    url = server.fresh("station")
-    return lambda: StationStore(url, tmp_path / "media")
 
 
 @pytest.fixture

@@ -18,18 +18,7 @@ from edge.station.inbound import MediaLostReceived, StateReceived
 from edge.station.incidents import Refused
 from edge.station.store import StationStore
 from tests.deskkit import T0, event, file, operators, video_extra
-from tests.postgres import Postgres, postgres  # noqa: F401 (fixture)
-
-MakeStore = Callable[[], StationStore]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
-    if request.param == "sqlite":
-        return lambda: StationStore(tmp_path / "station.sqlite")
-    server: Postgres = request.getfixturevalue("postgres")
-    url = server.fresh("desk")
-    return lambda: StationStore(url, tmp_path / "media")
+from tests.postgres import MakeStore, postgres  # noqa: F401 (fixture; make_store: a plugin)
 
 
 @pytest.fixture
