@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 # fixtures every module may use without importing them: the station stores (make_store)
-pytest_plugins = ["tests.postgres"]
+pytest_plugins = ["tests.stores"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo.toml"

@@ -14,17 +14,14 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from edge.station.store import StationStore
 from tests.conftest import free_port, wait_for
-
-MakeStore = Callable[[], StationStore]
 
 
 def bin_dir() -> Path | None:
@@ -121,14 +118,3 @@ def postgres() -> Iterator[Postgres]:
     yield server
     server.stop()
     shutil.rmtree(server.data, ignore_errors=True)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
-    """A new station store on this test's database at each call (a restart): SQLite, or
-    PostgreSQL in a database of the test module's own."""
-    if request.param == "sqlite":
-        return lambda: StationStore(tmp_path / "station.sqlite")
-    server: Postgres = request.getfixturevalue("postgres")
-    url = server.fresh(request.module.__name__.rsplit(".", 1)[-1])
-    return lambda: StationStore(url, tmp_path / "media")

@@ -27,7 +27,8 @@ from edge.station.store import StationStore
 from edge.station.web.gate import Security
 from edge.station.web.server import OperatorPage
 from tests.conftest import free_port
-from tests.postgres import MakeStore, postgres  # noqa: F401 (fixture; make_store: a plugin)
+from tests.postgres import postgres  # noqa: F401 (fixture)
+from tests.stores import MakeStore
 from tests.unit.test_station_store import T0, event_message
 
 pytestmark = pytest.mark.timeout(60)

@@ -20,7 +20,8 @@ from edge.station.web.exports import shift_bounds
 from edge.station.web.server import OperatorPage
 from tests.conftest import free_port
 from tests.deskkit import PASSWORD, T0, event, file, operators
-from tests.postgres import MakeStore, postgres  # noqa: F401 (fixture; make_store: a plugin)
+from tests.postgres import postgres  # noqa: F401 (fixture)
+from tests.stores import MakeStore
 
 pytestmark = pytest.mark.timeout(60)
 

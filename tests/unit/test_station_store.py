@@ -42,7 +42,8 @@ from edge.station.media import Header, MediaKey
 from edge.station.receiver import Receiver, StationSettings
 from edge.station.sql import PgBackend
 from edge.station.store import StationStore
-from tests.postgres import MakeStore, Postgres, postgres  # noqa: F401 (fixture; make_store: a plugin)
+from tests.postgres import Postgres, postgres  # noqa: F401 (fixture)
+from tests.stores import MakeStore
 
 T0 = 1_795_875_790_000
 DEVICE = "gw-1"

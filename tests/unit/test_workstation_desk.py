@@ -18,7 +18,8 @@ from edge.station.inbound import MediaLostReceived, StateReceived
 from edge.station.incidents import Refused
 from edge.station.store import StationStore
 from tests.deskkit import T0, event, file, operators, video_extra
-from tests.postgres import MakeStore, postgres  # noqa: F401 (fixture; make_store: a plugin)
+from tests.postgres import postgres  # noqa: F401 (fixture)
+from tests.stores import MakeStore
 
 
 @pytest.fixture
